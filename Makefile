@@ -1,0 +1,49 @@
+# feedback_ner — `make` lists what you can run.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# On CPU machines this takes the local CPU wheel; on a GPU machine use e.g. `make install TORCH_SPEC=torch`.
+TORCH_SPEC ?= torch==2.13.0
+DEMO_DIR ?= demo
+SWEEP_ARGS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint demo bench sweep predict wheels clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the package with its dev extras
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: install ## run the test suite (offline, CPU)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff check
+	$(VENV)/bin/ruff check feedback_ner tests benchmarks
+
+demo: install ## k-fold training, CV table and prediction on the embedded sample corpus
+	$(PY) -m feedback_ner.demo --out $(DEMO_DIR)
+
+bench: install ## speed benchmarks; each prints `name: value` lines and side-by-side ratios
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+sweep: install ## Optuna sweep on the embedded default (SWEEP_ARGS="--n-trials 3 --storage ... --study ...")
+	$(PY) -m feedback_ner.sweep --config configs/demo.yaml --space sweeps/demo.yaml $(SWEEP_ARGS)
+
+predict: install ## predict essays: make predict MODEL="ckpt1 ckpt2" TEXTS=dir OUT=submission.csv
+	$(PY) -m feedback_ner.predict --model $(MODEL) --texts $(TEXTS) --out $(or $(OUT),submission.csv)
+
+wheels: install ## build the folder of wheels the offline Kaggle notebook installs from
+	$(PY) -m feedback_ner.wheels --out wheels
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf $(DEMO_DIR) sweeps_out wheels build dist *.egg-info .pytest_cache

@@ -1,0 +1,48 @@
+"""The ``feedback-ner`` console script: one subcommand per module, each also ``python -m feedback_ner.<name>``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sample": ("feedback_ner.sample", "write a synthetic corpus in the Kaggle layout"),
+    "tiny": ("feedback_ner.tiny", "build a small local model and tokenizer from a corpus"),
+    "prepare": ("feedback_ner.prepare", "validate a Kaggle folder and write word labels + folds (parquet)"),
+    "train": ("feedback_ner.train", "k-fold training with best-epoch saving and a CV table"),
+    "score": ("feedback_ner.score", "score a submission with the competition metric"),
+    "tune": ("feedback_ner.tune", "tune post-processing on out-of-fold word probabilities"),
+    "sweep": ("feedback_ner.sweep", "Optuna hyper-parameter sweep (incl. max_length)"),
+    "predict": ("feedback_ner.predict", "predict essays into a submission.csv"),
+    "ensemble": ("feedback_ner.ensemble", "find ensemble weights on out-of-fold probabilities"),
+    "demo": ("feedback_ner.demo", "the whole job on the embedded sample corpus"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: feedback-ner <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`feedback-ner <command> --help` shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``feedback-ner <command> ...`` to ``feedback_ner.<command>.main``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"feedback-ner: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    sys.argv = [f"feedback-ner {name}", *rest]
+    result = module.main(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
