@@ -1,0 +1,45 @@
+"""Shared fixtures: a small generated corpus in the Kaggle layout and tiny local models built from it.
+
+Everything is made by the package itself, offline; session-scoped so each is built once per test run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ARCHS = ("longformer", "bigbird", "deberta-v2", "bert")
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small sample corpus (80 train essays, 10 test essays), Kaggle layout."""
+    from feedback_ner.sample import write_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    write_corpus(out, n=80, seed=0, n_test=10)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path):
+    """Factory: ``tiny_models(arch)`` builds (once) and returns the folder of a tiny local model."""
+    from feedback_ner.tiny import build_tiny
+
+    root = tmp_path_factory.mktemp("tiny")
+    built: dict[str, Path] = {}
+
+    def get(arch: str) -> Path:
+        if arch not in built:
+            built[arch] = build_tiny(arch, corpus_dir, root / arch, seed=0)
+        return built[arch]
+
+    return get

@@ -1,0 +1,38 @@
+import numpy as np
+
+from feedback_ner.labels import (
+    LABELS,
+    NUM_LABELS,
+    bio_labels,
+    labels_to_spans,
+    offsets_to_word_indices,
+    split_words,
+    to_predictionstring,
+)
+
+
+def test_label_scheme_has_15_labels_o_first():
+    assert NUM_LABELS == 15 and LABELS[0] == "O"
+    assert LABELS[1:3] == ("B-Lead", "I-Lead")
+
+
+def test_split_words_matches_str_split_with_offsets():
+    text = "  Hello,\tworld\r\n\nthis\u00a0is  it \x1c end"
+    words, starts, ends = split_words(text)
+    assert words == text.split()
+    assert [text[s:e] for s, e in zip(starts, ends)] == words
+
+
+def test_competition_rule_off_by_one_on_mid_word_start():
+    text = "one two three four"
+    # a start in the middle of "two" counts "tw" as a word before it, so the span starts at word 2
+    assert offsets_to_word_indices(text, 6, 18) == [2, 3]
+    assert offsets_to_word_indices(text, 4, 13) == [1, 2]
+    assert to_predictionstring([1, 2]) == "1 2"
+
+
+def test_bio_round_trip():
+    spans = [("Lead", [0, 1, 2]), ("Claim", [3, 4]), ("Claim", [5]), ("Evidence", [7, 8])]
+    labels = bio_labels(10, spans)
+    assert labels_to_spans(labels) == spans
+    assert np.count_nonzero(labels == 0) == 2
