@@ -1,0 +1,191 @@
+"""From token probabilities to word probabilities, and from word probabilities to spans.
+
+:class:`WordProbAccumulator` merges the token probabilities of (overlapping) windows into one probability row per
+word, batch by batch, so evaluation never holds all token logits. :func:`decode_spans` is the widely copied
+baseline decoder: per word the argmax label; a span starts at ``B-X`` (or at ``I-X`` after another class) and extends
+over the following ``I-X`` words.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from feedback_ner.labels import B_IDS, CLASSES, NUM_LABELS, O_ID, to_predictionstring
+
+logger = logging.getLogger(__name__)
+
+SUBTOKEN_RULES = ("first", "mean")
+
+# label id -> class index (-1 for O) and label id -> "is a B- label", for vectorised decoding
+LABEL_CLASS: np.ndarray = np.array([-1] + [i for i in range(len(CLASSES)) for _ in (0, 1)], dtype=np.int64)
+LABEL_IS_BEGIN: np.ndarray = np.zeros(NUM_LABELS, dtype=bool)
+LABEL_IS_BEGIN[list(B_IDS.values())] = True
+
+
+class Span(NamedTuple):
+    """A predicted element: words ``start .. end-1`` of an essay, of class ``cls``.
+
+    ``score`` is the mean over the span's words of the word's max probability (1.0 for hand-made spans).
+    """
+
+    cls: str
+    start: int
+    end: int
+    score: float = 1.0
+
+    @property
+    def n_words(self) -> int:
+        return self.end - self.start
+
+    @property
+    def predictionstring(self) -> str:
+        return to_predictionstring(range(self.start, self.end))
+
+
+class WordProbAccumulator:
+    """Merges windows' token probabilities into word probabilities, one batch at a time.
+
+    Within a window a word's probability is its first sub-token's (``subtoken="first"``; the first position where
+    ``word_ids[t] != word_ids[t-1]``) or the mean of its sub-tokens (``"mean"``). Across windows the per-window
+    word probabilities are averaged where windows overlap.
+    """
+
+    def __init__(self, n_words: Sequence[int], num_labels: int = NUM_LABELS, subtoken: str = "first") -> None:
+        if subtoken not in SUBTOKEN_RULES:
+            raise ValueError(f"subtoken={subtoken!r} is not a sub-token rule; use one of {SUBTOKEN_RULES}")
+        n = np.asarray(n_words, dtype=np.int64).reshape(-1)
+        if n.size and n.min() < 0:
+            raise ValueError(f"n_words[{int(np.argmin(n))}] = {int(n.min())}; word counts must be >= 0")
+        self.n_words = n
+        self.num_labels = int(num_labels)
+        self.subtoken = subtoken
+        self.offsets = np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
+        total = int(self.offsets[-1])
+        # float32 sums: the real train set has ~6M words; float64 would double a 375 MB buffer for no useful gain
+        self._sums = np.zeros((total, self.num_labels), dtype=np.float32)
+        self._counts = np.zeros(total, dtype=np.int32)
+        self.n_uncovered = 0
+
+    def add(self, essay_index: np.ndarray, word_ids: np.ndarray, token_probs: np.ndarray) -> None:
+        """Adds a batch: ``essay_index[B]``, ``word_ids[B, T]`` (-1 = no word), ``token_probs[B, T, L]``."""
+        essay_index = np.asarray(essay_index, dtype=np.int64).reshape(-1)
+        word_ids = np.asarray(word_ids, dtype=np.int64)
+        token_probs = np.asarray(token_probs)
+        if word_ids.ndim != 2 or token_probs.ndim != 3 or token_probs.shape[:2] != word_ids.shape:
+            raise ValueError(
+                f"add(): word_ids {word_ids.shape} and token_probs {token_probs.shape} must be [B, T] and [B, T, L]"
+                " with the same B and T"
+            )
+        if token_probs.shape[2] != self.num_labels:
+            raise ValueError(f"add(): token_probs has {token_probs.shape[2]} labels, expected {self.num_labels}")
+        if essay_index.shape[0] != word_ids.shape[0]:
+            raise ValueError(f"add(): essay_index has {essay_index.shape[0]} rows, word_ids has {word_ids.shape[0]}")
+        n_essays = self.n_words.shape[0]
+        bad = (essay_index < 0) | (essay_index >= n_essays)
+        if bad.any():
+            raise ValueError(f"add(): essay_index {int(essay_index[bad][0])} is out of range [0, {n_essays})")
+        valid = word_ids >= 0
+        too_far = valid & (word_ids >= self.n_words[essay_index][:, None])
+        if too_far.any():
+            row = int(np.nonzero(too_far.any(axis=1))[0][0])
+            raise ValueError(
+                f"add(): word id {int(word_ids[too_far][0])} in batch row {row} is past the end of essay "
+                f"{int(essay_index[row])} ({int(self.n_words[essay_index[row]])} words); the windows do not "
+                "match the word table they were built from"
+            )
+        # a word's tokens form a run of equal word ids; -1 before t=0 makes every row start a new run
+        prev = np.concatenate([np.full((word_ids.shape[0], 1), -1, dtype=np.int64), word_ids[:, :-1]], axis=1)
+        run_start = valid & (word_ids != prev)
+        global_word = self.offsets[essay_index][:, None] + word_ids
+        if self.subtoken == "first":
+            words = global_word[run_start]
+            probs = token_probs[run_start].astype(np.float32, copy=False)
+        else:
+            flat_valid = valid.ravel()
+            probs_valid = token_probs.reshape(-1, self.num_labels)[flat_valid].astype(np.float32, copy=False)
+            starts_in_valid = np.nonzero(run_start.ravel()[flat_valid])[0]
+            if starts_in_valid.size == 0:
+                return
+            run_len = np.diff(np.append(starts_in_valid, probs_valid.shape[0]))
+            probs = np.add.reduceat(probs_valid, starts_in_valid, axis=0) / run_len[:, None].astype(np.float32)
+            words = global_word[run_start]
+        if words.size == 0:
+            return
+        # a word can occur in several rows of one batch (overlapping windows), so unbuffered adds
+        np.add.at(self._sums, words, probs)
+        np.add.at(self._counts, words, 1)
+
+    def result(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Word probabilities per essay id (``ids[i]`` is essay row ``i``); ``float32 [n_words, L]``.
+
+        Words that no window covered get probability 1 on ``O``; they are counted in ``n_uncovered`` and logged.
+        """
+        ids = list(ids)
+        if len(ids) != self.n_words.shape[0]:
+            raise ValueError(f"result(): got {len(ids)} ids for {self.n_words.shape[0]} essays")
+        if len(set(ids)) != len(ids):
+            raise ValueError("result(): essay ids are not unique")
+        counts = self._counts
+        out = self._sums / np.maximum(counts, 1)[:, None].astype(np.float32)
+        uncovered = counts == 0
+        self.n_uncovered = int(uncovered.sum())
+        if self.n_uncovered:
+            out[uncovered] = 0.0
+            out[uncovered, O_ID] = 1.0
+            essay_of = np.searchsorted(self.offsets, np.nonzero(uncovered)[0], side="right") - 1
+            logger.warning(
+                "%d words in %d essays were covered by no window (first: essay %r); they get label O. "
+                "Check that every window of every essay was fed to add().",
+                self.n_uncovered,
+                len(np.unique(essay_of)),
+                ids[int(essay_of[0])],
+            )
+        return {essay_id: out[self.offsets[i] : self.offsets[i + 1]] for i, essay_id in enumerate(ids)}
+
+
+def span_bounds(labels: np.ndarray, essay_offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Spans of hard word labels as ``(starts, ends)`` (end exclusive), indices into ``labels``.
+
+    ``labels`` may be several essays concatenated, with ``essay_offsets[E+1]`` their boundaries; spans never
+    cross a boundary. A span starts at ``B-X``, or at ``I-X`` whose previous word is not of class X.
+    """
+    labels = np.asarray(labels)
+    n = labels.shape[0]
+    cls = LABEL_CLASS[labels]
+    prev_cls = np.empty(n, dtype=np.int64)
+    prev_cls[:1] = -1
+    prev_cls[1:] = cls[:-1]
+    essay_first = np.zeros(n, dtype=bool)
+    if essay_offsets is not None:
+        first = np.asarray(essay_offsets, dtype=np.int64)[:-1]
+        essay_first[first[first < n]] = True
+        prev_cls[essay_first] = -1
+    in_span = cls >= 0
+    is_start = in_span & (LABEL_IS_BEGIN[labels] | (prev_cls != cls))
+    starts = np.nonzero(is_start)[0]
+    # a span ends before the next start, O word or essay, whichever comes first
+    breaks = np.append(np.nonzero(is_start | ~in_span | essay_first)[0], n)
+    ends = breaks[np.searchsorted(breaks, starts, side="right")]
+    return starts, ends
+
+
+def decode_spans(word_probs: np.ndarray) -> list[Span]:
+    """Argmax BIO decoding of one essay's word probabilities ``[n_words, 15]`` into spans, in word order."""
+    word_probs = np.asarray(word_probs)
+    if word_probs.ndim != 2 or word_probs.shape[1] != NUM_LABELS:
+        raise ValueError(f"decode_spans(): word_probs must be [n_words, {NUM_LABELS}], got {word_probs.shape}")
+    if word_probs.shape[0] == 0:
+        return []
+    labels = word_probs.argmax(axis=1)
+    maxprob = word_probs.max(axis=1).astype(np.float64)
+    starts, ends = span_bounds(labels)
+    csum = np.concatenate([[0.0], np.cumsum(maxprob)])
+    scores = (csum[ends] - csum[starts]) / (ends - starts)
+    classes = LABEL_CLASS[labels[starts]]
+    return [
+        Span(CLASSES[c], int(s), int(e), float(sc)) for c, s, e, sc in zip(classes, starts, ends, scores, strict=True)
+    ]
