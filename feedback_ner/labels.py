@@ -6,7 +6,6 @@ Words are ``text.split()``; a span is a set of word indices written as a ``predi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -29,16 +28,27 @@ B_IDS: dict[str, int] = {c: LABEL2ID[f"B-{c}"] for c in CLASSES}
 I_IDS: dict[str, int] = {c: LABEL2ID[f"I-{c}"] for c in CLASSES}
 CLASS_OF_LABEL: dict[int, str | None] = {i: (None if i == O_ID else LABELS[i][2:]) for i in range(NUM_LABELS)}
 
-# `\S+` matches exactly the pieces of str.split(): Python's re and str.isspace agree on every code point.
-_WORD = re.compile(r"\S+")
+# Every code point str.isspace() (and so str.split()) treats as whitespace.
+_SPACES = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+
+
+def word_offsets(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Character start and end offsets of the words of ``text.split()`` (vectorised; no word strings built)."""
+    if not text:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    is_word = np.ones(len(codes) + 2, dtype=np.int8)
+    is_word[0] = is_word[-1] = 0
+    is_word[1:-1] = ~np.isin(codes, _SPACES)
+    edges = np.diff(is_word)
+    return np.flatnonzero(edges == 1).astype(np.int64), np.flatnonzero(edges == -1).astype(np.int64)
 
 
 def split_words(text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Words of ``text`` as ``text.split()`` gives them, with their character start and end offsets."""
-    matches = list(_WORD.finditer(text))
-    starts = np.fromiter((m.start() for m in matches), dtype=np.int64, count=len(matches))
-    ends = np.fromiter((m.end() for m in matches), dtype=np.int64, count=len(matches))
-    return [m.group() for m in matches], starts, ends
+    starts, ends = word_offsets(text)
+    return [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())], starts, ends
 
 
 def offsets_to_word_indices(text: str, start: int, end: int) -> list[int]:
@@ -51,6 +61,23 @@ def offsets_to_word_indices(text: str, start: int, end: int) -> list[int]:
     w0 = len(text[:start].split())
     n = len(text[start:end].split())
     return list(range(w0, min(w0 + n, n_words)))
+
+
+def offsets_to_word_ranges(
+    word_starts: np.ndarray, word_ends: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`offsets_to_word_indices` for many spans of one essay: word ranges ``[w0, w1)``.
+
+    Valid for ``0 <= start < end <= len(text)`` (what validation guarantees); ``word_starts``/``word_ends`` are the
+    essay's :func:`word_offsets`. ``w0`` counts the words (or word parts) before ``start``; the count of words in
+    ``text[start:end]`` counts every word that overlaps the span.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    w0 = np.searchsorted(word_starts, starts, side="left")
+    n = np.searchsorted(word_starts, ends, side="left") - np.searchsorted(word_ends, starts, side="right")
+    n = np.where(ends > starts, np.maximum(n, 0), 0)
+    return w0, np.minimum(w0 + n, len(word_starts))
 
 
 def to_predictionstring(indices: Iterable[int]) -> str:
@@ -71,8 +98,9 @@ def bio_labels(n_words: int, spans: Iterable[tuple[str, Sequence[int]]]) -> np.n
     """
     labels = np.zeros(n_words, dtype=np.int64)
     for cls, indices in spans:
-        idx = sorted(int(i) for i in indices if 0 <= int(i) < n_words)
-        if not idx:
+        idx = np.unique(np.asarray(indices, dtype=np.int64))
+        idx = idx[(idx >= 0) & (idx < n_words)]
+        if not len(idx):
             continue
         labels[idx[0]] = B_IDS[cls]
         labels[idx[1:]] = I_IDS[cls]

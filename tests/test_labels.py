@@ -36,3 +36,30 @@ def test_bio_round_trip():
     labels = bio_labels(10, spans)
     assert labels_to_spans(labels) == spans
     assert np.count_nonzero(labels == 0) == 2
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from feedback_ner.labels import offsets_to_word_ranges, word_offsets  # noqa: E402
+
+_TEXT = st.text(alphabet=st.sampled_from(list("ab é\n\r\t\u00a0\u3000\x1c.,")), max_size=60)
+
+
+@given(_TEXT)
+@settings(max_examples=300, deadline=None)
+def test_word_offsets_agree_with_str_split(text):
+    starts, ends = word_offsets(text)
+    assert [text[a:b] for a, b in zip(starts, ends)] == text.split()
+
+
+@given(_TEXT, st.data())
+@settings(max_examples=300, deadline=None)
+def test_vectorised_word_ranges_follow_the_competition_rule(text, data):
+    if not text:
+        return
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start + 1, len(text)))
+    ws, we = word_offsets(text)
+    w0, w1 = offsets_to_word_ranges(ws, we, [start], [end])
+    assert list(range(int(w0[0]), int(w1[0]))) == offsets_to_word_indices(text, start, end)
