@@ -1,0 +1,489 @@
+"""Reading and validating a Kaggle Feedback Prize folder (``train.csv`` + ``train/*.txt``) and test essays.
+
+Every problem either raises a one-line :class:`DataError` naming the file, row and field and what to do, or, with
+``skip_bad=True`` where skipping makes sense, is skipped and counted in a :class:`LoadReport`. Nothing is dropped
+silently. Validation is vectorised so a competition-sized folder loads in a few seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from feedback_ner.labels import CLASSES
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "id",
+    "discourse_id",
+    "discourse_start",
+    "discourse_end",
+    "discourse_type",
+    "predictionstring",
+)
+SKIP_HINT = "pass --skip-bad to skip and count such rows (skip_bad=True in Python)"
+SKIP_HINT_ESSAYS = "pass --skip-bad to skip and count such essays (skip_bad=True in Python)"
+N_EXAMPLES = 3
+# At most 9 digits: a word index, never a number that could overflow int64 when parsed.
+_CANONICAL_RE = r"[0-9]{1,9}(?: [0-9]{1,9})*"
+_LENIENT_RE = re.compile(r"[ \t]*[0-9]{1,9}(?:[ \t]+[0-9]{1,9})*[ \t]*")
+
+# kind -> (unit, what happened, readable description); the order is the order of the summary.
+ISSUE_KINDS: dict[str, tuple[str, str, str]] = {
+    "missing_essay": ("rows", "skipped", "rows whose essay file train/<id>.txt is missing"),
+    "undecodable_essay": ("essays", "skipped", "essay files that are not valid UTF-8 (their rows skipped too)"),
+    "duplicate_discourse_id": ("rows", "skipped", "rows repeating an earlier discourse_id (first one kept)"),
+    "unknown_class": ("rows", "skipped", "rows with a discourse_type outside the 7 classes"),
+    "bad_offset": ("rows", "skipped", "rows with non-numeric or out-of-range discourse_start/discourse_end"),
+    "bad_predictionstring": ("rows", "skipped", "rows with an empty or non-integer predictionstring"),
+    "word_index_out_of_range": ("rows", "skipped", "rows whose predictionstring goes beyond the essay's words"),
+    "essay_all_rows_skipped": ("essays", "excluded", "essays left without rows after skipping (not trained on)"),
+    "essay_without_rows": ("essays", "excluded", "essay files with no rows in train.csv (not trained on)"),
+    "overlapping_elements": ("rows", "kept", "elements sharing words with another element of the same essay"),
+    "offsets_disagree": ("rows", "kept", "rows whose offsets give other words than predictionstring (it wins)"),
+}
+
+
+class DataError(ValueError):
+    """Bad input data; the message is one line naming the file, row and field and what to do."""
+
+
+@dataclass
+class Issue:
+    """One kind of skipped or suspicious input, with a count and a few examples."""
+
+    kind: str
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+    rows: int = 0  # train.csv rows skipped along with essays (for essay-level kinds)
+
+    @property
+    def unit(self) -> str:
+        return ISSUE_KINDS[self.kind][0]
+
+    @property
+    def action(self) -> str:
+        return ISSUE_KINDS[self.kind][1]
+
+    @property
+    def description(self) -> str:
+        return ISSUE_KINDS[self.kind][2]
+
+
+@dataclass
+class LoadReport:
+    """What was read, what was kept, and every kind of problem skipped or flagged (counts + examples)."""
+
+    source: str = ""
+    n_rows: int = 0
+    n_rows_kept: int = 0
+    n_essay_files: int = 0
+    n_essays_kept: int = 0
+    issues: dict[str, Issue] = field(default_factory=dict)
+
+    def add(self, kind: str, count: int, examples: Iterable[str] = (), rows: int = 0) -> None:
+        """Count ``count`` more problems of ``kind`` (and ``rows`` rows skipped with them); keep a few examples."""
+        if kind not in ISSUE_KINDS:
+            raise KeyError(f"unknown issue kind {kind!r}; known: {', '.join(ISSUE_KINDS)}")
+        if count <= 0:
+            return
+        issue = self.issues.setdefault(kind, Issue(kind))
+        issue.count += int(count)
+        issue.rows += int(rows)
+        for example in examples:
+            if len(issue.examples) >= N_EXAMPLES:
+                break
+            issue.examples.append(example)
+
+    def count(self, kind: str) -> int:
+        """How many problems of ``kind`` were seen (0 if none)."""
+        issue = self.issues.get(kind)
+        return issue.count if issue else 0
+
+    @property
+    def n_rows_skipped(self) -> int:
+        return self.n_rows - self.n_rows_kept
+
+    def summary(self) -> str:
+        """A readable multi-line block: totals, then one line per kind of problem with examples."""
+        lines = [
+            f"{self.source or 'train.csv'}: {self.n_rows:,} rows read, {self.n_rows_kept:,} kept, "
+            f"{self.n_rows_skipped:,} skipped; {self.n_essay_files:,} essay files, {self.n_essays_kept:,} used",
+        ]
+        if not self.issues:
+            lines.append("  no problems found")
+        for kind in ISSUE_KINDS:
+            issue = self.issues.get(kind)
+            if issue is None:
+                continue
+            rows = f" ({issue.rows:,} rows)" if issue.rows else ""
+            lines.append(f"  {issue.action:<8} {issue.count:>7,} {issue.unit:<6} {kind}: {issue.description}{rows}")
+            lines += [f"           e.g. {example}" for example in issue.examples]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready view of the report."""
+        return {
+            "source": self.source,
+            "n_rows": self.n_rows,
+            "n_rows_kept": self.n_rows_kept,
+            "n_rows_skipped": self.n_rows_skipped,
+            "n_essay_files": self.n_essay_files,
+            "n_essays_kept": self.n_essays_kept,
+            "issues": {
+                kind: {"count": i.count, "unit": i.unit, "action": i.action, "rows": i.rows, "examples": i.examples}
+                for kind, i in self.issues.items()
+            },
+        }
+
+    def log(self, kinds: Iterable[str] | None = None, log: logging.Logger = logger) -> None:
+        """Log each problem kind (all, or those in ``kinds``) as a one-line warning."""
+        for kind in ISSUE_KINDS if kinds is None else kinds:
+            issue = self.issues.get(kind)
+            if issue is not None:
+                example = f"; e.g. {issue.examples[0]}" if issue.examples else ""
+                log.warning("%s: %s %d %s (%s)%s", self.source, issue.action, issue.count, issue.unit, kind, example)
+
+
+@dataclass
+class Corpus:
+    """Essay texts (only those with kept rows), the kept ``train.csv`` rows, and the load report.
+
+    ``elements`` keeps the train.csv columns (strings, offsets as ``int64``) plus ``line`` (1-based line number in
+    train.csv, header = line 1) and ``word_indices`` (the parsed ``predictionstring``, an ``int64`` array per row).
+    """
+
+    texts: dict[str, str]
+    elements: pd.DataFrame
+    report: LoadReport
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """An essay as UTF-8 with a leading BOM dropped and universal newlines (``\\r\\n`` and ``\\r`` become ``\\n``)."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: byte {err.start}: not valid UTF-8 ({err.reason}); re-save the file as UTF-8"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        # Python's text mode does the same; the real data's offsets refer to text read that way.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[str, str]:
+    """Essay texts keyed by file stem, from a folder of ``*.txt`` files, one file, or a list of files (sorted by id)."""
+    if isinstance(dir_or_files, (str, os.PathLike)):
+        root = Path(dir_or_files)
+        if root.is_dir():
+            files = sorted(root.glob("*.txt"))
+            if not files:
+                raise DataError(f"{root}: no .txt essay files in this folder; point at the folder of essays")
+        elif root.is_file():
+            files = [root]
+        else:
+            raise DataError(f"{root}: no such file or folder; point at a folder of .txt essays or at .txt files")
+    else:
+        files = [Path(f) for f in dir_or_files]
+        for f in files:
+            if not f.is_file():
+                raise DataError(f"{f}: no such essay file; check the path")
+    texts: dict[str, str] = {}
+    for f in sorted(files, key=lambda p: p.stem):
+        if f.stem in texts:
+            raise DataError(f"{f}: essay id {f.stem!r} given twice; pass each essay once")
+        texts[f.stem] = read_text(f)
+    return texts
+
+
+def load_train(data_dir: str | os.PathLike, skip_bad: bool = False) -> Corpus:
+    """Read and validate ``data_dir/train.csv`` and ``data_dir/train/*.txt``.
+
+    Raises :class:`DataError` on the first problem; with ``skip_bad`` the bad rows/essays are skipped and counted in
+    the report instead (missing columns and unreadable files always raise). Overlapping elements and essays without
+    rows are counted warnings either way.
+    """
+    data_dir = Path(data_dir)
+    csv_path, txt_dir = data_dir / "train.csv", data_dir / "train"
+    if not csv_path.is_file():
+        raise DataError(f"{data_dir}: no train.csv here; point --data at the Kaggle folder with train.csv and train/")
+    if not txt_dir.is_dir():
+        raise DataError(f"{data_dir}: no train/ folder of essays; point --data at the Kaggle folder with train/")
+    df, lines = _read_csv(csv_path)
+    report = LoadReport(source=str(csv_path), n_rows=len(df))
+    files = {entry.name[:-4]: entry.path for entry in os.scandir(txt_dir) if entry.name.endswith(".txt")}
+    report.n_essay_files = len(files)
+
+    check = _RowChecker(df, lines, csv_path, skip_bad, report)
+    ids = df["id"].to_numpy(dtype=object)
+
+    # rows whose essay file is missing
+    has_file = df["id"].isin(files.keys()).to_numpy()
+    check.reject(
+        "missing_essay",
+        ~has_file,
+        lambda i: f"id: no essay file train/{ids[i]}.txt",
+        f"add the file to {txt_dir} or remove its rows",
+    )
+
+    # essay files: read those with rows; undecodable ones fail (or are skipped with their rows)
+    texts: dict[str, str] = {}
+    bad_essays: list[str] = []
+    for essay_id in pd.unique(ids[check.keep]):
+        try:
+            texts[essay_id] = read_text(files[essay_id])
+        except DataError as err:
+            if not skip_bad:
+                raise DataError(f"{err}, or {SKIP_HINT_ESSAYS}") from None
+            bad_essays.append(str(err))
+    if bad_essays:
+        bad_rows = check.keep & ~df["id"].isin(texts.keys()).to_numpy()
+        report.add("undecodable_essay", len(bad_essays), bad_essays, rows=int(bad_rows.sum()))
+        check.keep &= ~bad_rows
+
+    # duplicate discourse ids: the first one is kept
+    did = df["discourse_id"].to_numpy(dtype=object)
+    kept = np.flatnonzero(check.keep)
+    duplicate = np.zeros(len(df), dtype=bool)
+    duplicate[kept] = pd.Series(did[kept]).duplicated(keep="first").to_numpy()
+    check.reject(
+        "duplicate_discourse_id",
+        duplicate,
+        lambda i: f"discourse_id {did[i]!r} already used on line {lines[kept[did[kept] == did[i]][0]]}",
+        "give every element its own discourse_id",
+    )
+
+    # unknown classes
+    dtype_col = df["discourse_type"].str.strip()
+    check.reject(
+        "unknown_class",
+        ~dtype_col.isin(CLASSES).to_numpy(),
+        lambda i: f"discourse_type {df['discourse_type'].iat[i]!r} is not a class",
+        f"use one of: {', '.join(CLASSES)}",
+    )
+
+    # offsets: whole numbers with 0 <= start < end <= len(text)
+    starts_f = pd.to_numeric(df["discourse_start"], errors="coerce").to_numpy(dtype=float)
+    ends_f = pd.to_numeric(df["discourse_end"], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        whole_start = np.isfinite(starts_f) & (starts_f % 1 == 0) & (np.abs(starts_f) < 2**53)
+        whole_end = np.isfinite(ends_f) & (ends_f % 1 == 0) & (np.abs(ends_f) < 2**53)
+    whole = whole_start & whole_end
+
+    def not_whole(i: int) -> str:
+        name = "discourse_start" if not whole_start[i] else "discourse_end"
+        return f"{name}={df[name].iat[i]!r} is not a whole number"
+
+    check.reject("bad_offset", ~whole, not_whole, "write character offsets as integers")
+    starts = np.where(whole, starts_f, 0).astype(np.int64)
+    ends = np.where(whole, ends_f, 0).astype(np.int64)
+    text_len = df["id"].map({k: len(v) for k, v in texts.items()}).fillna(-1).to_numpy(dtype=np.int64)
+    in_range = (starts >= 0) & (ends > starts) & (ends <= text_len)
+    check.reject(
+        "bad_offset",
+        ~in_range,
+        lambda i: (
+            f"discourse_start={starts[i]}, discourse_end={ends[i]}: out of range for train/{ids[i]}.txt "
+            f"({text_len[i]} characters; need 0 <= start < end <= length)"
+        ),
+        "fix the offsets",
+    )
+
+    # predictionstring: non-empty, integers only; canonical "3 4 5" is checked in bulk, other spacing row by row
+    ps = df["predictionstring"].astype(str)
+    canonical = ps.str.fullmatch(_CANONICAL_RE).fillna(False).to_numpy(dtype=bool)
+    ps_ok = canonical.copy()
+    for i in np.flatnonzero(~canonical & check.keep):
+        ps_ok[i] = _LENIENT_RE.fullmatch(ps.iat[i]) is not None
+    check.reject(
+        "bad_predictionstring",
+        ~ps_ok,
+        lambda i: f"predictionstring {_clip(ps.iat[i])!r} is empty or not space-separated word indices",
+        "write the element's word indices, e.g. '3 4 5'",
+    )
+
+    # parse the valid predictionstrings in one go
+    parsed = np.flatnonzero(check.keep)
+    values = ps.iloc[parsed]
+    if not canonical[parsed].all():
+        values = values.copy()
+        odd = ~canonical[parsed]
+        values.iloc[np.flatnonzero(odd)] = [" ".join(v.split()) for v in values[odd]]
+    strings = values.tolist()
+    counts = np.fromiter((v.count(" ") + 1 for v in strings), dtype=np.int64, count=len(strings))
+    flat = np.fromstring(" ".join(strings), dtype=np.int64, sep=" ") if strings else np.zeros(0, np.int64)
+    if len(flat) != counts.sum():  # the regex and the parser disagree: a bug here, not bad data
+        raise RuntimeError("predictionstring parsing went wrong; please report this")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    row_min = np.zeros(len(df), dtype=np.int64)
+    row_max = np.full(len(df), -1, dtype=np.int64)
+    if len(parsed):
+        row_min[parsed] = np.minimum.reduceat(flat, bounds[:-1])
+        row_max[parsed] = np.maximum.reduceat(flat, bounds[:-1])
+    n_words = df["id"].map({k: len(v.split()) for k, v in texts.items()}).fillna(0).to_numpy(dtype=np.int64)
+    check.reject(
+        "word_index_out_of_range",
+        row_max >= n_words,
+        lambda i: (
+            f"predictionstring has word index {row_max[i]} but train/{ids[i]}.txt has {n_words[i]} words "
+            f"(indices 0..{n_words[i] - 1})"
+        ),
+        "fix the predictionstring",
+    )
+
+    keep = check.keep
+    word_indices = np.empty(len(df), dtype=object)
+    for row, a, b in zip(parsed.tolist(), bounds[:-1].tolist(), bounds[1:].tolist()):
+        word_indices[row] = flat[a:b]
+    elements = df.loc[keep].copy()
+    elements["discourse_type"] = dtype_col[keep]
+    elements["discourse_start"] = starts[keep]
+    elements["discourse_end"] = ends[keep]
+    elements["line"] = lines[keep]
+    elements["word_indices"] = pd.Series(list(word_indices[keep]), index=elements.index, dtype=object)
+    elements = elements.reset_index(drop=True)
+
+    _report_overlaps(elements, row_min[keep], row_max[keep], report)
+
+    if len(elements) == 0:
+        raise DataError(f"{csv_path}: no valid rows left ({report.n_rows} read, all skipped); fix the data")
+    kept_ids = set(elements["id"])
+    dropped = sorted(set(texts) - kept_ids)
+    report.add("essay_all_rows_skipped", len(dropped), (f"train/{d}.txt" for d in dropped))
+    texts = {k: texts[k] for k in sorted(kept_ids)}
+    without_rows = sorted(set(files) - set(ids))
+    report.add("essay_without_rows", len(without_rows), (f"train/{d}.txt" for d in without_rows))
+    report.n_rows_kept = len(elements)
+    report.n_essays_kept = len(texts)
+    report.log()
+    return Corpus(texts=texts, elements=elements, report=report)
+
+
+class _RowChecker:
+    """Applies one check at a time to the rows still kept: raises on the first bad row, or skips and counts."""
+
+    def __init__(self, df: pd.DataFrame, lines: np.ndarray, path: Path, skip_bad: bool, report: LoadReport):
+        self.df, self.lines, self.path, self.skip_bad, self.report = df, lines, path, skip_bad, report
+        self.keep = np.ones(len(df), dtype=bool)
+        self._did = df["discourse_id"].to_numpy(dtype=object)
+
+    def where(self, i: int) -> str:
+        return f"line {self.lines[i]} (discourse_id {self._did[i]})"
+
+    def reject(self, kind: str, bad: np.ndarray, reason: Callable[[int], str], fix: str) -> None:
+        bad = np.asarray(bad, dtype=bool) & self.keep
+        idx = np.flatnonzero(bad)
+        if len(idx) == 0:
+            return
+        if not self.skip_bad:
+            more = f" ({len(idx) - 1} more such rows)" if len(idx) > 1 else ""
+            raise DataError(f"{self.path}: {self.where(idx[0])}: {reason(idx[0])}; {fix}{more}; or {SKIP_HINT}")
+        self.report.add(kind, len(idx), (f"{self.where(i)}: {reason(i)}" for i in idx[:N_EXAMPLES]))
+        self.keep &= ~bad
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """``train.csv`` as strings (BOM dropped, universal newlines) and each row's 1-based line number."""
+    text = read_text(path)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        msg = " ".join(str(err).split())
+        raise DataError(f"{path}: not a readable CSV ({msg}); fix the file (quotes, field counts)") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing and "discourse_type" in missing and "class" in df.columns:
+        df = df.rename(columns={"class": "discourse_type"})
+        missing.remove("discourse_type")
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, df.columns))}); "
+            f"train.csv needs {', '.join(REQUIRED_COLUMNS)}"
+        )
+    if len(df) == 0:
+        raise DataError(f"{path}: no rows; train.csv needs one row per annotated element")
+    return df, _row_lines(text, df)
+
+
+def _row_lines(text: str, df: pd.DataFrame) -> np.ndarray:
+    """1-based line number where each CSV record starts (header = line 1)."""
+    n_rows = len(df)
+    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    # quoted fields keep their newlines: each one pushes the following records one line down
+    extra = np.zeros(n_rows, dtype=np.int64)
+    for col in df.columns:
+        rows = np.flatnonzero(df[col].str.contains("\n", regex=False).to_numpy(dtype=bool))
+        extra[rows] += np.array([v.count("\n") for v in df[col].iloc[rows].tolist()], dtype=np.int64)
+    if n_lines in (n_rows + 1 + int(extra.sum()), n_rows + 2 + int(extra.sum())):  # the latter: a final blank line
+        return 2 + np.arange(n_rows, dtype=np.int64) + np.concatenate([[0], np.cumsum(extra)[:-1]])
+    # blank lines somewhere (pandas skips them): walk the records
+    reader = csv.reader(io.StringIO(text))
+    next(reader, None)
+    starts: list[int] = []
+    prev = reader.line_num
+    for row in reader:
+        if row and any(cell.strip() for cell in row):
+            starts.append(prev + 1)
+        prev = reader.line_num
+    if len(starts) != n_rows:
+        logger.debug("CSV records (%d) and rows (%d) differ; numbering rows by record", len(starts), n_rows)
+        return np.arange(2, n_rows + 2, dtype=np.int64)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def _report_overlaps(elements: pd.DataFrame, row_min: np.ndarray, row_max: np.ndarray, report: LoadReport) -> None:
+    """Count elements that share a word with another element of the same essay (both are kept).
+
+    Word ranges screen the essays first (cheap); only essays where ranges overlap get the exact word-set check.
+    """
+    if len(elements) == 0:
+        return
+    essay = pd.factorize(elements["id"])[0].astype(np.int64)
+    order = np.lexsort((row_min, essay))
+    big = int(row_max.max()) + 2
+    # running max of range ends within each essay: offset by essay so that one accumulate serves all essays
+    reach = np.maximum.accumulate(essay[order] * big + row_max[order])
+    screened = np.zeros(len(order), dtype=bool)
+    screened[1:] = essay[order][1:] * big + row_min[order][1:] <= reach[:-1]
+    suspects = np.isin(essay, essay[order][screened])
+    if not suspects.any():
+        return
+    sub = np.flatnonzero(suspects)
+    pieces = elements["word_indices"].to_numpy(dtype=object)[sub]
+    lengths = np.fromiter((len(w) for w in pieces), dtype=np.int64, count=len(pieces))
+    words = np.concatenate(pieces)
+    rows = np.repeat(sub, lengths)
+    key = np.repeat(essay[sub], lengths) * big + words
+    order = np.lexsort((rows, key))
+    key, rows = key[order], rows[order]
+    shared = (key[1:] == key[:-1]) & (rows[1:] != rows[:-1])
+    if not shared.any():
+        return
+    a, b = rows[:-1][shared], rows[1:][shared]
+    involved = np.unique(np.concatenate([a, b]))
+    pairs, n_shared = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0, return_counts=True)
+    lines, dids, eids = elements["line"].to_numpy(), elements["discourse_id"].to_numpy(), elements["id"].to_numpy()
+    examples = [
+        f"essay {eids[x]}: line {lines[x]} (discourse_id {dids[x]}) and line {lines[y]} (discourse_id {dids[y]}) "
+        f"share {n} words"
+        for (x, y), n in zip(pairs[:N_EXAMPLES], n_shared[:N_EXAMPLES])
+    ]
+    report.add("overlapping_elements", len(involved), examples)
+
+
+def _clip(value: str, n: int = 40) -> str:
+    return value if len(value) <= n else value[:n] + "..."

@@ -1,0 +1,311 @@
+"""Word labels and folds: the word table (one row per essay) written as ``words.parquet``, cached by input fingerprint.
+
+CLI: ``python -m feedback_ner.prepare --data DIR --out DIR [--folds 5] [--seed 42] [--skip-bad]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from feedback_ner.corpus import Corpus, DataError, LoadReport, load_train
+from feedback_ner.labels import CLASSES, bio_labels, offsets_to_word_ranges, to_predictionstring, word_offsets
+
+logger = logging.getLogger(__name__)
+
+# Bump when the files written here change meaning, so older caches are rebuilt.
+FORMAT_VERSION = 1
+WORDS_FILE = "words.parquet"
+ELEMENTS_FILE = "elements.parquet"
+FOLDS_FILE = "folds.csv"
+REPORT_FILE = "prepare_report.json"
+FINGERPRINT_FILE = "fingerprint.json"
+# Per-class element counts are stratified as indicators "none" and "at least t" for these t. Cumulative thresholds
+# balance the per-class totals across folds (their sum is the count); "none" balances near-universal classes
+# (Position, Concluding Statement), which iterative stratification would otherwise leave to chance.
+COUNT_THRESHOLDS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10)
+
+
+def build_word_table(corpus: Corpus) -> pd.DataFrame:
+    """One row per essay (sorted by id): ``id, text, word_start, word_end, labels`` (``int64`` arrays per row).
+
+    Labels are BIO ids from each element's ``predictionstring`` (the truth). Rows whose character offsets give other
+    words by the competition's rule are counted in ``corpus.report`` as ``offsets_disagree`` (recounted per call).
+    """
+    elements = corpus.elements
+    ids = sorted(corpus.texts)
+    # elements grouped per essay, in order of their first word so that later spans are the later ones in the text
+    first_word = elements["word_indices"].map(lambda w: int(np.asarray(w).min())).to_numpy(dtype=np.int64)
+    order = np.lexsort((first_word, elements["id"].to_numpy(dtype=object).astype(str)))
+    el = elements.iloc[order]
+    el_ids = el["id"].to_numpy(dtype=object)
+    bounds = np.flatnonzero(np.r_[True, el_ids[1:] != el_ids[:-1], True]) if len(el) else np.zeros(1, np.int64)
+    groups = {el_ids[a]: (a, b) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())}
+    classes = el["discourse_type"].to_numpy(dtype=object)
+    words_col = el["word_indices"].to_numpy(dtype=object)
+    starts_col = el["discourse_start"].to_numpy(dtype=np.int64)
+    ends_col = el["discourse_end"].to_numpy(dtype=np.int64)
+
+    word_start, word_end, labels, disagree = [], [], [], []
+    for essay_id in ids:
+        starts, ends = word_offsets(corpus.texts[essay_id])
+        a, b = groups.get(essay_id, (0, 0))
+        labels.append(bio_labels(len(starts), zip(classes[a:b], words_col[a:b])))
+        word_start.append(starts)
+        word_end.append(ends)
+        if b > a:
+            # the competition's offsets -> words rule, vectorised over the essay's elements
+            w0, w1 = offsets_to_word_ranges(starts, ends, starts_col[a:b], ends_col[a:b])
+            for j, lo, hi in zip(range(a, b), w0.tolist(), w1.tolist()):
+                words = words_col[j]
+                if len(words) != hi - lo or (hi > lo and (words[0] != lo or words[-1] != hi - 1)):
+                    disagree.append((j, list(range(lo, hi))))
+                elif hi - lo > 2 and not np.array_equal(words, np.arange(lo, hi)):
+                    disagree.append((j, list(range(lo, hi))))
+    corpus.report.issues.pop("offsets_disagree", None)
+    _report_disagreements(el, disagree, corpus.report)
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "text": [corpus.texts[i] for i in ids],
+            "word_start": word_start,
+            "word_end": word_end,
+            "labels": labels,
+        }
+    )
+
+
+def test_word_table(texts: dict[str, str]) -> pd.DataFrame:
+    """Word table of unlabelled essays (in the given order): ``id, text, word_start, word_end, fold`` (-1)."""
+    word_start, word_end = [], []
+    for text in texts.values():
+        starts, ends = word_offsets(text)
+        word_start.append(starts)
+        word_end.append(ends)
+    return pd.DataFrame(
+        {
+            "id": list(texts),
+            "text": list(texts.values()),
+            "word_start": word_start,
+            "word_end": word_end,
+            "fold": np.full(len(texts), -1, dtype=np.int64),
+        }
+    )
+
+
+test_word_table.__test__ = False  # not a pytest test, despite the name
+
+
+def class_counts(ids: pd.Series | list[str] | np.ndarray, elements: pd.DataFrame) -> np.ndarray:
+    """Elements per class (columns in ``CLASSES`` order) of each essay in ``ids``; ids without elements count 0."""
+    essay_index = pd.Index(np.asarray(ids, dtype=object)).get_indexer(elements["id"].to_numpy(dtype=object))
+    class_index = pd.Index(list(CLASSES)).get_indexer(elements["discourse_type"].to_numpy(dtype=object))
+    ok = (essay_index >= 0) & (class_index >= 0)
+    flat = essay_index[ok] * len(CLASSES) + class_index[ok]
+    return np.bincount(flat, minlength=len(ids) * len(CLASSES)).reshape(len(ids), len(CLASSES))
+
+
+def stratification_matrix(ids: pd.Series | list[str] | np.ndarray, elements: pd.DataFrame) -> np.ndarray:
+    """Indicator matrix (essays x columns) of per-class counts (none, >= t), the target of stratification."""
+    counts = class_counts(ids, elements)
+    cols = [counts == 0] + [counts >= t for t in COUNT_THRESHOLDS]
+    y = np.concatenate(cols, axis=1)
+    return y[:, y.any(axis=0)]
+
+
+def assign_folds(table: pd.DataFrame, elements: pd.DataFrame, k: int = 5, seed: int = 42) -> np.ndarray:
+    """Fold (0..k-1) of each row of ``table``: multilabel-stratified on binned per-essay class counts, seeded.
+
+    Essays are sorted by id before splitting, so the result depends only on the ids, the elements, ``k`` and ``seed``.
+    """
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    n = len(table)
+    if k < 2:
+        raise DataError(f"--folds {k}: need at least 2 folds")
+    if n < k:
+        raise DataError(f"--folds {k}: only {n} essays; use at most {n} folds")
+    ids = table["id"].astype(str).to_numpy()
+    order = np.argsort(ids, kind="stable")
+    y = stratification_matrix(ids[order], elements)
+    if y.shape[1] < 2:  # the splitter wants 2+ indicator columns; constant ones change nothing but the type
+        y = np.column_stack([y, np.ones((n, 2 - y.shape[1]), dtype=bool)])
+    splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    sorted_folds = np.empty(n, dtype=np.int64)
+    for fold, (_, test_idx) in enumerate(splitter.split(np.zeros((n, 1)), y)):
+        sorted_folds[test_idx] = fold
+    folds = np.empty(n, dtype=np.int64)
+    folds[order] = sorted_folds
+    return folds
+
+
+def fold_class_counts(table: pd.DataFrame, elements: pd.DataFrame) -> pd.DataFrame:
+    """Essays and elements per class in each fold (rows: folds; columns: ``essays`` then the classes)."""
+    counts = pd.DataFrame(class_counts(table["id"], elements), columns=list(CLASSES))
+    counts.insert(0, "essays", 1)
+    out = counts.groupby(table["fold"].to_numpy()).sum().astype(np.int64)
+    out.index.name = "fold"
+    return out
+
+
+def fingerprint(data_dir: str | os.PathLike, k: int, seed: int, skip_bad: bool) -> dict:
+    """What the prepared files depend on: sizes + mtimes of train.csv and every train/*.txt, and the parameters."""
+    data_dir = Path(data_dir)
+    csv_stat = (data_dir / "train.csv").stat()
+    digest = hashlib.sha1()
+    n_txt = 0
+    for entry in sorted(os.scandir(data_dir / "train"), key=lambda e: e.name):
+        if entry.name.endswith(".txt"):
+            st = entry.stat()
+            digest.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            n_txt += 1
+    return {
+        "format_version": FORMAT_VERSION,
+        "train_csv": [csv_stat.st_size, csv_stat.st_mtime_ns],
+        "train_txt": [n_txt, digest.hexdigest()],
+        "k": int(k),
+        "seed": int(seed),
+        "skip_bad": bool(skip_bad),
+    }
+
+
+def prepare(
+    data_dir: str | os.PathLike, out_dir: str | os.PathLike, k: int = 5, seed: int = 42, skip_bad: bool = False
+) -> Path:
+    """Validate ``data_dir``, write ``words.parquet`` (with ``fold``), ``elements.parquet`` (kept ground truth),
+    ``folds.csv``, ``prepare_report.json`` and the input fingerprint to ``out_dir``; returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    stamp = fingerprint(data_dir, k, seed, skip_bad)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    corpus = load_train(data_dir, skip_bad=skip_bad)
+    timings["load_validate_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    table = build_word_table(corpus)
+    corpus.report.log(kinds=["offsets_disagree"])
+    timings["word_table_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    table["fold"] = assign_folds(table, corpus.elements, k=k, seed=seed)
+    timings["folds_s"] = time.perf_counter() - t0
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fp_path = out_dir / FINGERPRINT_FILE
+    fp_path.unlink(missing_ok=True)  # written last: a half-written folder never looks up to date
+    table.to_parquet(out_dir / WORDS_FILE, index=False)
+    corpus.elements.to_parquet(out_dir / ELEMENTS_FILE, index=False)
+    table[["id", "fold"]].to_csv(out_dir / FOLDS_FILE, index=False)
+    per_fold = fold_class_counts(table, corpus.elements)
+    report = {
+        "data_dir": str(Path(data_dir).resolve()),
+        "k": k,
+        "seed": seed,
+        "skip_bad": skip_bad,
+        "load": corpus.report.to_dict(),
+        "summary": corpus.report.summary(),
+        "fold_counts": {str(f): row.to_dict() for f, row in per_fold.iterrows()},
+        "timings": {name: round(s, 3) for name, s in timings.items()},
+    }
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    fp_path.write_text(json.dumps(stamp, indent=2) + "\n")
+    logger.info("prepared %d essays into %s (%s)", len(table), out_dir, timings)
+    return out_dir
+
+
+def load_word_table(
+    data_dir: str | os.PathLike, cache_dir: str | os.PathLike, k: int = 5, seed: int = 42, skip_bad: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The word table (with ``fold``) and the kept ground-truth elements, reusing ``cache_dir`` when its fingerprint
+    matches the inputs and parameters, else running :func:`prepare` into it first."""
+    cache_dir = Path(cache_dir)
+    stamp = fingerprint(data_dir, k, seed, skip_bad)
+    fp_path = cache_dir / FINGERPRINT_FILE
+    cached = None
+    if fp_path.is_file():
+        try:
+            cached = json.loads(fp_path.read_text())
+        except json.JSONDecodeError:
+            cached = None
+    if cached == stamp:
+        logger.info("reusing the prepared word table in %s (inputs unchanged)", cache_dir)
+    else:
+        logger.info("preparing %s into %s (%s)", data_dir, cache_dir, "inputs changed" if cached else "no cache")
+        prepare(data_dir, cache_dir, k=k, seed=seed, skip_bad=skip_bad)
+    return read_word_table(cache_dir)
+
+
+def read_word_table(out_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The word table and kept elements that :func:`prepare` wrote to ``out_dir`` (no fingerprint check)."""
+    out_dir = Path(out_dir)
+    table = pd.read_parquet(out_dir / WORDS_FILE)
+    elements = pd.read_parquet(out_dir / ELEMENTS_FILE)
+    return table, elements
+
+
+def _report_disagreements(el: pd.DataFrame, disagree: list[tuple[int, list[int]]], report: LoadReport) -> None:
+    lines, dids = el["line"].to_numpy(), el["discourse_id"].to_numpy(dtype=object)
+    words = el["word_indices"].to_numpy(dtype=object)
+    examples = [
+        f"line {lines[j]} (discourse_id {dids[j]}): offsets give words {_span(by_offsets)}, "
+        f"predictionstring {_span(words[j])}"
+        for j, by_offsets in disagree[:3]
+    ]
+    report.add("offsets_disagree", len(disagree), examples)
+
+
+def _span(indices) -> str:
+    idx = [int(i) for i in indices]
+    if not idx:
+        return "(none)"
+    if idx == list(range(idx[0], idx[-1] + 1)):
+        return f"{idx[0]}-{idx[-1]}" if len(idx) > 1 else str(idx[0])
+    return repr(to_predictionstring(idx))
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="feedback-ner prepare",
+        description="Validate a Kaggle Feedback Prize folder (train.csv + train/*.txt) and write word labels and "
+        "folds: words.parquet, elements.parquet, folds.csv, prepare_report.json.",
+    )
+    parser.add_argument("--data", required=True, type=Path, help="folder holding train.csv and train/")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+    parser.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the fold split (default: 42)")
+    parser.add_argument(
+        "--skip-bad", action="store_true", help="skip and count bad rows/essays instead of stopping at the first"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        out = prepare(args.data, args.out, k=args.folds, seed=args.seed, skip_bad=args.skip_bad)
+    except DataError as err:
+        print(f"feedback-ner prepare: error: {err}", file=sys.stderr)
+        return 2
+    report = json.loads((out / REPORT_FILE).read_text())
+    print(report["summary"])
+    per_fold = pd.DataFrame(report["fold_counts"]).T
+    per_fold.index.name = "fold"
+    print()
+    print(f"{args.folds} folds (seed {args.seed}): essays and elements per class")
+    print(per_fold.to_string())
+    print()
+    print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in report["timings"].items()))
+    print(f"wrote {out / WORDS_FILE}, {out / ELEMENTS_FILE}, {out / FOLDS_FILE}, {out / REPORT_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
