@@ -1,0 +1,227 @@
+"""Configuration: three dataclasses mirrored by a flat YAML, overridden by command-line flags.
+
+``ModelArguments`` (what model and head), ``DataArguments`` (where the data is and how it is windowed) and
+``FeedbackTrainingArguments`` (``TrainingArguments`` plus folds and the guards this task needs). A YAML file holds
+only what differs from these defaults; any field can be overridden on the command line (``--learning_rate 2e-5``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+
+HEADS = ("linear", "lstm", "gru")
+SUBTOKEN_RULES = ("first", "mean")
+
+
+def resolve_packaged_model(spec: str) -> str:
+    """``pkg:<module>`` -> the folder of a model shipped inside an installed Python package (``get_model_path()``)."""
+    import importlib
+
+    module_name = spec.removeprefix("pkg:")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(
+            f"model_name_or_path={spec!r}: package {module_name!r} is not installed; "
+            "for the offline MiniLM encoder run `pip install -e .[offline-encoder]`."
+        ) from e
+    return str(module.get_model_path())
+
+
+@dataclass
+class ModelArguments:
+    """Which pretrained encoder to fine-tune and which token-classification head to put on it."""
+
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Local folder (or Hub name on a connected machine) of the pretrained encoder."}
+    )
+    head: str = field(
+        default="linear", metadata={"help": "Head over the encoder: linear (stock model class), lstm or gru (BiRNN)."}
+    )
+    classifier_dropout: float | None = field(
+        default=None, metadata={"help": "Dropout before the classifier (None keeps the encoder config's value)."}
+    )
+    multi_sample_dropout: int = field(
+        default=0, metadata={"help": "Average the classifier over this many dropout samples in training (0 = off)."}
+    )
+    rnn_hidden_size: int = field(default=256, metadata={"help": "Hidden size per direction of the lstm/gru head."})
+
+    def __post_init__(self) -> None:
+        if self.model_name_or_path and self.model_name_or_path.startswith("pkg:"):
+            self.model_name_or_path = resolve_packaged_model(self.model_name_or_path)
+        if self.head not in HEADS:
+            raise ValueError(f"head={self.head!r} is not supported; use one of {', '.join(HEADS)}.")
+        if self.multi_sample_dropout < 0:
+            raise ValueError(f"multi_sample_dropout={self.multi_sample_dropout} must be >= 0 (0 turns it off).")
+        if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
+            raise ValueError(f"classifier_dropout={self.classifier_dropout} must be in [0, 1).")
+
+    @property
+    def uses_custom_head(self) -> bool:
+        """Whether the model needs ``FeedbackTokenClassifier`` rather than the stock Auto class."""
+        return self.head != "linear" or self.multi_sample_dropout > 1
+
+
+@dataclass
+class DataArguments:
+    """Where the Kaggle-layout data is and how essays become token windows."""
+
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Kaggle folder with train.csv and train/*.txt (e.g. a sample corpus)."}
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where prepared word tables and tokenized windows are cached "
+                                         "(default: <data_dir>/.feedback_ner_cache)."}
+    )
+    max_length: int = field(default=1024, metadata={"help": "Tokens per training window, special tokens included."})
+    stride: int = field(default=128, metadata={"help": "Tokens shared by consecutive windows of one essay."})
+    eval_max_length: int | None = field(
+        default=None, metadata={"help": "Window length for evaluation/prediction (default: max_length)."}
+    )
+    label_all_subtokens: bool = field(
+        default=False, metadata={"help": "Train on every sub-token of a word (else only the first)."}
+    )
+    keep_newlines: bool = field(
+        default=False, metadata={"help": "Show paragraph breaks to tokenizers that drop newlines."}
+    )
+    subtoken_rule: str = field(
+        default="first", metadata={"help": "How token probabilities become word probabilities: first or mean."}
+    )
+    num_folds: int = field(default=5, metadata={"help": "k of the multilabel-stratified k-fold split."})
+    fold_seed: int = field(default=42, metadata={"help": "Seed of the fold split (keep it fixed across runs)."})
+    skip_bad: bool = field(default=False, metadata={"help": "Skip (and count) bad rows/essays instead of failing."})
+    max_essays: int | None = field(
+        default=None, metadata={"help": "Use only the first N essays (by id), for quick experiments."}
+    )
+    num_proc: int = field(default=1, metadata={"help": "Processes for tokenization (datasets.map num_proc)."})
+
+    def __post_init__(self) -> None:
+        if self.subtoken_rule not in SUBTOKEN_RULES:
+            raise ValueError(f"subtoken_rule={self.subtoken_rule!r}: use one of {', '.join(SUBTOKEN_RULES)}.")
+        if self.max_length < 16:
+            raise ValueError(f"max_length={self.max_length} is too small; use at least 16 (typical 512-2048).")
+        if not 0 <= self.stride < self.max_length - 2:
+            raise ValueError(
+                f"stride={self.stride} must be >= 0 and smaller than max_length-2={self.max_length - 2}; "
+                "it is the number of tokens consecutive windows share."
+            )
+        if self.num_folds < 2:
+            raise ValueError(f"num_folds={self.num_folds} must be >= 2 for k-fold training.")
+
+    @property
+    def resolved_cache_dir(self) -> str:
+        """The cache folder, defaulting to a hidden folder inside ``data_dir``."""
+        if self.cache_dir:
+            return self.cache_dir
+        return str(Path(self.data_dir or ".") / ".feedback_ner_cache")
+
+
+@dataclass
+class FeedbackTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with the defaults this task needs and a few fields of its own.
+
+    Best-epoch saving by the competition score is on by default: evaluation and saving every epoch,
+    ``metric_for_best_model="f1"``, ``load_best_model_at_end=True``.
+    """
+
+    output_dir: str | None = field(default=None, metadata={"help": "Run folder (default: runs/<config name>)."})
+    folds: list[int] = field(default_factory=list, metadata={"help": "Folds to train (default: all)."})
+    postprocess: str | None = field(
+        default=None, metadata={"help": "Post-processing JSON used in evaluation (default: the FACTS.md baseline)."}
+    )
+    max_nonfinite_steps: int = field(
+        default=3, metadata={"help": "After this many non-finite losses in a row, go back to the last checkpoint."}
+    )
+    eval_strategy: IntervalStrategy | str = field(
+        default="epoch", metadata={"help": "When to evaluate: epoch, steps or no."}
+    )
+    save_strategy: SaveStrategy | str = field(
+        default="epoch", metadata={"help": "When to save checkpoints: epoch, steps or best."}
+    )
+    save_total_limit: int | None = field(default=1, metadata={"help": "Checkpoints kept (the best is always kept)."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "Reload the best epoch at the end."})
+    metric_for_best_model: str | None = field(default="f1", metadata={"help": "Metric that picks the best epoch."})
+    greater_is_better: bool | None = field(default=True, metadata={"help": "Whether a larger metric is better."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Must stay False: evaluation needs word_ids and essay_index."}
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
+
+    def __post_init__(self) -> None:
+        if self.output_dir is None:
+            self.output_dir = "runs/default"
+        if self.remove_unused_columns:
+            raise ValueError(
+                "remove_unused_columns must be False: evaluation needs the word_ids and essay_index columns."
+            )
+        if self.max_nonfinite_steps < 1:
+            raise ValueError(f"max_nonfinite_steps={self.max_nonfinite_steps} must be >= 1.")
+        super().__post_init__()
+
+
+DATACLASSES = (ModelArguments, DataArguments, FeedbackTrainingArguments)
+
+
+def field_names() -> set[str]:
+    """Every key a flat YAML config may hold."""
+    return {f.name for dc in DATACLASSES for f in fields(dc) if f.init}
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A flat YAML config as a dict; unknown keys raise a one-line error naming the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found.")
+    with path.open() as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config is a flat mapping of field: value, got {type(data).__name__}.")
+    known = field_names()
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{path}: unknown config field {key!r}.{hint}")
+    return data
+
+
+def make_parser() -> HfArgumentParser:
+    """The parser over the three dataclasses (every field is a ``--flag``)."""
+    return HfArgumentParser(DATACLASSES)
+
+
+def parse_config(
+    path: str | os.PathLike | None = None, flags: list[str] | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[ModelArguments, DataArguments, FeedbackTrainingArguments]:
+    """Build the three argument objects: dataclass defaults < YAML file < ``overrides`` < command-line ``flags``."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(read_yaml(path))
+        values.setdefault("output_dir", str(Path("runs") / Path(path).stem))
+    values.update(overrides or {})
+    parser = make_parser()
+    parser.set_defaults(**values)
+    model_args, data_args, train_args = parser.parse_args_into_dataclasses(args=list(flags or []))
+    return model_args, data_args, train_args
+
+
+def to_flat_dict(*configs: Any) -> dict[str, Any]:
+    """The non-default fields of the argument objects, as a flat dict (what a YAML config would hold)."""
+    out: dict[str, Any] = {}
+    for cfg in configs:
+        defaults = type(cfg)()
+        for f in fields(cfg):
+            if not f.init:
+                continue
+            value = getattr(cfg, f.name)
+            if value != getattr(defaults, f.name):
+                out[f.name] = value.value if hasattr(value, "value") else value
+    return out

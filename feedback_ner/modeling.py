@@ -1,0 +1,193 @@
+"""Models: the stock ``AutoModelForTokenClassification`` or our head options, and the per-architecture input rules.
+
+``FeedbackTokenClassifier`` puts an optional BiLSTM/GRU and multi-sample dropout over any encoder. It is a
+``PreTrainedModel`` with its own ``FeedbackConfig``, registered with the Auto classes, so a saved checkpoint
+reloads with ``AutoModelForTokenClassification.from_pretrained(folder)`` once ``feedback_ner`` is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForTokenClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers.modeling_outputs import TokenClassifierOutput
+
+from feedback_ner.labels import ID2LABEL, LABEL2ID, NUM_LABELS
+
+logger = logging.getLogger(__name__)
+
+# Batch keys that our pipeline carries but no model accepts.
+PIPELINE_KEYS = ("word_ids", "essay_index")
+
+
+class FeedbackConfig(PretrainedConfig):
+    """Config of :class:`FeedbackTokenClassifier`: the encoder's own config plus the head options."""
+
+    model_type = "feedback-token-classifier"
+    sub_configs = {"encoder": AutoConfig}
+
+    def __init__(
+        self,
+        encoder: dict | PretrainedConfig | None = None,
+        head: str = "lstm",
+        classifier_dropout: float = 0.1,
+        multi_sample_dropout: int = 0,
+        rnn_hidden_size: int = 256,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(encoder, dict):
+            encoder = dict(encoder)
+            encoder = AutoConfig.for_model(encoder.pop("model_type"), **encoder)
+        self.encoder = encoder
+        self.head = head
+        self.classifier_dropout = classifier_dropout
+        self.multi_sample_dropout = multi_sample_dropout
+        self.rnn_hidden_size = rnn_hidden_size
+        kwargs.setdefault("id2label", ID2LABEL)
+        kwargs.setdefault("label2id", LABEL2ID)
+        super().__init__(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if isinstance(self.encoder, PretrainedConfig):
+            out["encoder"] = self.encoder.to_dict()
+        return out
+
+
+class FeedbackTokenClassifier(PreTrainedModel):
+    """Encoder -> optional BiLSTM/BiGRU -> dropout (multi-sample in training) -> linear over the 15 labels."""
+
+    config_class = FeedbackConfig
+    base_model_prefix = "encoder"
+    supports_gradient_checkpointing = True
+
+    def __init__(self, config: FeedbackConfig, encoder: PreTrainedModel | None = None) -> None:
+        super().__init__(config)
+        self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder)
+        hidden = config.encoder.hidden_size
+        if config.head in ("lstm", "gru"):
+            rnn_cls = nn.LSTM if config.head == "lstm" else nn.GRU
+            self.rnn = rnn_cls(hidden, config.rnn_hidden_size, batch_first=True, bidirectional=True)
+            hidden = 2 * config.rnn_hidden_size
+        else:
+            self.rnn = None
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(hidden, config.num_labels)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Only the head is ours to initialise; the encoder keeps its pretrained (or its own initial) weights.
+        if module is self.classifier:
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **encoder_kwargs: Any,
+    ) -> TokenClassifierOutput:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_kwargs)[0]
+        if self.rnn is not None:
+            hidden, _ = self.rnn(hidden)
+        samples = max(1, self.config.multi_sample_dropout) if self.training else 1
+        # Multi-sample dropout: average the classifier over several dropout masks (a cheap, steadier ensemble).
+        logits = torch.stack([self.classifier(self.dropout(hidden)) for _ in range(samples)]).mean(0)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1))
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+
+AutoConfig.register(FeedbackConfig.model_type, FeedbackConfig, exist_ok=True)
+AutoModelForTokenClassification.register(FeedbackConfig, FeedbackTokenClassifier, exist_ok=True)
+
+
+def build_model(
+    model_name_or_path: str,
+    head: str = "linear",
+    classifier_dropout: float | None = None,
+    multi_sample_dropout: int = 0,
+    rnn_hidden_size: int = 256,
+) -> PreTrainedModel:
+    """A token classifier over the pretrained encoder at ``model_name_or_path`` with 15 labels.
+
+    ``head="linear"`` without multi-sample dropout gives the stock Auto class (loads anywhere); other options give
+    :class:`FeedbackTokenClassifier` with the pretrained encoder weights inside.
+    """
+    label_kwargs = {"num_labels": NUM_LABELS, "id2label": ID2LABEL, "label2id": LABEL2ID}
+    config = AutoConfig.from_pretrained(model_name_or_path)
+    if isinstance(config, FeedbackConfig):  # already one of ours: fine-tune it as it is
+        return AutoModelForTokenClassification.from_pretrained(model_name_or_path)
+    if head == "linear" and multi_sample_dropout <= 1:
+        kwargs: dict[str, Any] = dict(label_kwargs)
+        if classifier_dropout is not None:
+            kwargs["classifier_dropout"] = classifier_dropout
+        # Token-classification heads of a plain encoder checkpoint are new: the size mismatch is expected.
+        return AutoModelForTokenClassification.from_pretrained(
+            model_name_or_path, ignore_mismatched_sizes=True, **kwargs
+        )
+    encoder = AutoModel.from_pretrained(model_name_or_path)
+    fconfig = FeedbackConfig(
+        encoder=encoder.config,
+        head=head,
+        classifier_dropout=0.1 if classifier_dropout is None else classifier_dropout,
+        multi_sample_dropout=multi_sample_dropout,
+        rnn_hidden_size=rnn_hidden_size,
+        **label_kwargs,
+    )
+    return FeedbackTokenClassifier(fconfig, encoder=encoder)
+
+
+def encoder_config(config: PretrainedConfig) -> PretrainedConfig:
+    """The encoder's config, whether ``config`` is a stock model's or a :class:`FeedbackConfig`."""
+    return config.encoder if isinstance(config, FeedbackConfig) else config
+
+
+def bigbird_min_length(config: PretrainedConfig) -> int | None:
+    """Shortest input on which BigBird keeps block-sparse attention (it falls back to full attention below)."""
+    cfg = encoder_config(config)
+    if cfg.model_type != "big_bird" or getattr(cfg, "attention_type", "") != "block_sparse":
+        return None
+    # transformers switches to full attention when seq_len <= (5 + 2 * num_random_blocks) * block_size.
+    return (5 + 2 * cfg.num_random_blocks) * cfg.block_size + cfg.block_size
+
+
+def model_inputs(batch: dict[str, torch.Tensor], config: PretrainedConfig, pad_token_id: int = 0) -> dict[str, Any]:
+    """The keyword arguments a model's forward takes, from a collated batch.
+
+    Drops our pipeline keys, puts Longformer's global attention on the first token, and pads BigBird batches up
+    to the length where it keeps block-sparse attention instead of silently falling back to full attention.
+    """
+    inputs = {k: v for k, v in batch.items() if k not in PIPELINE_KEYS}
+    cfg = encoder_config(config)
+    if cfg.model_type == "longformer" and "global_attention_mask" not in inputs:
+        gam = torch.zeros_like(inputs["input_ids"])
+        gam[:, 0] = 1
+        inputs["global_attention_mask"] = gam
+    min_len = bigbird_min_length(config)
+    if min_len is not None and inputs["input_ids"].shape[1] < min_len:
+        pad = min_len - inputs["input_ids"].shape[1]
+        fill = {"input_ids": pad_token_id, "attention_mask": 0, "labels": -100, "token_type_ids": 0}
+        for key, value in fill.items():
+            if key in inputs:
+                inputs[key] = nn.functional.pad(inputs[key], (0, pad), value=value)
+    return inputs
+
+
+def trim_to(logits: torch.Tensor, length: int) -> torch.Tensor:
+    """Logits cut back to the batch's own length (undoes the BigBird padding of :func:`model_inputs`)."""
+    return logits[:, :length]

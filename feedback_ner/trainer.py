@@ -1,0 +1,177 @@
+"""``FeedbackTrainer``: a thin ``Trainer`` subclass whose evaluation is the competition score.
+
+Evaluation runs the windows through the stock evaluation loop with ``batch_eval_metrics=True``: each batch's
+token probabilities are reduced to word probabilities as they come (never holding the eval set's token logits),
+then the windows are merged, decoded with the post-processing config and scored with the competition metric.
+The returned metrics are flat floats: ``eval_f1``, ``eval_f1_<class>``, ``eval_loss``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
+
+from feedback_ner.decode import WordProbAccumulator
+from feedback_ner.metric import score
+from feedback_ner.modeling import model_inputs, trim_to
+from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+
+logger = logging.getLogger(__name__)
+
+
+class WordF1Metric:
+    """``compute_metrics`` for ``batch_eval_metrics``: accumulates word probabilities, scores on the last batch.
+
+    ``label_ids`` of each batch carry ``[essay_index, word_ids...]`` (packed by ``FeedbackTrainer.prediction_step``)
+    and ``predictions`` the token probabilities. After scoring, ``word_probs`` holds the evaluation's word
+    probabilities per essay (the out-of-fold file of a fold).
+    """
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        n_words: Sequence[int],
+        gt: pd.DataFrame,
+        postprocess: PostprocessConfig | None = None,
+        subtoken_rule: str = "first",
+    ) -> None:
+        self.ids = list(ids)
+        self.n_words = list(n_words)
+        self.gt = gt
+        self.postprocess = postprocess or PostprocessConfig()
+        self.subtoken_rule = subtoken_rule
+        self.word_probs: dict[str, np.ndarray] = {}
+        self._acc = self._new_accumulator()
+
+    def _new_accumulator(self) -> WordProbAccumulator:
+        return WordProbAccumulator(self.n_words, subtoken=self.subtoken_rule)
+
+    def __call__(self, eval_pred: EvalPrediction, compute_result: bool = True) -> dict[str, float]:
+        probs = _to_numpy(eval_pred.predictions)
+        packed = _to_numpy(eval_pred.label_ids).astype(np.int64)
+        self._acc.add(packed[:, 0], packed[:, 1:], probs)
+        if not compute_result:
+            return {}
+        self.word_probs = self._acc.result(self.ids)
+        self._acc = self._new_accumulator()
+        submission = submission_from_probs(self.word_probs, self.postprocess)
+        return score(submission, self.gt).as_dict()
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+class EvalLogCallback(TrainerCallback):
+    """One readable line after each evaluation: epoch, F1, best so far, whether this epoch became the best."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.best: tuple[float, float] | None = None  # (f1, epoch)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 (upstream signature)
+        if not metrics or "eval_f1" not in metrics:
+            return
+        f1, epoch = float(metrics["eval_f1"]), float(state.epoch or 0)
+        is_best = self.best is None or f1 > self.best[0]
+        if is_best:
+            self.best = (f1, epoch)
+        note = "new best, kept as the best checkpoint" if is_best else "not better, best checkpoint unchanged"
+        logger.info(
+            "%sepoch %.2f | eval_f1 %.4f | eval_loss %.4f | best %.4f (epoch %.2f) | %s",
+            self.prefix, epoch, f1, metrics.get("eval_loss", float("nan")), self.best[0], self.best[1], note,
+        )
+
+
+class FeedbackTrainer(Trainer):
+    """``Trainer`` whose evaluation returns the competition F1, with a guard against non-finite losses.
+
+    Extra keyword arguments: ``eval_table`` (the word table of the evaluation essays, row order = ``essay_index``),
+    ``eval_gt`` (their ground-truth rows), ``postprocess`` (a :class:`PostprocessConfig`) and ``subtoken_rule``.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        eval_table: pd.DataFrame | None = None,
+        eval_gt: pd.DataFrame | None = None,
+        postprocess: PostprocessConfig | None = None,
+        subtoken_rule: str = "first",
+        **kwargs: Any,
+    ) -> None:
+        self.word_metric: WordF1Metric | None = None
+        if eval_table is not None:
+            if eval_gt is None:
+                raise ValueError("FeedbackTrainer: eval_table needs eval_gt (the ground-truth rows of those essays).")
+            n_words = [len(s) for s in eval_table["word_start"]]
+            self.word_metric = WordF1Metric(eval_table["id"], n_words, eval_gt, postprocess, subtoken_rule)
+            kwargs["compute_metrics"] = self.word_metric
+        args_ = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if args_ is not None:
+            # Evaluation reduces batch by batch and needs our pipeline columns: enforce, never mutate.
+            args_ = dataclasses.replace(
+                args_, batch_eval_metrics=True, remove_unused_columns=False, label_names=["labels"]
+            )
+            if "args" in kwargs:
+                kwargs["args"] = args_
+            else:
+                args = (args[0], args_, *args[2:])
+        super().__init__(*args, **kwargs)
+        self._nonfinite_run = 0
+        self.nonfinite_steps = 0
+
+    def _model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        pad_id = getattr(self.processing_class, "pad_token_id", None) or 0
+        return model_inputs(inputs, self.model.config, pad_id)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+        return super().compute_loss(model, self._model_inputs(inputs), return_outputs, num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):  # noqa: ANN001
+        word_ids, essay_index = inputs["word_ids"], inputs["essay_index"]
+        length = inputs["input_ids"].shape[1]
+        loss, logits, _ = super().prediction_step(model, self._model_inputs(inputs), False, ignore_keys)
+        probs = trim_to(logits, length).float().softmax(-1)
+        packed = torch.cat([essay_index.view(-1, 1).to(word_ids), word_ids], dim=1)
+        return loss, probs, packed
+
+    def training_step(self, model, inputs, num_items_in_batch=None):  # noqa: ANN001
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        bad = torch.tensor(float(not torch.isfinite(loss).all()), device=loss.device)
+        if self.args.world_size > 1:  # a NaN on one rank poisons every rank's all-reduced gradients
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        if bad.item() == 0:
+            self._nonfinite_run = 0
+            return loss
+        self.nonfinite_steps += 1
+        self._nonfinite_run += 1
+        # Dropping the gradients makes the optimizer skip every parameter for this step.
+        for p in model.parameters():
+            p.grad = None
+        logger.warning(
+            "non-finite loss at step %d: step skipped (%d in a row, %d in all)",
+            self.state.global_step, self._nonfinite_run, self.nonfinite_steps,
+        )
+        if self._nonfinite_run >= self.args.max_nonfinite_steps:
+            self._restore_last_checkpoint()
+        return loss
+
+    def _restore_last_checkpoint(self) -> None:
+        """After too many non-finite losses in a row, reload the weights of the last saved checkpoint."""
+        self._nonfinite_run = 0
+        last = get_last_checkpoint(self.args.output_dir) if self.args.output_dir else None
+        if last is None:
+            logger.warning("no checkpoint yet to go back to; continuing with the current (finite) weights")
+            return
+        logger.warning("%d non-finite losses in a row: reloading weights from %s", self.args.max_nonfinite_steps, last)
+        self._load_from_checkpoint(last)

@@ -1,0 +1,267 @@
+"""Training: FeedbackTrainer, the k-fold driver, resume after SIGKILL, non-finite guard, heads, tracking (issue 5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForTokenClassification
+
+from feedback_ner.config import parse_config
+from feedback_ner.metric import score
+from feedback_ner.modeling import FeedbackTokenClassifier, build_model
+from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.probs import load_word_probs
+from feedback_ner.train import fold_data, load_data, run
+from feedback_ner.trainer import FeedbackTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_config(corpus_dir: Path, model_dir: Path, out: Path, **extra) -> dict:
+    """A config that trains in seconds: 2 folds, short windows, 2 epochs."""
+    values = dict(
+        data_dir=str(corpus_dir),
+        cache_dir=str(corpus_dir / ".cache-tests"),
+        model_name_or_path=str(model_dir),
+        output_dir=str(out),
+        num_folds=2,
+        max_length=128,
+        stride=32,
+        learning_rate=3e-3,
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        use_cpu=True,
+        seed=7,
+        logging_steps=5,
+        max_essays=40,
+        disable_tqdm=True,
+    )
+    values.update(extra)
+    return values
+
+
+def write_yaml(path: Path, values: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, corpus_dir, tiny_models):
+    """One uninterrupted 2-fold run of the driver (shared by several tests)."""
+    out = tmp_path_factory.mktemp("run") / "uninterrupted"
+    cfg = write_yaml(out.parent / "cfg.yaml", small_config(corpus_dir, tiny_models("longformer"), out))
+    model_args, data_args, train_args = parse_config(cfg)
+    initial = AutoModelForTokenClassification.from_pretrained(model_args.model_name_or_path)
+    cv = run(model_args, data_args, train_args)
+    return out, cfg, cv, initial
+
+
+def test_driver_writes_best_checkpoint_oof_and_cv_table(trained_run):
+    out, _, cv, initial = trained_run
+    assert list(cv.columns) == ["fold_0", "fold_1", "overall"]
+    assert cv.index[-1] == "macro" and np.isfinite(cv.loc["macro"]).all()
+    assert (out / "cv.csv").is_file() and (out / "cv.png").stat().st_size > 1000
+    for fold in (0, 1):
+        fold_dir = out / f"fold_{fold}"
+        assert not list(fold_dir.glob("checkpoint-*")), "only the best checkpoint is kept, as model/"
+        model = AutoModelForTokenClassification.from_pretrained(fold_dir / "model")
+        # parameters changed by training
+        changed = [
+            not torch.equal(p, initial.state_dict()[n]) for n, p in model.state_dict().items() if n in initial.state_dict()
+        ]
+        assert any(changed)
+        metrics = json.loads((fold_dir / "metrics.json").read_text())
+        assert 0.0 <= metrics["eval_f1"] <= 1.0
+        assert {"eval_f1_Claim", "eval_f1_Evidence", "eval_loss"} <= set(metrics)
+
+
+def test_eval_f1_is_the_competition_metric_of_the_saved_oof(trained_run, corpus_dir):
+    out, _, cv, _ = trained_run
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    for fold in (0, 1):
+        probs = load_word_probs(out / f"fold_{fold}" / "oof.npz")
+        metrics = json.loads((out / f"fold_{fold}" / "metrics.json").read_text())
+        sub = submission_from_probs(probs, PostprocessConfig())
+        expected = score(sub, gt[gt["id"].isin(set(probs))]).f1
+        assert metrics["eval_f1"] == pytest.approx(expected, abs=1e-9)
+        assert cv.loc["macro", f"fold_{fold}"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_best_epoch_is_kept_and_reloaded(tmp_path, corpus_dir, tiny_models):
+    """The saved model is the epoch with the best eval_f1, not the last one."""
+    cfg = small_config(corpus_dir, tiny_models("longformer"), tmp_path / "run", num_train_epochs=3, folds=[0])
+    model_args, data_args, train_args = parse_config(None, overrides=cfg)
+    table, gt = load_data(data_args)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    data = fold_data(table, gt, 0, tok, data_args)
+    from feedback_ner.train import build_trainer
+
+    trainer = build_trainer(model_args, data_args, train_args, data, tok, PostprocessConfig())
+    trainer.train()
+    history = [h["eval_f1"] for h in trainer.state.log_history if "eval_f1" in h]
+    assert len(history) == 3
+    final = trainer.evaluate()
+    assert final["eval_f1"] == pytest.approx(max(history), abs=1e-9)
+    best_ckpt = trainer.state.best_model_checkpoint
+    assert best_ckpt is not None and Path(best_ckpt).is_dir()
+    reloaded = AutoModelForTokenClassification.from_pretrained(best_ckpt)
+    for name, p in reloaded.state_dict().items():
+        assert torch.equal(p, trainer.model.state_dict()[name].cpu())
+
+
+@pytest.mark.parametrize("head,msd", [("linear", 0), ("lstm", 2), ("gru", 0), ("linear", 3)])
+def test_every_head_option_trains_saves_and_reloads(tmp_path, corpus_dir, tiny_models, head, msd):
+    cfg = small_config(
+        corpus_dir, tiny_models("bert"), tmp_path / "run", head=head, multi_sample_dropout=msd,
+        rnn_hidden_size=16, num_train_epochs=1, folds=[1],
+    )
+    model_args, data_args, train_args = parse_config(None, overrides=cfg)
+    run(model_args, data_args, train_args)
+    model_dir = tmp_path / "run" / "fold_1" / "model"
+    model = AutoModelForTokenClassification.from_pretrained(model_dir)
+    assert isinstance(model, FeedbackTokenClassifier) == (head != "linear" or msd > 1)
+    x = torch.randint(5, 100, (1, 40))
+    model.eval()
+    again = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+    assert torch.allclose(model(input_ids=x).logits, again(input_ids=x).logits)
+
+
+def test_nonfinite_loss_is_skipped_and_weights_stay_finite(tmp_path, corpus_dir, tiny_models, caplog):
+    """Issue 5: inject NaN logits on some training steps; training completes with finite weights."""
+    cfg = small_config(corpus_dir, tiny_models("longformer"), tmp_path / "run", folds=[0], max_nonfinite_steps=2)
+    model_args, data_args, train_args = parse_config(None, overrides=cfg)
+    table, gt = load_data(data_args)
+    from transformers import AutoTokenizer
+
+    from feedback_ner.train import build_trainer
+
+    tok = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    data = fold_data(table, gt, 0, tok, data_args)
+    trainer = build_trainer(model_args, data_args, train_args, data, tok, PostprocessConfig())
+    calls = {"n": 0}
+
+    def poison(module, inputs, output):  # fault injection on the torch module: NaN on training calls 3, 4 and 9
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] in (3, 4, 9):
+                return output * float("nan")
+        return output
+
+    trainer.model.classifier.register_forward_hook(poison)
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="feedback_ner"):
+        trainer.train()
+    assert trainer.nonfinite_steps == 3
+    assert any("non-finite loss" in r.message for r in caplog.records)
+    assert any("in a row" in r.message and "no checkpoint" in r.message or "reloading" in r.message
+               for r in caplog.records)
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert np.isfinite(trainer.evaluate()["eval_f1"])
+
+
+def _train_cmd(cfg: Path) -> list[str]:
+    return [sys.executable, "-m", "feedback_ner.train", "--config", str(cfg)]
+
+
+def test_sigkill_mid_fold_resumes_and_matches_uninterrupted(trained_run, tmp_path):
+    """Issue 5: kill a run mid-fold, re-run the same command: fold 0 skipped, fold 1 resumed, same CV table."""
+    out_ref, cfg_ref, cv_ref, _ = trained_run
+    import yaml
+
+    values = yaml.safe_load(Path(cfg_ref).read_text())
+    values["output_dir"] = str(tmp_path / "killed")
+    cfg = write_yaml(tmp_path / "cfg.yaml", values)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(_train_cmd(cfg), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    fold1 = tmp_path / "killed" / "fold_1"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(fold1.glob("checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        time.sleep(0.2)
+    time.sleep(0.5)  # let the checkpoint finish writing, then kill during the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (tmp_path / "killed" / "fold_0" / "metrics.json").is_file()
+    assert not (fold1 / "metrics.json").is_file(), "the run was killed before fold 1 finished"
+    fold0_mtime = (tmp_path / "killed" / "fold_0" / "metrics.json").stat().st_mtime
+    again = subprocess.run(_train_cmd(cfg), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = again.stdout + again.stderr
+    assert "fold 0: already finished" in log
+    assert "fold 1: resuming from" in log
+    assert (tmp_path / "killed" / "fold_0" / "metrics.json").stat().st_mtime == fold0_mtime
+    cv = pd.read_csv(tmp_path / "killed" / "cv.csv", index_col=0)
+    pd.testing.assert_frame_equal(cv, cv_ref, check_names=False, atol=1e-9)
+
+
+def test_wandb_offline_run_is_written(tmp_path, corpus_dir, tiny_models, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = small_config(corpus_dir, tiny_models("longformer"), tmp_path / "run", folds=[0], num_train_epochs=1,
+                       report_to="wandb")
+    run(*parse_config(None, overrides=cfg))
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("*.wandb"))
+
+
+def test_two_process_accelerate_launch_on_cpu(tmp_path, corpus_dir, tiny_models):
+    """Issue 5: `accelerate launch --multi_gpu --num_processes 2 -m feedback_ner.train` works on CPU (gloo)."""
+    cfg = write_yaml(
+        tmp_path / "cfg.yaml",
+        small_config(corpus_dir, tiny_models("longformer"), tmp_path / "ddp", folds=[0], num_train_epochs=1),
+    )
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--cpu",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29513",
+        "-m", "feedback_ner.train", "--config", str(cfg),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    metrics = json.loads((tmp_path / "ddp" / "fold_0" / "metrics.json").read_text())
+    assert 0.0 <= metrics["eval_f1"] <= 1.0
+    assert "on 2 process(es)" in done.stdout + done.stderr
+    assert (tmp_path / "ddp" / "cv.csv").is_file()
+    # the eval set was split across the two processes and gathered back: every essay has probabilities
+    probs = load_word_probs(tmp_path / "ddp" / "fold_0" / "oof.npz")
+    table = pd.read_parquet(next((corpus_dir / ".cache-tests").rglob("*.parquet")))
+    assert len(probs) == int((table.set_index("id").loc[sorted(table["id"])[:40], "fold"] == 0).sum())
+
+
+def test_config_errors_name_the_field(tmp_path):
+    bad = write_yaml(tmp_path / "bad.yaml", {"learning_rat": 1e-3})
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown config field 'learning_rat'. Did you mean 'learning_rate'"):
+        parse_config(bad)
+    with pytest.raises(ValueError, match="stride=600 must be"):
+        parse_config(None, overrides={"max_length": 512, "stride": 600})
+    with pytest.raises(ValueError, match="head='cnn' is not supported"):
+        parse_config(None, overrides={"head": "cnn"})
+    m, d, t = parse_config(write_yaml(tmp_path / "ok.yaml", {"learning_rate": "1e-3"}), ["--learning_rate", "5e-4"])
+    assert t.learning_rate == 5e-4 and t.metric_for_best_model == "f1" and t.load_best_model_at_end
+
+
+def test_trainer_enforces_its_arguments(tmp_path, tiny_models):
+    from transformers import TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), remove_unused_columns=True, use_cpu=True)
+    trainer = FeedbackTrainer(model=build_model(str(tiny_models("bert"))), args=args)
+    assert trainer.args.remove_unused_columns is False and trainer.args.batch_eval_metrics is True
+    assert args.remove_unused_columns is True, "the caller's arguments are not mutated"
