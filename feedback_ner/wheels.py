@@ -1,0 +1,191 @@
+"""The folder of wheels the offline Kaggle notebook installs from: ``python -m feedback_ner.wheels --out wheels``.
+
+Kaggle scoring notebooks have no internet, so ``pip install --no-index --find-links <wheels> feedback_ner`` must
+find every requirement that the Kaggle image does not already satisfy. The folder holds:
+
+- the ``feedback_ner`` wheel, built from this source tree (copied to a temporary folder, so the tree stays clean);
+- the runtime dependency closure of ``feedback_ner`` as installed here, pinned to the installed versions (the
+  combination the tests ran with), downloaded from PyPI as binary wheels. This covers what a Kaggle image lacks
+  (``iterative-stratification``) or has too old (``transformers`` 5 with its ``tokenizers``, ``huggingface-hub``
+  and ``safetensors``; ``accelerate``, ``datasets``, ``optuna``).
+
+Left out on purpose, and why:
+
+- ``torch`` and its CUDA stack (``nvidia-*``, ``triton``): Kaggle ships a CUDA build matched to its GPUs and
+  drivers; a wheel from here would replace it (several GB, likely a CPU or mismatched CUDA build). The package
+  accepts any ``torch>=2.4,<3``. Nothing is collected behind torch either.
+- The scientific base (``numpy``, ``pandas``, ``pyarrow``, ``scipy``, ``scikit-learn``, ``matplotlib``): every
+  Kaggle image has them at versions above our floors, and many preinstalled packages are compiled against the
+  image's builds; nothing is collected behind them. ``--include-base`` adds them anyway.
+
+pip never replaces an installed requirement that already satisfies the constraints, so the extra wheels cost only
+upload size. ``--no-deps`` builds the ``feedback_ner`` wheel alone (offline; used by the tests). Binary wheels
+are for this interpreter and platform by default; for a Kaggle image that differs, pass e.g.
+``--python-version 3.11 --platform manylinux2014_x86_64``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as metadata
+import importlib.util
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+logger = logging.getLogger(__name__)
+
+PACKAGE = "feedback_ner"
+# torch: Kaggle's own CUDA build must stay. The walk does not enter these, so their own dependencies stay out too.
+TORCH_STACK = frozenset({"torch", "triton", "torchvision", "torchaudio"})
+TORCH_PREFIXES = ("nvidia-",)
+KAGGLE_BASE = frozenset({"numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "matplotlib"})
+# Files of the source tree that a wheel build needs.
+SOURCE_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md", "LICENSE")
+
+
+def source_root() -> Path:
+    """The source tree of the installed package (the folder holding ``pyproject.toml`` next to ``feedback_ner/``)."""
+    here = Path(__file__).resolve().parent.parent
+    if not (here / "pyproject.toml").is_file():
+        raise FileNotFoundError(
+            f"{here}: no pyproject.toml next to the feedback_ner package; build the wheels from a source checkout "
+            "(pip install -e .)"
+        )
+    return here
+
+
+def build_package_wheel(out: Path, root: Path | None = None) -> Path:
+    """Builds the ``feedback_ner`` wheel into ``out`` from a temporary copy of the source tree."""
+    root = root or source_root()
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob(f"{PACKAGE}-*.whl"):  # one version only, so --find-links cannot pick a stale one
+        old.unlink()
+    with tempfile.TemporaryDirectory(prefix="feedback_ner-src-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name in SOURCE_FILES:
+            if (root / name).is_file():
+                shutil.copy2(root / name, src / name)
+        shutil.copytree(root / PACKAGE, src / PACKAGE, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--quiet", "--wheel-dir", str(out)]
+        if importlib.util.find_spec("setuptools") is not None:
+            cmd.append("--no-build-isolation")  # offline: build with the setuptools installed here
+        _run(cmd, "building the feedback_ner wheel")
+    wheels = sorted(out.glob(f"{PACKAGE}-*.whl"))
+    if len(wheels) != 1:
+        raise RuntimeError(f"{out}: expected one {PACKAGE} wheel after the build, found {[w.name for w in wheels]}")
+    return wheels[0]
+
+
+def _skipped(name: str, include_base: bool) -> bool:
+    if name in TORCH_STACK or name.startswith(TORCH_PREFIXES):
+        return True
+    return not include_base and name in KAGGLE_BASE
+
+
+def dependency_pins(package: str = PACKAGE, include_base: bool = False) -> list[str]:
+    """``name==version`` of the installed runtime dependency closure of ``package``, minus the skipped ones."""
+    pins: dict[str, str] = {}
+    todo = [package]
+    seen = {canonicalize_name(package)}
+    while todo:
+        dist = metadata.distribution(todo.pop())
+        for spec in dist.requires or []:
+            req = Requirement(spec)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue  # an extra's or another platform's requirement
+            name = canonicalize_name(req.name)
+            if name in seen:
+                continue
+            seen.add(name)
+            if _skipped(name, include_base):
+                continue
+            try:
+                version = metadata.version(req.name)
+            except metadata.PackageNotFoundError:
+                raise RuntimeError(
+                    f"{req.name} (required by {dist.metadata['Name']}) is not installed here; install the package "
+                    "with its dependencies first (make install)"
+                ) from None
+            pins[name] = version
+            todo.append(req.name)
+    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def download_wheels(pins: Iterable[str], out: Path, python_version: str | None = None,
+                    platform: str | None = None) -> None:
+    """Binary wheels of exactly ``pins`` (no resolution: the pins are the closure) into ``out``, from PyPI."""
+    pins = list(pins)
+    if not pins:
+        return
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", "--dest", str(out)]
+    if python_version:
+        cmd += ["--python-version", python_version]
+    if platform:
+        cmd += ["--platform", platform]
+    _run(cmd + pins, f"downloading {len(pins)} dependency wheels")
+
+
+def _run(cmd: list[str], what: str) -> None:
+    logger.info("%s: %s", what, " ".join(cmd))
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(f"{what} failed (exit {done.returncode}): " + " | ".join(tail))
+
+
+def build_wheels(out: str | Path, no_deps: bool = False, include_base: bool = False,
+                 python_version: str | None = None, platform: str | None = None) -> list[Path]:
+    """Writes the wheels folder (see the module docstring); returns the wheels in it."""
+    out = Path(out)
+    build_package_wheel(out)
+    if not no_deps:
+        download_wheels(dependency_pins(include_base=include_base), out, python_version, platform)
+    return sorted(out.glob("*.whl"))
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Options of ``feedback_ner.wheels``."""
+    parser = argparse.ArgumentParser(
+        prog="feedback_ner.wheels",
+        description="Build the folder of wheels for the offline Kaggle notebook: feedback_ner plus the "
+        "dependencies a Kaggle image may lack or have too old (never torch).",
+    )
+    parser.add_argument("--out", default="wheels", help="folder to write the wheels to (default: wheels)")
+    parser.add_argument("--no-deps", action="store_true", help="only the feedback_ner wheel (works offline)")
+    parser.add_argument("--include-base", action="store_true",
+                        help="also bundle numpy, pandas, pyarrow, scipy, scikit-learn, matplotlib")
+    parser.add_argument("--python-version", default=None, help="target Python of the binary wheels, e.g. 3.11")
+    parser.add_argument("--platform", default=None, help="target platform tag, e.g. manylinux2014_x86_64")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        wheels = build_wheels(args.out, no_deps=args.no_deps, include_base=args.include_base,
+                              python_version=args.python_version, platform=args.platform)
+    except (FileNotFoundError, RuntimeError) as err:
+        print(f"feedback_ner.wheels: error: {err}", file=sys.stderr)
+        return 2
+    size = sum(w.stat().st_size for w in wheels) / 2**20
+    print(f"wrote {len(wheels)} wheels ({size:.1f} MiB) to {args.out}:")
+    for w in wheels:
+        print(f"  {w.name}")
+    print(f"upload {args.out} as a Kaggle dataset; the notebook runs "
+          f"pip install --no-index --find-links <that folder> {PACKAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
