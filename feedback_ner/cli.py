@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 # subcommand -> (module, one-line help)
@@ -18,6 +19,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ensemble": ("feedback_ner.ensemble", "find ensemble weights on out-of-fold probabilities"),
     "demo": ("feedback_ner.demo", "the whole job on the embedded sample corpus"),
 }
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Show this package's progress lines on stderr, whatever logging setup other libraries made first."""
+    pkg = logging.getLogger("feedback_ner")
+    if not any(getattr(h, "_feedback_ner", False) for h in pkg.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._feedback_ner = True  # type: ignore[attr-defined]
+        pkg.addHandler(handler)
+    pkg.setLevel(level)
+    pkg.propagate = False
 
 
 def _usage() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +63,6 @@ class ModelArguments:
             raise ValueError(f"multi_sample_dropout={self.multi_sample_dropout} must be >= 0 (0 turns it off).")
         if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
             raise ValueError(f"classifier_dropout={self.classifier_dropout} must be in [0, 1).")
-
-    @property
-    def uses_custom_head(self) -> bool:
-        """Whether the model needs ``FeedbackTokenClassifier`` rather than the stock Auto class."""
-        return self.head != "linear" or self.multi_sample_dropout > 1
 
 
 @dataclass
@@ -214,14 +209,31 @@ def parse_config(
 
 
 def to_flat_dict(*configs: Any) -> dict[str, Any]:
-    """The non-default fields of the argument objects, as a flat dict (what a YAML config would hold)."""
+    """The non-default fields of the argument objects, as a flat dict (what a YAML config would hold).
+
+    Defaults come from the dataclass fields, never from a new instance: building ``TrainingArguments`` sets up the
+    distributed state, which must not happen on one process only.
+    """
     out: dict[str, Any] = {}
     for cfg in configs:
-        defaults = type(cfg)()
         for f in fields(cfg):
-            if not f.init:
+            if not f.init or f.name.startswith("_"):
                 continue
             value = getattr(cfg, f.name)
-            if value != getattr(defaults, f.name):
-                out[f.name] = value.value if hasattr(value, "value") else value
+            value = value.value if hasattr(value, "value") else value
+            if f.default is not MISSING:
+                default = f.default
+            elif f.default_factory is not MISSING:
+                default = f.default_factory()
+            else:
+                default = None
+            default = default.value if hasattr(default, "value") else default
+            if not isinstance(value, (str, int, float, bool, list, dict, type(None))):
+                continue  # objects that __post_init__ derives (e.g. accelerator_config) are not config values
+            if value != default and not (_empty(value) and _empty(default)):
+                out[f.name] = value
     return out
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or value == [] or value == {} or value == ""

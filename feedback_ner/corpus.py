@@ -21,7 +21,7 @@ import pandas as pd
 
 from feedback_ner.labels import CLASSES
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.corpus")
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "id",

@@ -16,7 +16,7 @@ import numpy as np
 
 from feedback_ner.labels import B_IDS, CLASSES, NUM_LABELS, O_ID, to_predictionstring
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.decode")
 
 SUBTOKEN_RULES = ("first", "mean")
 

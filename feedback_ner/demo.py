@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from feedback_ner.cli import setup_logging
+
+logger = logging.getLogger("feedback_ner.demo")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -29,8 +31,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo end to end and print where everything is."""
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("feedback_ner").setLevel(logging.INFO)
+    setup_logging()
     from feedback_ner.config import parse_config
     from feedback_ner.predict import predict
     from feedback_ner.sample import write_corpus

@@ -40,7 +40,7 @@ from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import format_table
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.ensemble")
 
 ENSEMBLE_KEYS = ("models", "weights", "postprocess", "runs", "scores")
 

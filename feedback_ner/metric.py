@@ -55,7 +55,7 @@ import pyarrow.compute as pc
 
 from feedback_ner.labels import CLASSES
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.metric")
 
 PRED_COLUMNS = ("id", "class", "predictionstring")
 GT_CLASS_COLUMNS = ("discourse_type", "class")  # train.csv has discourse_type; a submission-shaped frame has class

@@ -23,7 +23,7 @@ from transformers.modeling_outputs import TokenClassifierOutput
 
 from feedback_ner.labels import ID2LABEL, LABEL2ID, NUM_LABELS
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.modeling")
 
 # Batch keys that our pipeline carries but no model accepts.
 PIPELINE_KEYS = ("word_ids", "essay_index")
@@ -71,8 +71,13 @@ class FeedbackTokenClassifier(PreTrainedModel):
     supports_gradient_checkpointing = True
 
     def __init__(self, config: FeedbackConfig, encoder: PreTrainedModel | None = None) -> None:
+        impl = encoder.config._attn_implementation if encoder is not None else None
         super().__init__(config)
         self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder)
+        # PreTrainedModel.__init__ resets the attention implementation of sub-configs it does not manage; the
+        # encoder needs one (Longformer builds its masks from it).
+        if self.encoder.config._attn_implementation is None:
+            self.encoder.config._attn_implementation = impl or "eager"
         hidden = config.encoder.hidden_size
         if config.head in ("lstm", "gru"):
             rnn_cls = nn.LSTM if config.head == "lstm" else nn.GRU
@@ -132,7 +137,9 @@ def build_model(
     config = AutoConfig.from_pretrained(model_name_or_path)
     if isinstance(config, FeedbackConfig):  # already one of ours: fine-tune it as it is
         return AutoModelForTokenClassification.from_pretrained(model_name_or_path)
-    if head == "linear" and multi_sample_dropout <= 1:
+    # Stock classes take classifier_dropout only where their config has it (BERT, DeBERTa; not Longformer).
+    stock_dropout_ok = classifier_dropout is None or hasattr(config, "classifier_dropout")
+    if head == "linear" and multi_sample_dropout <= 1 and stock_dropout_ok:
         kwargs: dict[str, Any] = dict(label_kwargs)
         if classifier_dropout is not None:
             kwargs["classifier_dropout"] = classifier_dropout

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from feedback_ner.decode import LABEL_CLASS, LABEL_IS_BEGIN, Span, span_bounds
+from feedback_ner.files import atomic_write
 from feedback_ner.labels import B_IDS, CLASSES, NUM_LABELS, O_ID
 
 DEFAULT_MIN_WORDS: dict[str, int] = {
@@ -123,18 +123,8 @@ class PostprocessConfig:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the config as JSON (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=2)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PostprocessConfig:

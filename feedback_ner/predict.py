@@ -43,7 +43,7 @@ from feedback_ner.prepare import test_word_table
 from feedback_ner.probs import save_word_probs
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.predict")
 
 # What a checkpoint folder must hold besides feedback_ner.json (any one of the weight files).
 WEIGHT_FILES = (

@@ -20,7 +20,7 @@ import pandas as pd
 from feedback_ner.corpus import Corpus, DataError, LoadReport, load_train
 from feedback_ner.labels import CLASSES, bio_labels, offsets_to_word_ranges, to_predictionstring, word_offsets
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.prepare")
 
 # Bump when the files written here change meaning, so older caches are rebuilt.
 FORMAT_VERSION = 1

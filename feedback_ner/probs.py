@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from feedback_ner.files import atomic_write
 
 FORMAT_VERSION = 1
 _KEYS = ("probs", "offsets", "ids", "meta", "version")
@@ -53,24 +54,14 @@ def save_word_probs(
         essay = ids[int(np.searchsorted(offsets, row, side="right") - 1)]
         raise ValueError(f"save_word_probs({path}): essay {essay!r} has non-finite probabilities")
     meta_json = json.dumps(meta or {}, sort_keys=True, default=str)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # a file object, because np.savez appends ".npz" to a name that lacks it
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(
-                fh,
-                probs=flat,
-                offsets=offsets,
-                ids=np.array(ids, dtype=np.str_),
-                meta=np.array(meta_json),
-                version=np.array(FORMAT_VERSION),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    arrays_out = dict(
+        probs=flat,
+        offsets=offsets,
+        ids=np.array(ids, dtype=np.str_),
+        meta=np.array(meta_json),
+        version=np.array(FORMAT_VERSION),
+    )
+    return atomic_write(path, lambda tmp: np.savez(tmp, **arrays_out))
 
 
 def _open(path: Path) -> np.lib.npyio.NpzFile:

@@ -48,7 +48,7 @@ from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
 from feedback_ner.labels import ID2LABEL, LABEL2ID, NUM_LABELS
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.tiny")
 
 ARCHS: tuple[str, ...] = ("longformer", "bigbird", "deberta-v2", "bert")
 DEFAULT_VOCAB_SIZE = 4096

@@ -29,6 +29,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.trainer_utils import get_last_checkpoint
 
 from feedback_ner.checkpoint import InferenceConfig
+from feedback_ner.cli import setup_logging
 from feedback_ner.config import (
     DataArguments,
     FeedbackTrainingArguments,
@@ -46,7 +47,8 @@ from feedback_ner.report import bar_chart, format_table
 from feedback_ner.trainer import EvalLogCallback, FeedbackTrainer
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 
-logger = logging.getLogger(__name__)
+# named explicitly: under `python -m feedback_ner.train` __name__ is "__main__"
+logger = logging.getLogger("feedback_ner.train")
 
 METRICS_FILE = "metrics.json"
 OOF_FILE = "oof.npz"
@@ -240,7 +242,8 @@ def cv_table(run_dir: str | os.PathLike, folds: list[int], gt: pd.DataFrame) -> 
     for fold in folds:
         fold_dir = run_dir / f"fold_{fold}"
         probs = load_word_probs(fold_dir / OOF_FILE)
-        postprocess = postprocess or PostprocessConfig.from_dict(InferenceConfig.load(fold_dir / "model").postprocess or {})
+        if postprocess is None:  # every fold of a run is evaluated with the same config
+            postprocess = PostprocessConfig.from_dict(InferenceConfig.load(fold_dir / "model").postprocess or {})
         all_probs.update(probs)
         fold_gt = gt[gt["id"].isin(set(probs))]
         columns[f"fold_{fold}"] = _score_column(probs, fold_gt, postprocess)
@@ -319,8 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if known.folds is not None:
         flags += ["--folds", *map(str, known.folds)]
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("feedback_ner").setLevel(logging.INFO)
+    setup_logging()
     configs = known.config or [None]
     for path in configs:
         model_args, data_args, train_args = parse_config(path, flags)

@@ -24,7 +24,7 @@ from feedback_ner.metric import score
 from feedback_ner.modeling import model_inputs, trim_to
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.trainer")
 
 
 class WordF1Metric:

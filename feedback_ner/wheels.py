@@ -40,7 +40,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.wheels")
 
 PACKAGE = "feedback_ner"
 # torch: Kaggle's own CUDA build must stay. The walk does not enter these, so their own dependencies stay out too.

@@ -46,7 +46,7 @@ from tokenizers import Tokenizer
 
 from feedback_ner.labels import B_IDS, I_IDS, NUM_LABELS
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("feedback_ner.windows")
 
 # Part of every cache key: bump when the windows written for the same inputs change.
 WINDOWS_VERSION = "1"

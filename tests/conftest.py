@@ -15,6 +15,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models gain nothing from a second thread, and two OpenMP threads per process on a busy 2-core machine are
+# ~10x slower; subprocesses (train CLI, accelerate workers) inherit this too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ARCHS = ("longformer", "bigbird", "deberta-v2", "bert")
 

@@ -1,0 +1,56 @@
+"""Heads and per-architecture input rules (issue 5)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForTokenClassification
+
+from feedback_ner.modeling import FeedbackTokenClassifier, bigbird_min_length, build_model, model_inputs, trim_to
+
+
+def _batch(length: int) -> dict[str, torch.Tensor]:
+    x = torch.randint(5, 100, (2, length))
+    return {
+        "input_ids": x,
+        "attention_mask": torch.ones_like(x),
+        "labels": torch.zeros_like(x),
+        "word_ids": torch.arange(length).repeat(2, 1),
+        "essay_index": torch.tensor([0, 1]),
+    }
+
+
+def test_custom_head_over_longformer_runs_and_reloads(tiny_models, tmp_path):
+    """Regression: the wrapped Longformer lost its attention implementation and crashed building its masks."""
+    model = build_model(str(tiny_models("longformer")), head="gru", rnn_hidden_size=8)
+    inputs = model_inputs(_batch(96), model.config)
+    assert "word_ids" not in inputs and inputs["global_attention_mask"][:, 0].eq(1).all()
+    loss = model(**inputs).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.save_pretrained(tmp_path)
+    again = AutoModelForTokenClassification.from_pretrained(tmp_path)
+    model.eval(), again.eval()
+    assert torch.allclose(model(**inputs).logits, again(**inputs).logits)
+
+
+def test_classifier_dropout_on_a_config_without_it_uses_our_head(tiny_models):
+    model = build_model(str(tiny_models("longformer")), classifier_dropout=0.3)
+    assert isinstance(model, FeedbackTokenClassifier) and model.dropout.p == 0.3
+    stock = build_model(str(tiny_models("bert")), classifier_dropout=0.3)
+    assert not isinstance(stock, FeedbackTokenClassifier) and stock.config.classifier_dropout == 0.3
+
+
+def test_bigbird_short_batches_are_padded_to_stay_block_sparse(tiny_models):
+    model = build_model(str(tiny_models("bigbird")))
+    min_len = bigbird_min_length(model.config)
+    assert min_len is not None and min_len > 40
+    inputs = model_inputs(_batch(40), model.config, pad_token_id=1)
+    assert inputs["input_ids"].shape[1] == min_len
+    assert inputs["attention_mask"][:, 40:].eq(0).all() and inputs["labels"][:, 40:].eq(-100).all()
+    logits = trim_to(model(**inputs).logits, 40)
+    assert logits.shape == (2, 40, 15)
+    assert model.bert.attention_type == "block_sparse"
+    # without our padding, transformers would have switched this model to full attention for good
+    raw = build_model(str(tiny_models("bigbird")))
+    raw(**{k: v for k, v in _batch(40).items() if k not in ("word_ids", "essay_index")})
+    assert raw.bert.attention_type == "original_full"
