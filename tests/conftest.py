@@ -22,6 +22,35 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ARCHS = ("longformer", "bigbird", "deberta-v2", "bert")
 
 
+def small_config(corpus_dir: Path, model_dir: Path, out: Path, **extra) -> dict:
+    """A flat training config that runs in seconds on the test corpus: 2 folds, short windows, one epoch.
+
+    Tests pass what they need on top (``folds=[0]``, ``num_train_epochs=3``, ...). Import it with
+    ``from conftest import small_config``.
+    """
+    values = dict(
+        data_dir=str(corpus_dir),
+        cache_dir=str(corpus_dir / ".cache-tests"),
+        model_name_or_path=str(model_dir),
+        output_dir=str(out),
+        num_folds=2,
+        max_length=128,
+        stride=32,
+        learning_rate=3e-3,
+        num_train_epochs=1,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        use_cpu=True,
+        seed=7,
+        logging_steps=50,
+        max_essays=40,
+        disable_tqdm=True,
+        report_to="none",
+    )
+    values.update(extra)
+    return values
+
+
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small sample corpus (80 train essays, 10 test essays), Kaggle layout."""

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import small_config
 
 from feedback_ner import ensemble as ensemble_cli
 from feedback_ner import predict as predict_cli
@@ -29,31 +30,6 @@ from feedback_ner.probs import load_word_probs
 from feedback_ner.train import run
 
 ARCHS = ("longformer", "deberta-v2")  # byte-level BPE vs Unigram: different tokenizers, different word splits
-
-
-def small_config(corpus_dir: Path, model_dir: Path, out: Path, **extra) -> dict:
-    """A config that trains in seconds: 2 folds, short windows (several per essay), one epoch."""
-    values = dict(
-        data_dir=str(corpus_dir),
-        cache_dir=str(corpus_dir / ".cache-tests"),
-        model_name_or_path=str(model_dir),
-        output_dir=str(out),
-        num_folds=2,
-        max_length=128,
-        stride=32,
-        learning_rate=3e-3,
-        num_train_epochs=1,
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=16,
-        use_cpu=True,
-        seed=7,
-        logging_steps=50,
-        max_essays=32,
-        disable_tqdm=True,
-        report_to="none",
-    )
-    values.update(extra)
-    return values
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -74,7 +50,7 @@ def runs(tmp_path_factory, corpus_dir, tiny_models) -> dict[str, Path]:
     keep_all = PostprocessConfig.zeros().save(root / "keep_all.json")
     out = {}
     for arch in ARCHS:
-        cfg = small_config(corpus_dir, tiny_models(arch), root / arch, postprocess=str(keep_all))
+        cfg = small_config(corpus_dir, tiny_models(arch), root / arch, postprocess=str(keep_all), max_essays=32)
         run(*parse_config(None, overrides=cfg))
         out[arch] = root / arch
     return out

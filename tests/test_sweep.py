@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import small_config
 
 from feedback_ner import train
 from feedback_ner.config import parse_config
@@ -23,24 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_sweep_config(corpus_dir: Path, model_dir: Path, out: Path) -> Path:
     """A base config whose trials take seconds: 24 essays, 2 folds, short windows."""
-    values = dict(
-        data_dir=str(corpus_dir),
-        cache_dir=str(corpus_dir / ".cache-tests"),
-        model_name_or_path=str(model_dir),
-        output_dir=str(out / "unused"),
-        num_folds=2,
-        max_length=128,
-        stride=16,
-        learning_rate=3.0e-3,
-        num_train_epochs=1,
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=32,
-        use_cpu=True,
-        seed=7,
-        logging_steps=50,
-        max_essays=24,
-        disable_tqdm=True,
-        report_to="none",
+    values = small_config(
+        corpus_dir, model_dir, out / "unused", stride=16, per_device_eval_batch_size=32, max_essays=24
     )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "base.yaml"

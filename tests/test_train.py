@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import small_config
 from transformers import AutoModelForTokenClassification
 
 from feedback_ner.config import parse_config
@@ -27,30 +28,6 @@ from feedback_ner.trainer import FeedbackTrainer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def small_config(corpus_dir: Path, model_dir: Path, out: Path, **extra) -> dict:
-    """A config that trains in seconds: 2 folds, short windows, 2 epochs."""
-    values = dict(
-        data_dir=str(corpus_dir),
-        cache_dir=str(corpus_dir / ".cache-tests"),
-        model_name_or_path=str(model_dir),
-        output_dir=str(out),
-        num_folds=2,
-        max_length=128,
-        stride=32,
-        learning_rate=3e-3,
-        num_train_epochs=2,
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=16,
-        use_cpu=True,
-        seed=7,
-        logging_steps=5,
-        max_essays=40,
-        disable_tqdm=True,
-    )
-    values.update(extra)
-    return values
-
-
 def write_yaml(path: Path, values: dict) -> Path:
     import yaml
 
@@ -62,7 +39,8 @@ def write_yaml(path: Path, values: dict) -> Path:
 def trained_run(tmp_path_factory, corpus_dir, tiny_models):
     """One uninterrupted 2-fold run of the driver (shared by several tests)."""
     out = tmp_path_factory.mktemp("run") / "uninterrupted"
-    cfg = write_yaml(out.parent / "cfg.yaml", small_config(corpus_dir, tiny_models("longformer"), out))
+    values = small_config(corpus_dir, tiny_models("longformer"), out, num_train_epochs=2)
+    cfg = write_yaml(out.parent / "cfg.yaml", values)
     model_args, data_args, train_args = parse_config(cfg)
     initial = AutoModelForTokenClassification.from_pretrained(model_args.model_name_or_path)
     cv = run(model_args, data_args, train_args)
@@ -127,7 +105,7 @@ def test_best_epoch_is_kept_and_reloaded(tmp_path, corpus_dir, tiny_models):
 def test_every_head_option_trains_saves_and_reloads(tmp_path, corpus_dir, tiny_models, head, msd):
     cfg = small_config(
         corpus_dir, tiny_models("bert"), tmp_path / "run", head=head, multi_sample_dropout=msd,
-        rnn_hidden_size=16, num_train_epochs=1, folds=[1],
+        rnn_hidden_size=16, folds=[1],
     )
     model_args, data_args, train_args = parse_config(None, overrides=cfg)
     run(model_args, data_args, train_args)
@@ -142,7 +120,9 @@ def test_every_head_option_trains_saves_and_reloads(tmp_path, corpus_dir, tiny_m
 
 def test_nonfinite_loss_is_skipped_and_weights_stay_finite(tmp_path, corpus_dir, tiny_models, caplog):
     """Issue 5: inject NaN logits on some training steps; training completes with finite weights."""
-    cfg = small_config(corpus_dir, tiny_models("longformer"), tmp_path / "run", folds=[0], max_nonfinite_steps=2)
+    cfg = small_config(
+        corpus_dir, tiny_models("longformer"), tmp_path / "run", folds=[0], max_nonfinite_steps=2, num_train_epochs=2
+    )
     model_args, data_args, train_args = parse_config(None, overrides=cfg)
     table, gt = load_data(data_args)
     from transformers import AutoTokenizer

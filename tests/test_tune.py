@@ -12,6 +12,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from conftest import small_config
 
 from feedback_ner.config import parse_config
 from feedback_ner.labels import CLASSES, NUM_LABELS, bio_labels, parse_predictionstring, split_words
@@ -24,39 +25,21 @@ from feedback_ner.tune import REPORT_COLUMNS, chart_path, main, tune
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def small_config(corpus_dir: Path, model_dir: Path, out: Path, **extra) -> dict:
+def tune_config(corpus_dir: Path, model_dir: Path, out: Path) -> dict:
     """One fold of a tiny BERT, trained just long enough to predict spans of several lengths and confidences.
 
     (Shorter runs or higher learning rates leave it predicting I-Evidence everywhere: nothing to tune then.)
     """
-    values = dict(
-        data_dir=str(corpus_dir),
-        cache_dir=str(corpus_dir / ".cache-tests"),
-        model_name_or_path=str(model_dir),
-        output_dir=str(out),
-        num_folds=2,
-        folds=[0],
-        max_length=128,
-        stride=32,
-        learning_rate=1e-3,
-        num_train_epochs=6,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=16,
-        use_cpu=True,
-        seed=7,
-        logging_steps=50,
-        max_essays=40,
-        disable_tqdm=True,
+    return small_config(
+        corpus_dir, model_dir, out, folds=[0], learning_rate=1e-3, num_train_epochs=6, per_device_train_batch_size=4
     )
-    values.update(extra)
-    return values
 
 
 @pytest.fixture(scope="module")
 def oof_run(tmp_path_factory, corpus_dir, tiny_models) -> Path:
     """A short training run; its ``oof.npz`` holds the out-of-fold probabilities of fold 0's essays."""
     out = tmp_path_factory.mktemp("tune") / "run"
-    run(*parse_config(None, overrides=small_config(corpus_dir, tiny_models("bert"), out)))
+    run(*parse_config(None, overrides=tune_config(corpus_dir, tiny_models("bert"), out)))
     return out
 
 
