@@ -21,16 +21,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (test runners and notebooks swap it)."""
+
+    @property
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
 def setup_logging(level: int = logging.INFO) -> None:
-    """Show this package's progress lines on stderr, whatever logging setup other libraries made first."""
+    """Show this package's progress lines on stderr (CLI entry points call this)."""
     pkg = logging.getLogger("feedback_ner")
-    if not any(getattr(h, "_feedback_ner", False) for h in pkg.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._feedback_ner = True  # type: ignore[attr-defined]
-        pkg.addHandler(handler)
     pkg.setLevel(level)
-    pkg.propagate = False
+    # Where the root logger already has handlers (the user's, pytest's), records reach them by propagation;
+    # a handler of our own there would print every line twice.
+    if not logging.getLogger().handlers and not any(isinstance(h, _StderrHandler) for h in pkg.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        pkg.addHandler(handler)
 
 
 def _usage() -> str:

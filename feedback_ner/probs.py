@@ -61,7 +61,12 @@ def save_word_probs(
         meta=np.array(meta_json),
         version=np.array(FORMAT_VERSION),
     )
-    return atomic_write(path, lambda tmp: np.savez(tmp, **arrays_out))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez appends ".npz" to a name that lacks it
+            np.savez(fh, **arrays_out)
+
+    return atomic_write(path, write)
 
 
 def _open(path: Path) -> np.lib.npyio.NpzFile:

@@ -134,10 +134,10 @@ def test_nonfinite_loss_is_skipped_and_weights_stay_finite(tmp_path, corpus_dir,
     trainer = build_trainer(model_args, data_args, train_args, data, tok, PostprocessConfig())
     calls = {"n": 0}
 
-    def poison(module, inputs, output):  # fault injection on the torch module: NaN on training calls 3, 4 and 9
+    def poison(module, inputs, output):  # fault injection on the torch module: NaN on training steps 3, 20 and 21
         if module.training:
             calls["n"] += 1
-            if calls["n"] in (3, 4, 9):
+            if calls["n"] in (3, 20, 21):
                 return output * float("nan")
         return output
 
@@ -154,7 +154,8 @@ def test_nonfinite_loss_is_skipped_and_weights_stay_finite(tmp_path, corpus_dir,
         trainer.train()
     assert trainer.nonfinite_steps == 3
     assert any("non-finite loss" in r.message for r in caplog.records)
-    assert any("in a row" in r.message and "no checkpoint" in r.message or "reloading" in r.message
+    # steps 20 and 21 are max_nonfinite_steps=2 in a row, after epoch 1's checkpoint (16 steps an epoch)
+    assert any("2 non-finite losses in a row: reloading weights from" in r.message and "checkpoint-16" in r.message
                for r in caplog.records)
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert np.isfinite(trainer.evaluate()["eval_f1"])
