@@ -192,7 +192,9 @@ def train_fold(
     if last:
         logger.info("fold %d: resuming from %s", fold, last)
     trainer.train(resume_from_checkpoint=last)
+    trainer.remove_callback(EvalLogCallback)  # the next evaluation re-scores the best epoch: no new log line
     metrics = trainer.evaluate()  # the best epoch, reloaded by load_best_model_at_end
+    logger.info("fold %d: best checkpoint reloaded, eval_f1 %.4f", fold, metrics["eval_f1"])
     if trainer.is_world_process_zero():
         model_dir = fold_dir / "model"
         trainer.save_model(str(model_dir))
