@@ -17,17 +17,10 @@ import pandas as pd
 from benchmarks.pandas_metric import score_feedback_comp
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
+from feedback_ner.sample import REAL_CLASS_COUNTS
 
 # Real train-set element counts (FACTS.md) and typical element lengths in words.
-CLASS_COUNTS = {
-    "Claim": 50208,
-    "Evidence": 45702,
-    "Position": 15419,
-    "Concluding Statement": 13505,
-    "Lead": 9305,
-    "Counterclaim": 5817,
-    "Rebuttal": 4337,
-}
+CLASS_COUNTS = REAL_CLASS_COUNTS
 MEAN_WORDS = {
     "Lead": 40,
     "Position": 14,
