@@ -30,7 +30,7 @@ class _StderrHandler(logging.StreamHandler):
 
     @stream.setter
     def stream(self, value) -> None:  # noqa: ANN001
-        pass
+        pass  # StreamHandler.__init__ assigns a stream; ignored, the getter always answers the current sys.stderr
 
 
 def setup_logging(level: int = logging.INFO) -> None:

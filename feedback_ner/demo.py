@@ -16,14 +16,39 @@ from feedback_ner.cli import setup_logging
 
 logger = logging.getLogger("feedback_ner.demo")
 
+# The embedded default: `make demo` and, on a fresh clone, `make sweep` generate these.
+DEMO_ESSAYS = 450
+DEMO_SEED = 0
+
+
+def ensure_corpus(corpus: Path, n: int = DEMO_ESSAYS, seed: int = DEMO_SEED) -> bool:
+    """Write the sample corpus into ``corpus`` unless one is there; whether it was written."""
+    if (corpus / "train.csv").is_file():
+        return False
+    from feedback_ner.sample import write_corpus
+
+    write_corpus(corpus, n=n, seed=seed)
+    return True
+
+
+def ensure_tiny(arch: str, corpus: Path, model_dir: Path, seed: int = DEMO_SEED) -> bool:
+    """Build the tiny model of ``arch`` from ``corpus`` into ``model_dir`` unless one is there; whether it was built."""
+    if (model_dir / "config.json").is_file():
+        return False
+    from feedback_ner.tiny import build_tiny
+
+    build_tiny(arch, corpus, model_dir, seed=seed)
+    return True
+
+
 
 def make_parser() -> argparse.ArgumentParser:
     """Options of the demo."""
     parser = argparse.ArgumentParser(prog="feedback_ner.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo", help="Folder for the corpus, the tiny model, runs and submission.")
     parser.add_argument("--config", default="configs/demo.yaml", help="Training config (paths inside are replaced).")
-    parser.add_argument("--n", type=int, default=450, help="Essays in the sample corpus.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the sample corpus and the tiny model.")
+    parser.add_argument("--n", type=int, default=DEMO_ESSAYS, help="Essays in the sample corpus.")
+    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="Seed of the sample corpus and the tiny model.")
     parser.add_argument("--arch", default="longformer", help="Tiny architecture to build.")
     return parser
 
@@ -34,24 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     from feedback_ner.config import parse_config
     from feedback_ner.predict import predict
-    from feedback_ner.sample import write_corpus
-    from feedback_ner.tiny import build_tiny
     from feedback_ner.train import run
 
     start = time.time()
     out = Path(args.out)
     corpus = out / "corpus"
-    if not (corpus / "train.csv").is_file():
-        print(f"[1/4] writing a sample corpus of {args.n} essays to {corpus}")
-        write_corpus(corpus, n=args.n, seed=args.seed)
-    else:
-        print(f"[1/4] sample corpus found in {corpus}")
+    print(f"[1/4] sample corpus ({args.n} essays) in {corpus}", flush=True)
+    print("      written" if ensure_corpus(corpus, args.n, args.seed) else "      found, reused")
     model_dir = out / f"tiny-{args.arch}"
-    if not (model_dir / "config.json").is_file():
-        print(f"[2/4] building a tiny {args.arch} (tokenizer trained on the corpus) in {model_dir}")
-        build_tiny(args.arch, corpus, model_dir, seed=args.seed)
-    else:
-        print(f"[2/4] tiny model found in {model_dir}")
+    print(f"[2/4] tiny {args.arch} (tokenizer trained on the corpus) in {model_dir}", flush=True)
+    print("      built" if ensure_tiny(args.arch, corpus, model_dir, args.seed) else "      found, reused")
     run_dir = out / "runs" / Path(args.config).stem
     overrides = {"data_dir": str(corpus), "model_name_or_path": str(model_dir), "output_dir": str(run_dir)}
     model_args, data_args, train_args = parse_config(args.config, overrides=overrides)

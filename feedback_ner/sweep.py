@@ -59,8 +59,6 @@ SWEEPABLE = TRAINING_FIELDS | set(DATA_PARAMS) | set(MODEL_PARAMS)
 PARAM_TYPES = ("float", "int", "categorical")
 SPEC_KEYS = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"}, "categorical": {"choices"}}
 # Where the embedded default lives (as `make demo` writes it): a sample corpus and a tiny model beside it.
-DEMO_ESSAYS = 450
-DEMO_SEED = 0
 FINISHED = ("COMPLETE", "PRUNED")
 TRIALS_FILE = "trials.csv"
 BEST_FILE = "best.yaml"
@@ -579,19 +577,13 @@ def ensure_embedded_default(data_dir: str | None, model_dir: str | None) -> bool
     if corpus.name != "corpus" or corpus.parent != model.parent or not model.name.startswith("tiny-") \
             or arch not in ARCHS:
         return False
-    made = False
-    if not (corpus / "train.csv").is_file():
-        from feedback_ner.sample import write_corpus
+    from feedback_ner.demo import ensure_corpus, ensure_tiny
 
-        logger.info("[setup] %s not found: writing the embedded sample corpus (%d essays) as `make demo` does",
-                    corpus, DEMO_ESSAYS)
-        write_corpus(corpus, n=DEMO_ESSAYS, seed=DEMO_SEED)
-        made = True
-    if not (model / "config.json").is_file():
-        from feedback_ner.tiny import build_tiny
-
-        logger.info("[setup] %s not found: building the tiny %s (tokenizer trained on %s)", model, arch, corpus)
-        build_tiny(arch, corpus, model, seed=DEMO_SEED)
+    made = ensure_corpus(corpus)
+    if made:
+        logger.info("[setup] %s not found: wrote the embedded sample corpus as `make demo` does", corpus)
+    if ensure_tiny(arch, corpus, model):
+        logger.info("[setup] %s not found: built the tiny %s (tokenizer trained on %s)", model, arch, corpus)
         made = True
     return made
 
@@ -600,11 +592,9 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     """Run trials of the study until it has ``opts.n_trials`` finished ones, then write the results."""
     import optuna
     from accelerate import PartialState
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from feedback_ner.modeling import encoder_config
-    from feedback_ner.train import fold_data, load_data, load_postprocess, make_model_init
-    from feedback_ner.windows import FeedbackCollator, pad_multiple_for
+    from feedback_ner.train import fold_data, load_data, load_postprocess, make_collator, make_model_init
 
     space = load_space(opts.space)
     if PartialState().num_processes > 1:
@@ -638,7 +628,6 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
             cache[key] = fold_data(table, gt, fold, tokenizer, data_args, max_length=max_length, stride=stride)
         return cache[key]
 
-    pad_multiple = pad_multiple_for(encoder_config(AutoConfig.from_pretrained(model_args.model_name_or_path)))
     storage = make_storage(opts.storage, opts.heartbeat)
     budget = TrialBudget(opts.n_trials, storage)
     study = optuna.create_study(study_name=opts.study, storage=storage, direction="maximize", load_if_exists=True)
@@ -648,7 +637,7 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
         train_dataset=first.train,
         eval_dataset=first.eval,
         args=train_args,
-        data_collator=FeedbackCollator(tokenizer, pad_to_multiple_of=pad_multiple),
+        data_collator=make_collator(tokenizer, model_args.model_name_or_path),
         processing_class=tokenizer,
         space=space,
         data_fn=data_fn,

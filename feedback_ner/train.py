@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import yaml
 from accelerate import PartialState
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.trainer_utils import get_last_checkpoint
 
 from feedback_ner.checkpoint import InferenceConfig
@@ -39,7 +39,7 @@ from feedback_ner.config import (
 )
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.modeling import build_model
+from feedback_ner.modeling import build_model, encoder_config
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.prepare import load_word_table
 from feedback_ner.probs import load_word_probs, save_word_probs
@@ -146,7 +146,7 @@ def build_trainer(
 ) -> FeedbackTrainer:
     """A ``FeedbackTrainer`` wired for one fold."""
     model_init = make_model_init(model_args)
-    collator = FeedbackCollator(tokenizer, pad_to_multiple_of=_pad_multiple(model_args))
+    collator = make_collator(tokenizer, model_args.model_name_or_path)
     return FeedbackTrainer(
         model_init=model_init,
         args=train_args,
@@ -162,12 +162,10 @@ def build_trainer(
     )
 
 
-def _pad_multiple(model_args: ModelArguments) -> int | None:
-    from transformers import AutoConfig
-
-    from feedback_ner.modeling import encoder_config
-
-    return pad_multiple_for(encoder_config(AutoConfig.from_pretrained(model_args.model_name_or_path)))
+def make_collator(tokenizer: PreTrainedTokenizerBase, model_name_or_path: str) -> FeedbackCollator:
+    """The collator for a model: batches padded to the multiple its attention needs (Longformer, BigBird)."""
+    config = encoder_config(AutoConfig.from_pretrained(model_name_or_path))
+    return FeedbackCollator(tokenizer, pad_to_multiple_of=pad_multiple_for(config))
 
 
 def train_fold(
@@ -180,8 +178,6 @@ def train_fold(
     tokenizer: PreTrainedTokenizerBase,
 ) -> dict[str, float]:
     """Train one fold (resuming from its last checkpoint), keep its best epoch, write model, OOF and metrics."""
-    from dataclasses import replace
-
     fold_dir = Path(train_args.output_dir) / f"fold_{fold}"
     run_name = f"{train_args.run_name or Path(train_args.output_dir).name}-fold{fold}"
     args = replace(train_args, output_dir=str(fold_dir), run_name=run_name)
