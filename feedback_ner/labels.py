@@ -26,6 +26,7 @@ NUM_LABELS = len(LABELS)  # 15
 O_ID = 0
 B_IDS: dict[str, int] = {c: LABEL2ID[f"B-{c}"] for c in CLASSES}
 I_IDS: dict[str, int] = {c: LABEL2ID[f"I-{c}"] for c in CLASSES}
+assert all(B_IDS[c] + 1 == I_IDS[c] for c in CLASSES)  # relied on by bio_labels_many
 CLASS_OF_LABEL: dict[int, str | None] = {i: (None if i == O_ID else LABELS[i][2:]) for i in range(NUM_LABELS)}
 
 # Every code point str.isspace() (and so str.split()) treats as whitespace.
@@ -43,6 +44,44 @@ def word_offsets(text: str) -> tuple[np.ndarray, np.ndarray]:
     is_word[1:-1] = ~np.isin(codes, _SPACES)
     edges = np.diff(is_word)
     return np.flatnonzero(edges == 1).astype(np.int64), np.flatnonzero(edges == -1).astype(np.int64)
+
+
+# str.isspace() of every code point up to 0x3000 (the last whitespace one); anything above maps to the final False.
+_SPACE_LUT = np.zeros(0x3002, dtype=bool)
+_SPACE_LUT[_SPACES] = True
+
+
+def word_offsets_many(texts: Sequence[str], chunk_chars: int = 1 << 18) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`word_offsets` of many texts in a few vectorised passes: flat ``starts`` and ``ends`` (each relative to
+    its own text, texts one after the other) and the number of words of each text."""
+    n = len(texts)
+    n_words = np.zeros(n, dtype=np.int64)
+    starts_out: list[np.ndarray] = []
+    ends_out: list[np.ndarray] = []
+    lo = 0
+    while lo < n:
+        # a chunk of texts joined by a space: no word crosses from one text into the next
+        hi, size = lo, 0
+        while hi < n and (hi == lo or size + len(texts[hi]) < chunk_chars):
+            size += len(texts[hi]) + 1
+            hi += 1
+        chunk = texts[lo:hi]
+        lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=hi - lo)
+        base = np.zeros(hi - lo, dtype=np.int64)
+        np.cumsum(lengths[:-1] + 1, out=base[1:])
+        codes = np.frombuffer(" ".join(chunk).encode("utf-32-le"), dtype=np.uint32)
+        is_word = np.zeros(len(codes) + 2, dtype=np.int8)
+        is_word[1:-1] = ~_SPACE_LUT[np.minimum(codes, len(_SPACE_LUT) - 1)]
+        edges = np.diff(is_word)
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        text_of = np.searchsorted(base, starts, side="right") - 1
+        n_words[lo:hi] = np.bincount(text_of, minlength=hi - lo)
+        starts_out.append(starts - base[text_of])
+        ends_out.append(ends - base[text_of])
+        lo = hi
+    empty = np.zeros(0, dtype=np.int64)
+    return (np.concatenate(starts_out) if starts_out else empty, np.concatenate(ends_out) if ends_out else empty,
+            n_words)
 
 
 def split_words(text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -104,6 +143,51 @@ def bio_labels(n_words: int, spans: Iterable[tuple[str, Sequence[int]]]) -> np.n
             continue
         labels[idx[0]] = B_IDS[cls]
         labels[idx[1:]] = I_IDS[cls]
+    return labels
+
+
+def bio_labels_many(
+    n_words: np.ndarray, span_essay: np.ndarray, span_class: np.ndarray, indices: np.ndarray, span_sizes: np.ndarray
+) -> np.ndarray:
+    """:func:`bio_labels` of many essays at once, flat (essays one after the other).
+
+    ``n_words``: words per essay; span ``j`` belongs to essay ``span_essay[j]``, has class index ``span_class[j]``
+    (into :data:`CLASSES`) and the word indices ``indices[sum(span_sizes[:j]) : ...]``. Spans are applied in order:
+    within an essay a later span overwrites an earlier one where they overlap, as in :func:`bio_labels`.
+    """
+    n_words = np.asarray(n_words, dtype=np.int64)
+    sizes = np.asarray(span_sizes, dtype=np.int64)
+    span_essay = np.asarray(span_essay, dtype=np.int64)
+    word_base = np.zeros(len(n_words), dtype=np.int64)
+    np.cumsum(n_words[:-1], out=word_base[1:])
+    labels = np.zeros(int(n_words.sum()), dtype=np.int64)
+    idx = np.asarray(indices, dtype=np.int64)
+    valid = (idx >= 0) & (idx < np.repeat(n_words[span_essay], sizes))
+    if not valid.all():  # drop out-of-range indices (validated data has none)
+        kept = np.r_[0, np.cumsum(valid)]
+        ends = np.cumsum(sizes)
+        sizes = kept[ends] - kept[ends - sizes]
+        idx = idx[valid]
+    if not len(idx):
+        return labels
+    span = np.repeat(np.arange(len(sizes)), sizes)
+    # the lowest index of each span gets B-, the others I- (B- is I- minus one in LABELS)
+    first = np.full(len(sizes), np.iinfo(np.int64).max)
+    np.minimum.at(first, span, idx)
+    inside = np.array([I_IDS[c] for c in CLASSES], dtype=np.int64)[np.asarray(span_class, dtype=np.int64)]
+    value = np.repeat(inside, sizes) - (idx == np.repeat(first, sizes))
+    where = np.repeat(word_base[span_essay], sizes) + idx
+    shared = np.bincount(where, minlength=len(labels))[where] > 1
+    if not shared.any():
+        labels[where] = value
+        return labels
+    labels[where[~shared]] = value[~shared]
+    # where spans overlap (rare), the last one wins
+    where, value, span = where[shared], value[shared], span[shared]
+    order = np.lexsort((span, where))
+    where, value = where[order], value[order]
+    last = np.r_[where[1:] != where[:-1], True]
+    labels[where[last]] = value[last]
     return labels
 
 

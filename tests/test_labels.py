@@ -63,3 +63,34 @@ def test_vectorised_word_ranges_follow_the_competition_rule(text, data):
     ws, we = word_offsets(text)
     w0, w1 = offsets_to_word_ranges(ws, we, [start], [end])
     assert list(range(int(w0[0]), int(w1[0]))) == offsets_to_word_indices(text, start, end)
+
+
+from feedback_ner.labels import CLASSES, bio_labels_many, word_offsets_many  # noqa: E402
+
+
+@given(st.lists(_TEXT, max_size=6), st.integers(1, 40))
+@settings(max_examples=200, deadline=None)
+def test_word_offsets_many_agree_with_one_text_at_a_time(texts, chunk_chars):
+    starts, ends, n_words = word_offsets_many(texts, chunk_chars=chunk_chars)
+    one = [word_offsets(t) for t in texts]
+    assert n_words.tolist() == [len(s) for s, _ in one]
+    assert starts.tolist() == [int(x) for s, _ in one for x in s]
+    assert ends.tolist() == [int(x) for _, e in one for x in e]
+
+
+_SPANS = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 6), st.lists(st.integers(-2, 13), max_size=6)),
+                  max_size=6)
+
+
+@given(st.lists(st.integers(0, 12), min_size=1, max_size=3), _SPANS)
+@settings(max_examples=300, deadline=None)
+def test_bio_labels_many_agree_with_one_essay_at_a_time(n_words, spans):
+    """Overlaps (the later span wins), repeated and out-of-range indices, spans in any order, empty essays."""
+    spans = [(essay % len(n_words), cls, idx) for essay, cls, idx in spans]
+    flat = np.array([i for _, _, idx in spans for i in idx], dtype=np.int64)
+    got = bio_labels_many(np.array(n_words), np.array([e for e, _, _ in spans], dtype=np.int64),
+                          np.array([c for _, c, _ in spans], dtype=np.int64), flat,
+                          np.array([len(idx) for _, _, idx in spans], dtype=np.int64))
+    expected = [bio_labels(n, [(CLASSES[c], idx) for e, c, idx in spans if e == essay]) for essay, n in
+                enumerate(n_words)]
+    assert got.tolist() == [int(x) for labels in expected for x in labels]
