@@ -3,8 +3,10 @@
 On a sample corpus of the real size (15,594 essays; 2,000 with ``--quick``) and the tiny Longformer tokenizer (byte-
 level BPE, trained on a small corpus from the same generator), side by side in one process:
 
-- ``preprocess_s``: the whole pipeline from a cold cache: ``prepare.load_word_table`` (read + validate, word labels,
-  folds, parquet) then ``windows.tokenize_windows`` (max_length 1024, stride 128, num_proc 2);
+- ``preprocess_s``: the whole pipeline from a cold cache, as ``feedback_ner.train`` runs it: a ``windows.TokenCache``
+  that tokenises the essays in a background thread from the moment they are read, ``prepare.load_word_table`` (read
+  + validate, word labels, folds, parquet) meanwhile, then ``windows.tokenize_windows`` (max_length 1024, stride
+  128, one process) cutting the windows from the cached tokens;
 - ``tokenizer_raw_s``: ``tokenizer(texts)`` over the same texts in batches of 1,000, with the same two-core budget
   (the Rust tokenizer's own thread pool on, two threads on this machine);
 - ``preprocess_cached_s``: the pipeline again, every stage read from its cache.
@@ -30,10 +32,10 @@ from transformers import AutoTokenizer
 from feedback_ner.prepare import REPORT_FILE, load_word_table
 from feedback_ner.sample import write_corpus
 from feedback_ner.tiny import build_tiny
-from feedback_ner.windows import tokenize_windows
+from feedback_ner.windows import TokenCache, tokenize_windows
 
 REAL_ESSAYS = 15594
-MAX_LENGTH, STRIDE, NUM_PROC = 1024, 128, 2
+MAX_LENGTH, STRIDE, NUM_PROC = 1024, 128, 1
 TARGET_OVERHEAD, TARGET_CACHED_S = 1.5, 5.0
 
 
@@ -47,9 +49,11 @@ def pipeline(data_dir: Path, cache_dir: Path, tokenizer) -> tuple[float, dict[st
     """Run load -> word table -> folds -> windows with caches under ``cache_dir``; seconds, stage seconds, windows."""
     cpu = cpu_seconds()
     start = time.perf_counter()
-    table, _ = load_word_table(data_dir, cache_dir / "prepared")
-    prepared, prepared_cpu = time.perf_counter(), cpu_seconds()
-    windows = tokenize_windows(table, tokenizer, MAX_LENGTH, STRIDE, num_proc=NUM_PROC, cache_dir=cache_dir / "windows")
+    with TokenCache(tokenizer) as tokens:
+        table, _ = load_word_table(data_dir, cache_dir / "prepared", token_cache=tokens)
+        prepared, prepared_cpu = time.perf_counter(), cpu_seconds()
+        windows = tokenize_windows(table, tokenizer, MAX_LENGTH, STRIDE, num_proc=NUM_PROC,
+                                   cache_dir=cache_dir / "windows", token_cache=tokens)
     end = time.perf_counter()
     end_cpu = cpu_seconds()
     stages = {"prepare_s": prepared - start, "windows_s": end - prepared, "cpu_s": end_cpu - cpu,

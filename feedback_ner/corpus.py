@@ -15,11 +15,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from feedback_ner.labels import CLASSES
+from feedback_ner.labels import CLASSES, word_offsets_many
 
 logger = logging.getLogger("feedback_ner.corpus")
 
@@ -34,6 +35,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 SKIP_HINT = "pass --skip-bad to skip and count such rows (skip_bad=True in Python)"
 SKIP_HINT_ESSAYS = "pass --skip-bad to skip and count such essays (skip_bad=True in Python)"
 N_EXAMPLES = 3
+QUEUE_CHUNK = 256  # essays handed to a token cache at a time
 # At most 9 digits: a word index, never a number that could overflow int64 when parsed.
 _CANONICAL_RE = r"[0-9]{1,9}(?: [0-9]{1,9})*"
 _LENIENT_RE = re.compile(r"[ \t]*[0-9]{1,9}(?:[ \t]+[0-9]{1,9})*[ \t]*")
@@ -166,6 +168,8 @@ class Corpus:
     texts: dict[str, str]
     elements: pd.DataFrame
     report: LoadReport
+    # labels.word_offsets_many of the essays read, in the order of these ids (kept so the word table reuses them)
+    words: tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -210,12 +214,13 @@ def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) ->
     return texts
 
 
-def load_train(data_dir: str | os.PathLike, skip_bad: bool = False) -> Corpus:
+def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache: Any = None) -> Corpus:
     """Read and validate ``data_dir/train.csv`` and ``data_dir/train/*.txt``.
 
     Raises :class:`DataError` on the first problem; with ``skip_bad`` the bad rows/essays are skipped and counted in
     the report instead (missing columns and unreadable files always raise). Overlapping elements and essays without
-    rows are counted warnings either way.
+    rows are counted warnings either way. ``token_cache`` (a :class:`windows.TokenCache`) gets the essays queued as
+    they are read, so that they are tokenised in the background while the rest is validated.
     """
     data_dir = Path(data_dir)
     csv_path, txt_dir = data_dir / "train.csv", data_dir / "train"
@@ -243,13 +248,22 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False) -> Corpus:
     # essay files: read those with rows; undecodable ones fail (or are skipped with their rows)
     texts: dict[str, str] = {}
     bad_essays: list[str] = []
-    for essay_id in pd.unique(ids[check.keep]):
+    queued: list[str] = []
+    for essay_id in sorted(pd.unique(ids[check.keep])):
         try:
             texts[essay_id] = read_text(files[essay_id])
         except DataError as err:
             if not skip_bad:
                 raise DataError(f"{err}, or {SKIP_HINT_ESSAYS}") from None
             bad_essays.append(str(err))
+            continue
+        if token_cache is not None:
+            queued.append(texts[essay_id])
+            if len(queued) == QUEUE_CHUNK:
+                token_cache.prefetch(queued)
+                queued = []
+    if token_cache is not None and queued:
+        token_cache.prefetch(queued)
     if bad_essays:
         bad_rows = check.keep & ~df["id"].isin(texts.keys()).to_numpy()
         report.add("undecodable_essay", len(bad_essays), bad_essays, rows=int(bad_rows.sum()))
@@ -334,7 +348,9 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False) -> Corpus:
     if len(parsed):
         row_min[parsed] = np.minimum.reduceat(flat, bounds[:-1])
         row_max[parsed] = np.maximum.reduceat(flat, bounds[:-1])
-    n_words = df["id"].map({k: len(v.split()) for k, v in texts.items()}).fillna(0).to_numpy(dtype=np.int64)
+    text_ids = list(texts)
+    word_starts, word_ends, word_counts = word_offsets_many([texts[k] for k in text_ids])
+    n_words = df["id"].map(dict(zip(text_ids, word_counts.tolist()))).fillna(0).to_numpy(dtype=np.int64)
     check.reject(
         "word_index_out_of_range",
         row_max >= n_words,
@@ -361,7 +377,7 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False) -> Corpus:
 
     if len(elements) == 0:
         raise DataError(f"{csv_path}: no valid rows left ({report.n_rows} read, all skipped); fix the data")
-    kept_ids = set(elements["id"])
+    kept_ids = set(pd.unique(elements["id"]))
     dropped = sorted(set(texts) - kept_ids)
     report.add("essay_all_rows_skipped", len(dropped), (f"train/{d}.txt" for d in dropped))
     texts = {k: texts[k] for k in sorted(kept_ids)}
@@ -370,7 +386,8 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False) -> Corpus:
     report.n_rows_kept = len(elements)
     report.n_essays_kept = len(texts)
     report.log()
-    return Corpus(texts=texts, elements=elements, report=report)
+    return Corpus(texts=texts, elements=elements, report=report,
+                  words=(text_ids, word_starts, word_ends, word_counts))
 
 
 class _RowChecker:
@@ -399,11 +416,13 @@ class _RowChecker:
 def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """``train.csv`` as strings (BOM dropped, universal newlines) and each row's 1-based line number."""
     text = read_text(path)
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        msg = " ".join(str(err).split())
-        raise DataError(f"{path}: not a readable CSV ({msg}); fix the file (quotes, field counts)") from None
+    df = _read_csv_fast(text)
+    if df is None:  # pandas' parser: slower, but it names what is wrong with an odd file
+        try:
+            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            msg = " ".join(str(err).split())
+            raise DataError(f"{path}: not a readable CSV ({msg}); fix the file (quotes, field counts)") from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing and "discourse_type" in missing and "class" in df.columns:
@@ -419,6 +438,34 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     return df, _row_lines(text, df)
 
 
+def _read_csv_fast(text: str) -> pd.DataFrame | None:
+    """Every column as strings with Arrow's multithreaded reader (4x faster than pandas' here), or None where it
+    cannot give what pandas would (a parse error, a header that is not one plain line, repeated column names)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    first_line = text.split("\n", 1)[0]
+    if '"' in first_line:
+        return None
+    names = first_line.split(",")
+    if len(set(names)) != len(names) or not all(n.strip() for n in names):
+        return None
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError, pa.ArrowTypeError):
+        return None
+    if table.column_names != names:
+        return None
+    return table.to_pandas()
+
+
 def _row_lines(text: str, df: pd.DataFrame) -> np.ndarray:
     """1-based line number where each CSV record starts (header = line 1)."""
     n_rows = len(df)
@@ -426,8 +473,7 @@ def _row_lines(text: str, df: pd.DataFrame) -> np.ndarray:
     # quoted fields keep their newlines: each one pushes the following records one line down
     extra = np.zeros(n_rows, dtype=np.int64)
     for col in df.columns:
-        rows = np.flatnonzero(df[col].str.contains("\n", regex=False).to_numpy(dtype=bool))
-        extra[rows] += np.array([v.count("\n") for v in df[col].iloc[rows].tolist()], dtype=np.int64)
+        extra += df[col].str.count("\n").to_numpy(dtype=np.int64)
     if n_lines in (n_rows + 1 + int(extra.sum()), n_rows + 2 + int(extra.sum())):  # the latter: a final blank line
         return 2 + np.arange(n_rows, dtype=np.int64) + np.concatenate([[0], np.cumsum(extra)[:-1]])
     # blank lines somewhere (pandas skips them): walk the records

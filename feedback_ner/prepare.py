@@ -13,12 +13,15 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from feedback_ner.corpus import Corpus, DataError, LoadReport, load_train
-from feedback_ner.labels import CLASSES, bio_labels, offsets_to_word_ranges, to_predictionstring, word_offsets
+from feedback_ner.labels import CLASSES, bio_labels_many, to_predictionstring, word_offsets, word_offsets_many
 
 logger = logging.getLogger("feedback_ner.prepare")
 
@@ -40,48 +43,90 @@ def build_word_table(corpus: Corpus) -> pd.DataFrame:
 
     Labels are BIO ids from each element's ``predictionstring`` (the truth). Rows whose character offsets give other
     words by the competition's rule are counted in ``corpus.report`` as ``offsets_disagree`` (recounted per call).
+    Vectorised over the whole corpus (no per-essay loop).
     """
     elements = corpus.elements
     ids = sorted(corpus.texts)
-    # elements grouped per essay, in order of their first word so that later spans are the later ones in the text
-    first_word = elements["word_indices"].map(lambda w: int(np.asarray(w).min())).to_numpy(dtype=np.int64)
-    order = np.lexsort((first_word, elements["id"].to_numpy(dtype=object).astype(str)))
-    el = elements.iloc[order]
-    el_ids = el["id"].to_numpy(dtype=object)
-    bounds = np.flatnonzero(np.r_[True, el_ids[1:] != el_ids[:-1], True]) if len(el) else np.zeros(1, np.int64)
-    groups = {el_ids[a]: (a, b) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())}
-    classes = el["discourse_type"].to_numpy(dtype=object)
-    words_col = el["word_indices"].to_numpy(dtype=object)
-    starts_col = el["discourse_start"].to_numpy(dtype=np.int64)
-    ends_col = el["discourse_end"].to_numpy(dtype=np.int64)
+    texts = [corpus.texts[i] for i in ids]
+    if corpus.words is not None and corpus.words[0] == ids:
+        starts, ends, n_words = corpus.words[1:]
+    else:
+        starts, ends, n_words = word_offsets_many(texts)
+    word_base = np.zeros(len(ids), dtype=np.int64)
+    np.cumsum(n_words[:-1], out=word_base[1:])
 
-    word_start, word_end, labels, disagree = [], [], [], []
-    for essay_id in ids:
-        starts, ends = word_offsets(corpus.texts[essay_id])
-        a, b = groups.get(essay_id, (0, 0))
-        labels.append(bio_labels(len(starts), zip(classes[a:b], words_col[a:b])))
-        word_start.append(starts)
-        word_end.append(ends)
-        if b > a:
-            # the competition's offsets -> words rule, vectorised over the essay's elements
-            w0, w1 = offsets_to_word_ranges(starts, ends, starts_col[a:b], ends_col[a:b])
-            for j, lo, hi in zip(range(a, b), w0.tolist(), w1.tolist()):
-                words = words_col[j]
-                if len(words) != hi - lo or (hi > lo and (words[0] != lo or words[-1] != hi - 1)):
-                    disagree.append((j, list(range(lo, hi))))
-                elif hi - lo > 2 and not np.array_equal(words, np.arange(lo, hi)):
-                    disagree.append((j, list(range(lo, hi))))
+    # elements per essay in order of their first word, so that later spans are the later ones in the text
+    words_col = elements["word_indices"].to_numpy(dtype=object)
+    sizes = np.fromiter(map(len, words_col), dtype=np.int64, count=len(words_col))
+    flat = np.concatenate(words_col).astype(np.int64, copy=False) if len(words_col) else np.zeros(0, np.int64)
+    bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    first_word = np.full(len(sizes), np.iinfo(np.int64).max)
+    np.minimum.at(first_word, np.repeat(np.arange(len(sizes)), sizes), flat)
+    essay = pd.Index(ids).get_indexer(elements["id"].to_numpy(dtype=object))
+    if (essay < 0).any():
+        bad = int(np.flatnonzero(essay < 0)[0])
+        raise DataError(f"train.csv row for essay {elements['id'].iat[bad]!r} has no essay text; reload the data")
+    order = np.lexsort((first_word, essay))
+    el = elements.iloc[order].reset_index(drop=True)
+    old_starts = bounds[:-1][order]
+    essay, sizes = essay[order], sizes[order]
+    bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    flat = flat[np.repeat(old_starts - bounds[:-1], sizes) + np.arange(len(flat))]  # the elements' indices, reordered
+    class_index = pd.Index(list(CLASSES)).get_indexer(el["discourse_type"].to_numpy(dtype=object))
+    labels = bio_labels_many(n_words, essay, class_index, flat, sizes)
+
+    # the competition's offsets -> words rule for every element at once; predictionstring wins where they differ
+    lo, hi = _offset_word_ranges(starts, ends, n_words, word_base, essay, el)
+    n = hi - lo
+    ne = sizes > 0
+    first_given = np.where(ne, flat[np.minimum(bounds[:-1], max(len(flat) - 1, 0))] if len(flat) else 0, -1)
+    last_given = np.where(ne, flat[np.maximum(bounds[1:] - 1, 0)] if len(flat) else 0, -1)
+    # steps of +1 between consecutive indices of an element (the last index of each element starts no step)
+    step_bad = np.r_[np.diff(flat) != 1, False]
+    step_bad[bounds[1:][ne] - 1] = False
+    bad_steps = np.r_[0, np.cumsum(step_bad)]
+    contiguous = bad_steps[bounds[1:]] == bad_steps[bounds[:-1]]
+    agree = (sizes == n) & ((n == 0) | ((first_given == lo) & (last_given == hi - 1) & contiguous))
+    disagree = [(int(j), list(range(int(lo[j]), int(hi[j])))) for j in np.flatnonzero(~agree)]
     corpus.report.issues.pop("offsets_disagree", None)
     _report_disagreements(el, disagree, corpus.report)
+
+    cuts = word_base[1:]
     return pd.DataFrame(
         {
             "id": ids,
-            "text": [corpus.texts[i] for i in ids],
-            "word_start": word_start,
-            "word_end": word_end,
-            "labels": labels,
+            "text": texts,
+            "word_start": np.split(starts, cuts),
+            "word_end": np.split(ends, cuts),
+            "labels": np.split(labels, cuts),
         }
     )
+
+
+def _offset_word_ranges(
+    starts: np.ndarray, ends: np.ndarray, n_words: np.ndarray, word_base: np.ndarray, essay: np.ndarray,
+    el: pd.DataFrame,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`labels.offsets_to_word_ranges` of every element (``essay`` = its essay's row) against flat word
+    offsets: the essays' words are laid end to end on one character axis so that one ``searchsorted`` serves all."""
+    last_end = np.zeros(len(n_words), dtype=np.int64)
+    has = n_words > 0
+    last_end[has] = ends[(word_base + n_words - 1)[has]]
+    char_base = np.zeros(len(n_words), dtype=np.int64)
+    np.cumsum(last_end[:-1] + 1, out=char_base[1:])
+    word_essay = np.repeat(np.arange(len(n_words)), n_words)
+    g_starts, g_ends = starts + char_base[word_essay], ends + char_base[word_essay]
+    # an element's end may pass its essay's last word; clip to the essay's own axis so it counts no later word
+    s = np.minimum(el["discourse_start"].to_numpy(dtype=np.int64), last_end[essay]) + char_base[essay]
+    e = np.minimum(el["discourse_end"].to_numpy(dtype=np.int64), last_end[essay]) + char_base[essay]
+    raw_s = el["discourse_start"].to_numpy(dtype=np.int64)
+    raw_e = el["discourse_end"].to_numpy(dtype=np.int64)
+    w0 = np.searchsorted(g_starts, s, side="left") - word_base[essay]
+    n = np.searchsorted(g_starts, e, side="left") - np.searchsorted(g_ends, s, side="right")
+    n = np.where(raw_e > raw_s, np.maximum(n, 0), 0)
+    return w0, np.minimum(w0 + n, n_words[essay])
 
 
 def test_word_table(texts: dict[str, str]) -> pd.DataFrame:
@@ -183,11 +228,19 @@ def prepare(
 ) -> Path:
     """Validate ``data_dir``, write ``words.parquet`` (with ``fold``), ``elements.parquet`` (kept ground truth),
     ``folds.csv``, ``prepare_report.json`` and the input fingerprint to ``out_dir``; returns ``out_dir``."""
-    out_dir = Path(out_dir)
-    stamp = fingerprint(data_dir, k, seed, skip_bad)
+    _prepare(data_dir, Path(out_dir), k, seed, skip_bad)
+    return Path(out_dir)
+
+
+def _prepare(
+    data_dir: str | os.PathLike, out_dir: Path, k: int, seed: int, skip_bad: bool, token_cache: Any = None,
+    stamp: dict | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`prepare`, returning the word table and the kept elements as written."""
+    stamp = stamp or fingerprint(data_dir, k, seed, skip_bad)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    corpus = load_train(data_dir, skip_bad=skip_bad)
+    corpus = load_train(data_dir, skip_bad=skip_bad, token_cache=token_cache)
     timings["load_validate_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     table = build_word_table(corpus)
@@ -197,12 +250,14 @@ def prepare(
     table["fold"] = assign_folds(table, corpus.elements, k=k, seed=seed)
     timings["folds_s"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     fp_path = out_dir / FINGERPRINT_FILE
     fp_path.unlink(missing_ok=True)  # written last: a half-written folder never looks up to date
-    table.to_parquet(out_dir / WORDS_FILE, index=False)
-    corpus.elements.to_parquet(out_dir / ELEMENTS_FILE, index=False)
+    _write_parquet(table, out_dir / WORDS_FILE)
+    _write_parquet(corpus.elements, out_dir / ELEMENTS_FILE)
     table[["id", "fold"]].to_csv(out_dir / FOLDS_FILE, index=False)
+    timings["write_s"] = time.perf_counter() - t0
     per_fold = fold_class_counts(table, corpus.elements)
     report = {
         "data_dir": str(Path(data_dir).resolve()),
@@ -217,14 +272,52 @@ def prepare(
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     fp_path.write_text(json.dumps(stamp, indent=2) + "\n")
     logger.info("prepared %d essays into %s (%s)", len(table), out_dir, timings)
-    return out_dir
+    return table, corpus.elements
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """``df`` as parquet (zstd). A column of integer arrays becomes a list column in one step (``from_pandas`` walks
+    it row by row); when its rows are consecutive slices of one array (``np.split``), that array is written as is."""
+    columns = {}
+    for name in df.columns:
+        values = df[name]
+        if values.dtype == object and len(values) and isinstance(values.iat[0], np.ndarray):
+            rows = values.tolist()
+            offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+            np.cumsum(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)), out=offsets[1:])
+            columns[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(_flat(rows, offsets)))
+        else:
+            columns[name] = pa.array(values)
+    pq.write_table(pa.table(columns), path, compression="zstd")
+
+
+def _flat(rows: list[np.ndarray], offsets: np.ndarray) -> np.ndarray:
+    """The rows end to end as one int64 array: their common base array when they tile it in order, else a copy."""
+    base = rows[0].base
+    if (
+        isinstance(base, np.ndarray) and base.ndim == 1 and base.dtype == np.int64 and base.size == offsets[-1]
+        and base.flags.c_contiguous and all(r.base is base and r.dtype == np.int64 for r in rows)
+    ):
+        address = np.fromiter((r.__array_interface__["data"][0] for r in rows), dtype=np.int64, count=len(rows))
+        if np.array_equal(address - base.__array_interface__["data"][0], offsets[:-1] * base.itemsize):
+            return base
+    return np.concatenate(rows).astype(np.int64, copy=False)
 
 
 def load_word_table(
-    data_dir: str | os.PathLike, cache_dir: str | os.PathLike, k: int = 5, seed: int = 42, skip_bad: bool = False
+    data_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    k: int = 5,
+    seed: int = 42,
+    skip_bad: bool = False,
+    token_cache: Any = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The word table (with ``fold``) and the kept ground-truth elements, reusing ``cache_dir`` when its fingerprint
-    matches the inputs and parameters, else running :func:`prepare` into it first."""
+    matches the inputs and parameters, else running :func:`prepare` into it first.
+
+    ``token_cache`` (a :class:`windows.TokenCache`), when the table has to be built, gets the essay files queued so
+    that they are tokenised in the background meanwhile.
+    """
     cache_dir = Path(cache_dir)
     stamp = fingerprint(data_dir, k, seed, skip_bad)
     fp_path = cache_dir / FINGERPRINT_FILE
@@ -236,10 +329,9 @@ def load_word_table(
             cached = None
     if cached == stamp:
         logger.info("reusing the prepared word table in %s (inputs unchanged)", cache_dir)
-    else:
-        logger.info("preparing %s into %s (%s)", data_dir, cache_dir, "inputs changed" if cached else "no cache")
-        prepare(data_dir, cache_dir, k=k, seed=seed, skip_bad=skip_bad)
-    return read_word_table(cache_dir)
+        return read_word_table(cache_dir)
+    logger.info("preparing %s into %s (%s)", data_dir, cache_dir, "inputs changed" if cached else "no cache")
+    return _prepare(data_dir, cache_dir, k, seed, skip_bad, token_cache=token_cache, stamp=stamp)
 
 
 def read_word_table(out_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:

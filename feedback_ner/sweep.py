@@ -595,6 +595,7 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     from transformers import AutoTokenizer
 
     from feedback_ner.train import fold_data, load_data, load_postprocess, make_collator, make_model_init
+    from feedback_ner.windows import TokenCache
 
     space = load_space(opts.space)
     if PartialState().num_processes > 1:
@@ -618,14 +619,16 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
         load_best_model_at_end=False,
     )
 
-    table, gt = load_data(data_args)
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    tokens = TokenCache(tokenizer)  # each essay tokenised once, whatever max_length the trials ask for
+    table, gt = load_data(data_args, token_cache=tokens)
     cache: dict[tuple[int, int, int], Any] = {}
 
     def data_fn(fold: int, max_length: int, stride: int) -> Any:
         key = (fold, max_length, stride)
         if key not in cache:
-            cache[key] = fold_data(table, gt, fold, tokenizer, data_args, max_length=max_length, stride=stride)
+            cache[key] = fold_data(table, gt, fold, tokenizer, data_args, max_length=max_length, stride=stride,
+                                   token_cache=tokens)
         return cache[key]
 
     storage = make_storage(opts.storage, opts.heartbeat)

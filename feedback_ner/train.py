@@ -45,7 +45,7 @@ from feedback_ner.prepare import load_word_table
 from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart, format_table
 from feedback_ner.trainer import EvalLogCallback, FeedbackTrainer
-from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
+from feedback_ner.windows import FeedbackCollator, TokenCache, pad_multiple_for, tokenize_windows
 
 # named explicitly: under `python -m feedback_ner.train` __name__ is "__main__"
 logger = logging.getLogger("feedback_ner.train")
@@ -64,8 +64,11 @@ class FoldData:
     eval_gt: pd.DataFrame
 
 
-def load_data(data_args: DataArguments) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The word table (with folds) and the ground-truth rows, prepared once and cached (main process first)."""
+def load_data(data_args: DataArguments, token_cache: TokenCache | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The word table (with folds) and the ground-truth rows, prepared once and cached (main process first).
+
+    ``token_cache``: where the table must be built, the essays are tokenised into it in the background meanwhile.
+    """
     if not data_args.data_dir:
         raise ValueError("data_dir is not set: put `data_dir: <Kaggle folder>` in the config or pass --data_dir.")
     with PartialState().main_process_first():
@@ -75,6 +78,7 @@ def load_data(data_args: DataArguments) -> tuple[pd.DataFrame, pd.DataFrame]:
             k=data_args.num_folds,
             seed=data_args.fold_seed,
             skip_bad=data_args.skip_bad,
+            token_cache=token_cache,
         )
     if data_args.max_essays:
         keep = set(sorted(table["id"])[: data_args.max_essays])
@@ -91,8 +95,10 @@ def fold_data(
     data_args: DataArguments,
     max_length: int | None = None,
     stride: int | None = None,
+    token_cache: TokenCache | None = None,
 ) -> FoldData:
-    """Token windows for training (all other folds) and evaluation (this fold)."""
+    """Token windows for training (all other folds) and evaluation (this fold); ``token_cache`` (of ``tokenizer``)
+    lets every fold reuse the essays' tokens."""
     max_length = max_length or data_args.max_length
     stride = data_args.stride if stride is None else stride
     train_table = table[table["fold"] != fold].reset_index(drop=True)
@@ -104,6 +110,7 @@ def fold_data(
         keep_newlines=data_args.keep_newlines,
         num_proc=data_args.num_proc,
         cache_dir=data_args.resolved_cache_dir,
+        token_cache=token_cache,
     )
     with PartialState().main_process_first():
         train_ds = tokenize_windows(train_table, tokenizer, max_length, stride, **options)
@@ -176,13 +183,14 @@ def train_fold(
     table: pd.DataFrame,
     gt: pd.DataFrame,
     tokenizer: PreTrainedTokenizerBase,
+    token_cache: TokenCache | None = None,
 ) -> dict[str, float]:
     """Train one fold (resuming from its last checkpoint), keep its best epoch, write model, OOF and metrics."""
     fold_dir = Path(train_args.output_dir) / f"fold_{fold}"
     run_name = f"{train_args.run_name or Path(train_args.output_dir).name}-fold{fold}"
     args = replace(train_args, output_dir=str(fold_dir), run_name=run_name)
     postprocess = load_postprocess(train_args)
-    data = fold_data(table, gt, fold, tokenizer, data_args)
+    data = fold_data(table, gt, fold, tokenizer, data_args, token_cache=token_cache)
     trainer = build_trainer(model_args, data_args, args, data, tokenizer, postprocess, log_prefix=f"fold {fold} | ")
     last = get_last_checkpoint(str(fold_dir)) if fold_dir.is_dir() else None
     if last:
@@ -270,15 +278,17 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
         (run_dir / "config.yaml").write_text(yaml.safe_dump(flat, sort_keys=False))
     if "wandb" in (train_args.report_to or []):
         os.environ.setdefault("WANDB_RUN_GROUP", run_dir.name)
-    table, gt = load_data(data_args)
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     folds = list(train_args.folds) or list(range(data_args.num_folds))
-    logger.info("%s: folds %s on %d process(es), device %s", run_dir, folds, state.num_processes, train_args.device)
-    for fold in folds:
-        if (run_dir / f"fold_{fold}" / METRICS_FILE).is_file():
-            logger.info("fold %d: already finished (%s), skipped", fold, run_dir / f"fold_{fold}" / METRICS_FILE)
-            continue
-        train_fold(model_args, data_args, train_args, fold, table, gt, tokenizer)
+    with TokenCache(tokenizer) as tokens:  # each essay tokenised once for all folds
+        table, gt = load_data(data_args, token_cache=tokens)
+        logger.info("%s: folds %s on %d process(es), device %s", run_dir, folds, state.num_processes,
+                    train_args.device)
+        for fold in folds:
+            if (run_dir / f"fold_{fold}" / METRICS_FILE).is_file():
+                logger.info("fold %d: already finished (%s), skipped", fold, run_dir / f"fold_{fold}" / METRICS_FILE)
+                continue
+            train_fold(model_args, data_args, train_args, fold, table, gt, tokenizer, token_cache=tokens)
     state.wait_for_everyone()
     cv = cv_table(run_dir, folds, gt)
     if state.is_main_process:

@@ -23,12 +23,15 @@ row, so any pretrained checkpoint takes it as is. Byte-level BPE keeps newlines 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -133,6 +136,105 @@ def _newline_id(backend: Tokenizer, tokenizer: Any) -> int | None:
     return int(unk)
 
 
+def _token_arrays(encodings: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(ids, starts, ends)`` arrays of each encoding. One essay at a time: the offset tuples die young, so the garbage
+    collector never walks millions of them (holding all of them at once makes this step several times slower)."""
+    out = []
+    for e in encodings:
+        n = len(e)
+        offsets = np.fromiter(chain.from_iterable(e.offsets), np.int32, count=2 * n)
+        out.append((np.fromiter(e.ids, np.int32, count=n), offsets[0::2], offsets[1::2]))
+    return out
+
+
+class TokenCache:
+    """Token ids and character offsets of essays by one tokenizer (no special tokens), encoded ahead of use in a
+    background thread and kept in memory.
+
+    The Rust tokenizer releases the GIL while it encodes, so :meth:`prefetch` lets tokenising overlap other work:
+    validating the data and building the word table (``prepare.load_word_table(..., token_cache=)``), or cutting the
+    windows of the essays encoded just before. :meth:`arrays` waits for the texts it
+    needs, and encodes at once any text never prefetched. One cache serves every call of :func:`tokenize_windows`
+    with this tokenizer (e.g. the folds of a run), so each essay is tokenised once. Use it as a context manager, or
+    call :meth:`close`, to drop the work still queued.
+    """
+
+    def __init__(self, tokenizer: Any, chunk_size: int = 256) -> None:
+        self.backend = _backend(tokenizer)
+        self.signature = self.backend.to_str()
+        self.chunk_size = int(chunk_size)
+        self._tokenizer = tokenizer
+        self._inline: Tokenizer | None = None  # a second backend, so that the main thread never shares the worker's
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback_ner-tokenize")
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[Future, int]] = {}
+        self._done: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def __enter__(self) -> TokenCache:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancel the encoding still queued (what is done stays usable) and stop the worker thread."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._pending = {t: job for t, job in self._pending.items() if job[0].done() and not job[0].cancelled()}
+
+    def __len__(self) -> int:
+        """Texts encoded and extracted so far."""
+        return len(self._done)
+
+    def __contains__(self, text: object) -> bool:
+        """Whether ``text`` is encoded or queued."""
+        with self._lock:
+            return text in self._done or text in self._pending
+
+    def prefetch(self, texts: Iterable[str]) -> None:
+        """Queue ``texts`` (those not already done or queued) for encoding in the background, in order."""
+        with self._lock:
+            seen = set(self._done) | set(self._pending)
+            todo = [t for t in dict.fromkeys(texts) if t not in seen]
+            for i in range(0, len(todo), self.chunk_size):
+                chunk = todo[i : i + self.chunk_size]
+                try:
+                    future = self._pool.submit(self.backend.encode_batch, chunk, add_special_tokens=False)
+                except RuntimeError:  # closed: what is not queued gets encoded when asked for
+                    return
+                self._pending.update((t, (future, j)) for j, t in enumerate(chunk))
+
+    def arrays(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Token ids and character start/end offsets of ``texts``, concatenated, with the tokens of each text."""
+        per_text = []
+        missing = []
+        for text in texts:
+            hit = self._done.get(text)
+            if hit is None:
+                with self._lock:
+                    job = self._pending.pop(text, None)
+                if job is not None and not job[0].cancelled():
+                    hit = _token_arrays([job[0].result()[job[1]]])[0]
+                    self._done[text] = hit
+                else:
+                    missing.append(text)
+            per_text.append(hit)
+        if missing:
+            if self._inline is None:
+                self._inline = _backend(self._tokenizer)
+            encoded = dict(zip(missing, _token_arrays(self._inline.encode_batch(missing, add_special_tokens=False))))
+            self._done.update(encoded)
+            per_text = [encoded[t] if hit is None else hit for t, hit in zip(texts, per_text)]
+        n_tok = np.fromiter((len(ids) for ids, _, _ in per_text), np.int64, count=len(per_text))
+        if not per_text:
+            empty = np.zeros(0, np.int64)
+            return empty.astype(np.int32), empty, empty, n_tok
+        ids = np.concatenate([a[0] for a in per_text])
+        starts = np.concatenate([a[1] for a in per_text]).astype(np.int64)
+        ends = np.concatenate([a[2] for a in per_text]).astype(np.int64)
+        return ids, starts, ends, n_tok
+
+
 @dataclass
 class _WindowMaker:
     """The ``datasets.map`` function: a batch of essays (arrow) -> its windows (arrow). Picklable for num_proc."""
@@ -145,6 +247,10 @@ class _WindowMaker:
     label_all_subtokens: bool
     newline_id: int | None
     has_labels: bool
+    token_cache: TokenCache | None = None  # in-process only: not sent to map workers
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "token_cache": None}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         # not kept by pickling (tokenizer.json has no such field), so set again in each worker
@@ -192,18 +298,16 @@ class _WindowMaker:
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Token ids and character start/end offsets of every essay, concatenated, with tokens per essay."""
-        encodings = self.backend.encode_batch(texts, add_special_tokens=False)
-        n_tok = np.fromiter((len(e) for e in encodings), np.int64, count=len(encodings))
-        total = int(n_tok.sum())
-        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), np.int32, count=total)
-        offsets = np.empty(2 * total, np.int64)
-        # One essay at a time: the offset tuples die young, so the garbage collector never walks millions of them
-        # (holding all of them at once makes this step several times slower).
-        k = 0
-        for e, n in zip(encodings, n_tok.tolist()):
-            offsets[k : k + 2 * n] = np.fromiter(chain.from_iterable(e.offsets), np.int64, count=2 * n)
-            k += 2 * n
-        return ids, offsets[0::2].copy(), offsets[1::2].copy(), n_tok
+        if self.token_cache is not None:
+            return self.token_cache.arrays(texts)
+        arrays = _token_arrays(self.backend.encode_batch(texts, add_special_tokens=False))
+        n_tok = np.fromiter((len(a[0]) for a in arrays), np.int64, count=len(arrays))
+        if not arrays:
+            empty = np.zeros(0, np.int64)
+            return empty.astype(np.int32), empty, empty, n_tok
+        ids = np.concatenate([a[0] for a in arrays])
+        return ids, np.concatenate([a[1] for a in arrays]).astype(np.int64), \
+            np.concatenate([a[2] for a in arrays]).astype(np.int64), n_tok
 
     def _insert_breaks(
         self, texts: list[str], char_base: np.ndarray, t_start: np.ndarray, ids: np.ndarray, w: np.ndarray,
@@ -416,6 +520,7 @@ def tokenize_windows(
     keep_newlines: bool = False,
     num_proc: int = 1,
     cache_dir: str | os.PathLike | None = None,
+    token_cache: TokenCache | None = None,
 ) -> Dataset:
     """The word table's essays as windows of ``max_length`` tokens (specials included) sharing ``stride`` tokens.
 
@@ -424,7 +529,9 @@ def tokenize_windows(
     first sub-token, -100 on the others (or, with ``label_all_subtokens``, the word's label with B-X turned into I-X).
     ``keep_newlines`` inserts :func:`newline_token_id` at each paragraph break for tokenizers that drop newlines.
     With ``cache_dir`` the windows are cached there as ``windows-<key>*.arrow``, the key hashing the tokenizer, the
-    options and the table content; a repeated call loads them.
+    options and the table content; a repeated call loads them. In one process (``num_proc=1``) the essays are
+    tokenised in a background thread ahead of the windows being cut, through ``token_cache`` (a :class:`TokenCache`
+    of this tokenizer, which may hold them already) or a private one.
     """
     backend = _backend(tokenizer)
     prefix, suffix = special_tokens(tokenizer)
@@ -466,7 +573,16 @@ def tokenize_windows(
         out_dir.mkdir(parents=True, exist_ok=True)
 
     essays.validate()
-    with tempfile.TemporaryDirectory(prefix="feedback_ner_windows_") as tmp:
+    private_cache = None
+    if not procs:
+        if token_cache is None:
+            token_cache = private_cache = TokenCache(tokenizer)
+        elif token_cache.signature != backend.to_str():
+            raise ValueError("token_cache was made for another tokenizer; make one TokenCache per tokenizer")
+        token_cache.prefetch(essays.texts)
+        maker.token_cache = token_cache
+    with tempfile.TemporaryDirectory(prefix="feedback_ner_windows_") as tmp, \
+            private_cache if private_cache is not None else contextlib.nullcontext():
         source = essays.arrow()
         if procs:
             # a memory-mapped source reaches the workers as a file name instead of being pickled to each of them

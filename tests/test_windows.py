@@ -23,11 +23,12 @@ from feedback_ner.labels import (
     to_predictionstring,
 )
 from feedback_ner.metric import score
-from feedback_ner.prepare import build_word_table, test_word_table
+from feedback_ner.prepare import build_word_table, load_word_table, test_word_table
 from feedback_ner.sample import TRAIN_COLUMNS, generate_essay
 from feedback_ner.windows import (
     IGNORE_INDEX,
     FeedbackCollator,
+    TokenCache,
     newline_token_id,
     pad_multiple_for,
     special_tokens,
@@ -324,3 +325,27 @@ def test_pad_multiple_for_each_architecture():
     assert pad_multiple_for(BigBirdConfig(attention_type="block_sparse", block_size=16)) == 16
     assert pad_multiple_for(BigBirdConfig(attention_type="original_full")) is None
     assert pad_multiple_for(BertConfig()) is None
+
+
+def test_one_token_cache_serves_several_calls(table, tokenizers):
+    """The folds of a run (or sweep trials of other lengths) share one cache: only new essays get encoded, and the
+    windows are those of a call with a private cache."""
+    tok = tokenizers["deberta-v2"]
+    with TokenCache(tok) as tokens:
+        tokenize_windows(table.iloc[:30].reset_index(drop=True), tok, 128, 16, token_cache=tokens)
+        assert len(tokens) == 30
+        shared = tokenize_windows(table.iloc[10:40].reset_index(drop=True), tok, 256, 32, token_cache=tokens)
+        assert len(tokens) == 40
+    private = tokenize_windows(table.iloc[10:40].reset_index(drop=True), tok, 256, 32)
+    assert shared.to_dict() == private.to_dict()
+    with pytest.raises(ValueError, match="another tokenizer"):
+        tokenize_windows(table.iloc[:3], tokenizers["bert"], 64, 8, token_cache=TokenCache(tok))
+
+
+def test_essays_are_tokenised_while_the_word_table_is_built(corpus_dir, tokenizers, tmp_path):
+    tok = tokenizers["longformer"]
+    with TokenCache(tok) as tokens:
+        table, _ = load_word_table(corpus_dir, tmp_path / "prepared", token_cache=tokens)
+        assert all(text in tokens for text in table["text"])  # queued by the loader, before any window is cut
+        windows = tokenize_windows(table, tok, 128, 16, token_cache=tokens)
+    assert windows.to_dict() == tokenize_windows(table, tok, 128, 16).to_dict()
