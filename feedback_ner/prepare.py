@@ -21,7 +21,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from feedback_ner.corpus import Corpus, DataError, LoadReport, load_train
-from feedback_ner.labels import CLASSES, bio_labels_many, to_predictionstring, word_offsets, word_offsets_many
+from feedback_ner.labels import (
+    CLASSES,
+    bio_labels_many,
+    offsets_to_word_ranges,
+    to_predictionstring,
+    word_offsets,
+    word_offsets_many,
+)
 
 logger = logging.getLogger("feedback_ner.prepare")
 
@@ -81,8 +88,9 @@ def build_word_table(corpus: Corpus) -> pd.DataFrame:
     lo, hi = _offset_word_ranges(starts, ends, n_words, word_base, essay, el)
     n = hi - lo
     ne = sizes > 0
-    first_given = np.where(ne, flat[np.minimum(bounds[:-1], max(len(flat) - 1, 0))] if len(flat) else 0, -1)
-    last_given = np.where(ne, flat[np.maximum(bounds[1:] - 1, 0)] if len(flat) else 0, -1)
+    padded = np.r_[flat, -1]  # an empty element's bounds may point one past the end; masked out below
+    first_given = np.where(ne, padded[bounds[:-1]], -1)
+    last_given = np.where(ne, padded[bounds[1:] - 1], -1)
     # steps of +1 between consecutive indices of an element (the last index of each element starts no step)
     step_bad = np.r_[np.diff(flat) != 1, False]
     step_bad[bounds[1:][ne] - 1] = False
@@ -118,15 +126,12 @@ def _offset_word_ranges(
     np.cumsum(last_end[:-1] + 1, out=char_base[1:])
     word_essay = np.repeat(np.arange(len(n_words)), n_words)
     g_starts, g_ends = starts + char_base[word_essay], ends + char_base[word_essay]
-    # an element's end may pass its essay's last word; clip to the essay's own axis so it counts no later word
+    # offsets past an essay's last word end count no further word: clip them there, so that they stay on its axis
     s = np.minimum(el["discourse_start"].to_numpy(dtype=np.int64), last_end[essay]) + char_base[essay]
     e = np.minimum(el["discourse_end"].to_numpy(dtype=np.int64), last_end[essay]) + char_base[essay]
-    raw_s = el["discourse_start"].to_numpy(dtype=np.int64)
-    raw_e = el["discourse_end"].to_numpy(dtype=np.int64)
-    w0 = np.searchsorted(g_starts, s, side="left") - word_base[essay]
-    n = np.searchsorted(g_starts, e, side="left") - np.searchsorted(g_ends, s, side="right")
-    n = np.where(raw_e > raw_s, np.maximum(n, 0), 0)
-    return w0, np.minimum(w0 + n, n_words[essay])
+    w0, w1 = offsets_to_word_ranges(g_starts, g_ends, s, e)
+    # the rule's last clip is to the essay's own word count (a mid-word start can count one word past it)
+    return w0 - word_base[essay], np.minimum(w1 - word_base[essay], n_words[essay])
 
 
 def test_word_table(texts: dict[str, str]) -> pd.DataFrame:

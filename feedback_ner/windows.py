@@ -147,6 +147,20 @@ def _token_arrays(encodings: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray
     return out
 
 
+def _concat_tokens(
+    per_text: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_token_arrays` of several texts end to end: ids (int32), starts and ends (int64), tokens per text."""
+    n_tok = np.fromiter((len(ids) for ids, _, _ in per_text), np.int64, count=len(per_text))
+    if not per_text:
+        empty = np.zeros(0, np.int64)
+        return empty.astype(np.int32), empty, empty, n_tok
+    ids = np.concatenate([a[0] for a in per_text])
+    starts = np.concatenate([a[1] for a in per_text]).astype(np.int64)
+    ends = np.concatenate([a[2] for a in per_text]).astype(np.int64)
+    return ids, starts, ends, n_tok
+
+
 class TokenCache:
     """Token ids and character offsets of essays by one tokenizer (no special tokens), encoded ahead of use in a
     background thread and kept in memory.
@@ -225,14 +239,7 @@ class TokenCache:
             encoded = dict(zip(missing, _token_arrays(self._inline.encode_batch(missing, add_special_tokens=False))))
             self._done.update(encoded)
             per_text = [encoded[t] if hit is None else hit for t, hit in zip(texts, per_text)]
-        n_tok = np.fromiter((len(ids) for ids, _, _ in per_text), np.int64, count=len(per_text))
-        if not per_text:
-            empty = np.zeros(0, np.int64)
-            return empty.astype(np.int32), empty, empty, n_tok
-        ids = np.concatenate([a[0] for a in per_text])
-        starts = np.concatenate([a[1] for a in per_text]).astype(np.int64)
-        ends = np.concatenate([a[2] for a in per_text]).astype(np.int64)
-        return ids, starts, ends, n_tok
+        return _concat_tokens(per_text)
 
 
 @dataclass
@@ -300,14 +307,7 @@ class _WindowMaker:
         """Token ids and character start/end offsets of every essay, concatenated, with tokens per essay."""
         if self.token_cache is not None:
             return self.token_cache.arrays(texts)
-        arrays = _token_arrays(self.backend.encode_batch(texts, add_special_tokens=False))
-        n_tok = np.fromiter((len(a[0]) for a in arrays), np.int64, count=len(arrays))
-        if not arrays:
-            empty = np.zeros(0, np.int64)
-            return empty.astype(np.int32), empty, empty, n_tok
-        ids = np.concatenate([a[0] for a in arrays])
-        return ids, np.concatenate([a[1] for a in arrays]).astype(np.int64), \
-            np.concatenate([a[2] for a in arrays]).astype(np.int64), n_tok
+        return _concat_tokens(_token_arrays(self.backend.encode_batch(texts, add_special_tokens=False)))
 
     def _insert_breaks(
         self, texts: list[str], char_base: np.ndarray, t_start: np.ndarray, ids: np.ndarray, w: np.ndarray,
