@@ -34,7 +34,8 @@ from transformers import AutoTokenizer
 from feedback_ner.prepare import REPORT_FILE, load_word_table
 from feedback_ner.sample import write_corpus
 from feedback_ner.tiny import build_tiny
-from feedback_ner.windows import TokenCache, tokenize_windows
+from feedback_ner.tokens import TokenCache
+from feedback_ner.windows import tokenize_windows
 
 REAL_ESSAYS = 15594
 MAX_LENGTH, STRIDE, NUM_PROC = 1024, 128, 1

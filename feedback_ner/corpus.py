@@ -7,6 +7,7 @@ silently. Validation is vectorised so a competition-sized folder loads in a few 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
@@ -35,7 +36,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 SKIP_HINT = "pass --skip-bad to skip and count such rows (skip_bad=True in Python)"
 SKIP_HINT_ESSAYS = "pass --skip-bad to skip and count such essays (skip_bad=True in Python)"
 N_EXAMPLES = 3
-QUEUE_CHUNK = 256  # essays handed to a token cache at a time
+QUEUE_CHUNK = 1024  # essays handed to a token cache at a time
 # At most 9 digits: a word index, never a number that could overflow int64 when parsed.
 _CANONICAL_RE = r"[0-9]{1,9}(?: [0-9]{1,9})*"
 _LENIENT_RE = re.compile(r"[ \t]*[0-9]{1,9}(?:[ \t]+[0-9]{1,9})*[ \t]*")
@@ -174,7 +175,8 @@ class Corpus:
 
 def read_text(path: str | os.PathLike) -> str:
     """An essay as UTF-8 with a leading BOM dropped and universal newlines (``\\r\\n`` and ``\\r`` become ``\\n``)."""
-    raw = Path(path).read_bytes()
+    with open(path, "rb") as f:
+        raw = f.read()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -415,9 +417,13 @@ class _RowChecker:
 
 def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """``train.csv`` as strings (BOM dropped, universal newlines) and each row's 1-based line number."""
-    text = read_text(path)
-    df = _read_csv_fast(text)
+    with open(path, "rb") as f:
+        data: bytes | str = f.read()
+    if data.startswith(codecs.BOM_UTF8) or b"\r" in data:
+        data = read_text(path)
+    df = _read_csv_fast(data)  # plain UTF-8 goes to Arrow as read (Arrow checks it is valid UTF-8)
     if df is None:  # pandas' parser: slower, but it names what is wrong with an odd file
+        text = data = data if isinstance(data, str) else read_text(path)
         try:
             df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
@@ -435,16 +441,21 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         )
     if len(df) == 0:
         raise DataError(f"{path}: no rows; train.csv needs one row per annotated element")
-    return df, _row_lines(text, df)
+    return df, _row_lines(data, df)
 
 
-def _read_csv_fast(text: str) -> pd.DataFrame | None:
+def _read_csv_fast(data: bytes | str) -> pd.DataFrame | None:
     """Every column as strings with Arrow's multithreaded reader (4x faster than pandas' here), or None where it
     cannot give what pandas would (a parse error, a header that is not one plain line, repeated column names)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    first_line = text.split("\n", 1)[0]
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    end = raw.find(b"\n")
+    try:
+        first_line = raw[: end if end >= 0 else len(raw)].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
     if '"' in first_line:
         return None
     names = first_line.split(",")
@@ -452,7 +463,7 @@ def _read_csv_fast(text: str) -> pd.DataFrame | None:
         return None
     try:
         table = pcsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            pa.BufferReader(raw),
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(
                 column_types={n: pa.string() for n in names}, strings_can_be_null=False,
@@ -466,10 +477,11 @@ def _read_csv_fast(text: str) -> pd.DataFrame | None:
     return table.to_pandas()
 
 
-def _row_lines(text: str, df: pd.DataFrame) -> np.ndarray:
-    """1-based line number where each CSV record starts (header = line 1)."""
+def _row_lines(data: bytes | str, df: pd.DataFrame) -> np.ndarray:
+    """1-based line number where each CSV record starts (header = line 1); ``data`` is the file, newlines ``\\n``."""
     n_rows = len(df)
-    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    newline = "\n" if isinstance(data, str) else b"\n"
+    n_lines = data.count(newline) + (0 if data.endswith(newline) else 1)
     # quoted fields keep their newlines: each one pushes the following records one line down
     extra = np.zeros(n_rows, dtype=np.int64)
     for col in df.columns:
@@ -477,7 +489,7 @@ def _row_lines(text: str, df: pd.DataFrame) -> np.ndarray:
     if n_lines in (n_rows + 1 + int(extra.sum()), n_rows + 2 + int(extra.sum())):  # the latter: a final blank line
         return 2 + np.arange(n_rows, dtype=np.int64) + np.concatenate([[0], np.cumsum(extra)[:-1]])
     # blank lines somewhere (pandas skips them): walk the records
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(data if isinstance(data, str) else data.decode("utf-8")))
     next(reader, None)
     starts: list[int] = []
     prev = reader.line_num

@@ -69,9 +69,13 @@ def word_offsets_many(texts: Sequence[str], chunk_chars: int = 1 << 18) -> tuple
         lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=hi - lo)
         base = np.zeros(hi - lo, dtype=np.int64)
         np.cumsum(lengths[:-1] + 1, out=base[1:])
-        codes = np.frombuffer(" ".join(chunk).encode("utf-32-le"), dtype=np.uint32)
-        is_word = np.zeros(len(codes) + 2, dtype=np.int8)
-        is_word[1:-1] = ~_SPACE_LUT[np.minimum(codes, len(_SPACE_LUT) - 1)]
+        joined = " ".join(chunk)
+        is_word = np.zeros(len(joined) + 2, dtype=np.int8)
+        if joined.isascii():  # one byte per character: 4x less to scan
+            is_word[1:-1] = ~_SPACE_LUT[np.frombuffer(joined.encode("ascii"), dtype=np.uint8)]
+        else:
+            codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+            is_word[1:-1] = ~_SPACE_LUT[np.minimum(codes, len(_SPACE_LUT) - 1)]
         edges = np.diff(is_word)
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         text_of = np.searchsorted(base, starts, side="right") - 1
@@ -170,10 +174,12 @@ def bio_labels_many(
         idx = idx[valid]
     if not len(idx):
         return labels
-    span = np.repeat(np.arange(len(sizes)), sizes)
     # the lowest index of each span gets B-, the others I- (B- is I- minus one in LABELS)
     first = np.full(len(sizes), np.iinfo(np.int64).max)
-    np.minimum.at(first, span, idx)
+    nonempty = sizes > 0
+    starts = np.zeros(int(nonempty.sum()), dtype=np.int64)
+    np.cumsum(sizes[nonempty][:-1], out=starts[1:])
+    first[nonempty] = np.minimum.reduceat(idx, starts)
     inside = np.array([I_IDS[c] for c in CLASSES], dtype=np.int64)[np.asarray(span_class, dtype=np.int64)]
     value = np.repeat(inside, sizes) - (idx == np.repeat(first, sizes))
     where = np.repeat(word_base[span_essay], sizes) + idx
@@ -183,6 +189,7 @@ def bio_labels_many(
         return labels
     labels[where[~shared]] = value[~shared]
     # where spans overlap (rare), the last one wins
+    span = np.repeat(np.arange(len(sizes)), sizes)
     where, value, span = where[shared], value[shared], span[shared]
     order = np.lexsort((span, where))
     where, value = where[order], value[order]

@@ -65,27 +65,24 @@ def build_word_table(corpus: Corpus) -> pd.DataFrame:
     # elements per essay in order of their first word, so that later spans are the later ones in the text
     words_col = elements["word_indices"].to_numpy(dtype=object)
     sizes = np.fromiter(map(len, words_col), dtype=np.int64, count=len(words_col))
-    flat = np.concatenate(words_col).astype(np.int64, copy=False) if len(words_col) else np.zeros(0, np.int64)
-    bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=bounds[1:])
-    first_word = np.full(len(sizes), np.iinfo(np.int64).max)
-    np.minimum.at(first_word, np.repeat(np.arange(len(sizes)), sizes), flat)
     essay = pd.Index(ids).get_indexer(elements["id"].to_numpy(dtype=object))
     if (essay < 0).any():
         bad = int(np.flatnonzero(essay < 0)[0])
         raise DataError(f"train.csv row for essay {elements['id'].iat[bad]!r} has no essay text; reload the data")
-    order = np.lexsort((first_word, essay))
-    el = elements.iloc[order].reset_index(drop=True)
-    old_starts = bounds[:-1][order]
+    order = np.lexsort((_segment_min(words_col, sizes), essay))
     essay, sizes = essay[order], sizes[order]
     bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=bounds[1:])
-    flat = flat[np.repeat(old_starts - bounds[:-1], sizes) + np.arange(len(flat))]  # the elements' indices, reordered
-    class_index = pd.Index(list(CLASSES)).get_indexer(el["discourse_type"].to_numpy(dtype=object))
+    flat = _concat_int64(words_col[order])  # the elements' word indices, in that order
+    class_index = pd.Index(list(CLASSES)).get_indexer(elements["discourse_type"].to_numpy(dtype=object)[order])
     labels = bio_labels_many(n_words, essay, class_index, flat, sizes)
 
     # the competition's offsets -> words rule for every element at once; predictionstring wins where they differ
-    lo, hi = _offset_word_ranges(starts, ends, n_words, word_base, essay, el)
+    lo, hi = _offset_word_ranges(
+        starts, ends, n_words, word_base, essay,
+        elements["discourse_start"].to_numpy(dtype=np.int64)[order],
+        elements["discourse_end"].to_numpy(dtype=np.int64)[order],
+    )
     n = hi - lo
     ne = sizes > 0
     padded = np.r_[flat, -1]  # an empty element's bounds may point one past the end; masked out below
@@ -99,7 +96,7 @@ def build_word_table(corpus: Corpus) -> pd.DataFrame:
     agree = (sizes == n) & ((n == 0) | ((first_given == lo) & (last_given == hi - 1) & contiguous))
     disagree = [(int(j), list(range(int(lo[j]), int(hi[j])))) for j in np.flatnonzero(~agree)]
     corpus.report.issues.pop("offsets_disagree", None)
-    _report_disagreements(el, disagree, corpus.report)
+    _report_disagreements(elements, [(int(order[j]), words) for j, words in disagree], corpus.report)
 
     cuts = word_base[1:]
     return pd.DataFrame(
@@ -113,11 +110,27 @@ def build_word_table(corpus: Corpus) -> pd.DataFrame:
     )
 
 
+def _segment_min(rows: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The smallest value of each integer array in ``rows`` (int64 max for an empty one)."""
+    out = np.full(len(rows), np.iinfo(np.int64).max)
+    nonempty = sizes > 0
+    if nonempty.any():
+        flat = _concat_int64(rows[nonempty])
+        bounds = np.zeros(int(nonempty.sum()), dtype=np.int64)
+        np.cumsum(sizes[nonempty][:-1], out=bounds[1:])
+        out[nonempty] = np.minimum.reduceat(flat, bounds)
+    return out
+
+
+def _concat_int64(rows: np.ndarray) -> np.ndarray:
+    return np.concatenate(list(rows)).astype(np.int64, copy=False) if len(rows) else np.zeros(0, np.int64)
+
+
 def _offset_word_ranges(
     starts: np.ndarray, ends: np.ndarray, n_words: np.ndarray, word_base: np.ndarray, essay: np.ndarray,
-    el: pd.DataFrame,
+    span_start: np.ndarray, span_end: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`labels.offsets_to_word_ranges` of every element (``essay`` = its essay's row) against flat word
+    """:func:`labels.offsets_to_word_ranges` of character spans (``essay`` = each span's essay row) against flat word
     offsets: the essays' words are laid end to end on one character axis so that one ``searchsorted`` serves all."""
     last_end = np.zeros(len(n_words), dtype=np.int64)
     has = n_words > 0
@@ -127,8 +140,8 @@ def _offset_word_ranges(
     word_essay = np.repeat(np.arange(len(n_words)), n_words)
     g_starts, g_ends = starts + char_base[word_essay], ends + char_base[word_essay]
     # offsets past an essay's last word end count no further word: clip them there, so that they stay on its axis
-    s = np.minimum(el["discourse_start"].to_numpy(dtype=np.int64), last_end[essay]) + char_base[essay]
-    e = np.minimum(el["discourse_end"].to_numpy(dtype=np.int64), last_end[essay]) + char_base[essay]
+    s = np.minimum(span_start, last_end[essay]) + char_base[essay]
+    e = np.minimum(span_end, last_end[essay]) + char_base[essay]
     w0, w1 = offsets_to_word_ranges(g_starts, g_ends, s, e)
     # the rule's last clip is to the essay's own word count (a mid-word start can count one word past it)
     return w0 - word_base[essay], np.minimum(w1 - word_base[essay], n_words[essay])
@@ -282,7 +295,7 @@ def _prepare(
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     """``df`` as parquet (zstd). A column of integer arrays becomes a list column in one step (``from_pandas`` walks
-    it row by row); when its rows are consecutive slices of one array (``np.split``), that array is written as is."""
+    it row by row)."""
     columns = {}
     for name in df.columns:
         values = df[name]
@@ -290,23 +303,11 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
             rows = values.tolist()
             offsets = np.zeros(len(rows) + 1, dtype=np.int64)
             np.cumsum(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)), out=offsets[1:])
-            columns[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(_flat(rows, offsets)))
+            flat = np.concatenate(rows).astype(np.int64, copy=False)
+            columns[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat))
         else:
             columns[name] = pa.array(values)
     pq.write_table(pa.table(columns), path, compression="zstd")
-
-
-def _flat(rows: list[np.ndarray], offsets: np.ndarray) -> np.ndarray:
-    """The rows end to end as one int64 array: their common base array when they tile it in order, else a copy."""
-    base = rows[0].base
-    if (
-        isinstance(base, np.ndarray) and base.ndim == 1 and base.dtype == np.int64 and base.size == offsets[-1]
-        and base.flags.c_contiguous and all(r.base is base and r.dtype == np.int64 for r in rows)
-    ):
-        address = np.fromiter((r.__array_interface__["data"][0] for r in rows), dtype=np.int64, count=len(rows))
-        if np.array_equal(address - base.__array_interface__["data"][0], offsets[:-1] * base.itemsize):
-            return base
-    return np.concatenate(rows).astype(np.int64, copy=False)
 
 
 def load_word_table(
@@ -348,6 +349,7 @@ def read_word_table(out_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def _report_disagreements(el: pd.DataFrame, disagree: list[tuple[int, list[int]]], report: LoadReport) -> None:
+    """Count the rows of ``el`` whose offsets give other words than their predictionstring (``(row, words)``)."""
     lines, dids = el["line"].to_numpy(), el["discourse_id"].to_numpy(dtype=object)
     words = el["word_indices"].to_numpy(dtype=object)
     examples = [

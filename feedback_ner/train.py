@@ -44,8 +44,9 @@ from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.prepare import load_word_table
 from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart, format_table
+from feedback_ner.tokens import TokenCache
 from feedback_ner.trainer import EvalLogCallback, FeedbackTrainer
-from feedback_ner.windows import FeedbackCollator, TokenCache, pad_multiple_for, tokenize_windows
+from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 
 # named explicitly: under `python -m feedback_ner.train` __name__ is "__main__"
 logger = logging.getLogger("feedback_ner.train")

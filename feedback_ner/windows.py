@@ -1,11 +1,13 @@
 """Essays -> overlapping token windows with per-token labels and word ids, and the collator that pads them.
 
-Token -> word: each essay is tokenised once, without truncation or special tokens, by the model's fast tokenizer;
-a token belongs to the whitespace word (``labels.split_words``) that holds its first non-space character, found by
-character offsets against ``word_start``/``word_end``. That one rule serves every tokenizer family:
+Token -> word: each essay is tokenised once, without truncation or special tokens, by the model's fast tokenizer
+(:mod:`feedback_ner.tokens`); a token belongs to the whitespace word (``labels.split_words``) that holds its first
+non-space character, found by character offsets against ``word_start``/``word_end`` (:func:`token_word_ids`). That
+one rule serves every tokenizer family:
 
-- byte-level BPE (Longformer, RoBERTa): ``Ġword`` offsets are trimmed to the word; a lone ``Ġ`` has an empty
-  offset and ``Ċ`` (newline) tokens cover only whitespace -> both word -1;
+- byte-level BPE (Longformer, RoBERTa): ``Ġword`` starts at its space (offsets from the token bytes) or at the word
+  (the tokenizer's trimmed offsets), the word either way; ``Ġ`` alone and ``Ċ`` (newline) cover only whitespace ->
+  word -1;
 - WordPiece (BERT): offsets never include whitespace; newlines produce no token;
 - Unigram/Metaspace (DeBERTa-v2/v3, BigBird's SentencePiece): ``▁word`` offsets include the leading space (or the
   newline it replaced), so the first non-space character decides; a lone ``▁`` covering only a space -> word -1.
@@ -29,11 +31,8 @@ import logging
 import os
 import re
 import tempfile
-import threading
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from datasets.table import InMemoryTable, MemoryMappedTable
 from tokenizers import Tokenizer
 
 from feedback_ner.labels import B_IDS, I_IDS, NUM_LABELS
+from feedback_ner.tokens import Encoder, TokenArrays, TokenCache, private_backend
 
 logger = logging.getLogger("feedback_ner.windows")
 
@@ -88,22 +88,6 @@ def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     raise ValueError(f"cannot find the content of {probe!r} inside its encoding with special tokens {with_special}")
 
 
-def _backend(tokenizer: Any) -> Tokenizer:
-    """A private copy of the fast tokenizer's backend: no truncation or padding left over from other calls, and
-    special-token strings inside essays ("<s>", "[SEP]") not matched as special tokens: essays are plain text."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if not isinstance(backend, Tokenizer):
-        raise TypeError(
-            f"{type(tokenizer).__name__} is not a fast tokenizer (no backend_tokenizer); load it with "
-            "AutoTokenizer.from_pretrained(path) from a folder that has tokenizer.json"
-        )
-    backend = Tokenizer.from_str(backend.to_str())
-    backend.no_truncation()
-    backend.no_padding()
-    backend.encode_special_tokens = True
-    return backend
-
-
 def _keeps_newlines(backend: Tokenizer) -> bool:
     """True when a newline changes the tokens (byte-level BPE's ``Ċ``); False when it reads as a space."""
     spaced = backend.encode("a b", add_special_tokens=False).ids
@@ -115,7 +99,7 @@ def newline_token_id(tokenizer: Any) -> int | None:
 
     The first of :data:`NEWLINE_CANDIDATES` in the vocabulary, else the unknown token (with a warning).
     """
-    return _newline_id(_backend(tokenizer), tokenizer)
+    return _newline_id(private_backend(tokenizer), tokenizer)
 
 
 def _newline_id(backend: Tokenizer, tokenizer: Any) -> int | None:
@@ -136,117 +120,11 @@ def _newline_id(backend: Tokenizer, tokenizer: Any) -> int | None:
     return int(unk)
 
 
-def _token_arrays(encodings: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``(ids, starts, ends)`` arrays of each encoding. One essay at a time: the offset tuples die young, so the garbage
-    collector never walks millions of them (holding all of them at once makes this step several times slower)."""
-    out = []
-    for e in encodings:
-        n = len(e)
-        offsets = np.fromiter(chain.from_iterable(e.offsets), np.int32, count=2 * n)
-        out.append((np.fromiter(e.ids, np.int32, count=n), offsets[0::2], offsets[1::2]))
-    return out
-
-
-def _concat_tokens(
-    per_text: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_token_arrays` of several texts end to end: ids (int32), starts and ends (int64), tokens per text."""
-    n_tok = np.fromiter((len(ids) for ids, _, _ in per_text), np.int64, count=len(per_text))
-    if not per_text:
-        empty = np.zeros(0, np.int64)
-        return empty.astype(np.int32), empty, empty, n_tok
-    ids = np.concatenate([a[0] for a in per_text])
-    starts = np.concatenate([a[1] for a in per_text]).astype(np.int64)
-    ends = np.concatenate([a[2] for a in per_text]).astype(np.int64)
-    return ids, starts, ends, n_tok
-
-
-class TokenCache:
-    """Token ids and character offsets of essays by one tokenizer (no special tokens), encoded ahead of use in a
-    background thread and kept in memory.
-
-    The Rust tokenizer releases the GIL while it encodes, so :meth:`prefetch` lets tokenising overlap other work:
-    validating the data and building the word table (``prepare.load_word_table(..., token_cache=)``), or cutting the
-    windows of the essays encoded just before. :meth:`arrays` waits for the texts it
-    needs, and encodes at once any text never prefetched. One cache serves every call of :func:`tokenize_windows`
-    with this tokenizer (e.g. the folds of a run), so each essay is tokenised once. Use it as a context manager, or
-    call :meth:`close`, to drop the work still queued.
-    """
-
-    def __init__(self, tokenizer: Any, chunk_size: int = 256) -> None:
-        self.backend = _backend(tokenizer)
-        self.signature = self.backend.to_str()
-        self.chunk_size = int(chunk_size)
-        self._tokenizer = tokenizer
-        self._inline: Tokenizer | None = None  # a second backend, so that the main thread never shares the worker's
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback_ner-tokenize")
-        self._lock = threading.Lock()
-        self._pending: dict[str, tuple[Future, int]] = {}
-        self._done: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def __enter__(self) -> TokenCache:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Cancel the encoding still queued (what is done stays usable) and stop the worker thread."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            self._pending = {t: job for t, job in self._pending.items() if job[0].done() and not job[0].cancelled()}
-
-    def __len__(self) -> int:
-        """Texts encoded and extracted so far."""
-        return len(self._done)
-
-    def __contains__(self, text: object) -> bool:
-        """Whether ``text`` is encoded or queued."""
-        with self._lock:
-            return text in self._done or text in self._pending
-
-    def prefetch(self, texts: Iterable[str]) -> None:
-        """Queue ``texts`` (those not already done or queued) for encoding in the background, in order."""
-        with self._lock:
-            seen = set(self._done) | set(self._pending)
-            todo = [t for t in dict.fromkeys(texts) if t not in seen]
-            for i in range(0, len(todo), self.chunk_size):
-                chunk = todo[i : i + self.chunk_size]
-                try:
-                    future = self._pool.submit(self.backend.encode_batch, chunk, add_special_tokens=False)
-                except RuntimeError:  # closed: what is not queued gets encoded when asked for
-                    return
-                self._pending.update((t, (future, j)) for j, t in enumerate(chunk))
-
-    def arrays(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Token ids and character start/end offsets of ``texts``, concatenated, with the tokens of each text."""
-        per_text = []
-        missing = []
-        for text in texts:
-            hit = self._done.get(text)
-            if hit is None:
-                with self._lock:
-                    job = self._pending.pop(text, None)
-                if job is not None and not job[0].cancelled():
-                    hit = _token_arrays([job[0].result()[job[1]]])[0]
-                    self._done[text] = hit
-                else:
-                    missing.append(text)
-            per_text.append(hit)
-        if missing:
-            if self._inline is None:
-                self._inline = _backend(self._tokenizer)
-            encoded = dict(zip(missing, _token_arrays(self._inline.encode_batch(missing, add_special_tokens=False))))
-            self._done.update(encoded)
-            per_text = [encoded[t] if hit is None else hit for t, hit in zip(texts, per_text)]
-        return _concat_tokens(per_text)
-
-
 @dataclass
 class _WindowMaker:
     """The ``datasets.map`` function: a batch of essays (arrow) -> its windows (arrow). Picklable for num_proc."""
 
-    backend: Tokenizer
+    encoder: Encoder
     prefix: list[int]
     suffix: list[int]
     content_len: int
@@ -260,8 +138,6 @@ class _WindowMaker:
         return {**self.__dict__, "token_cache": None}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        # not kept by pickling (tokenizer.json has no such field), so set again in each worker
-        self.backend.encode_special_tokens = True
         texts = batch.column("text").to_pylist()
         n_essays = len(texts)
         text_len = np.fromiter((len(t) for t in texts), np.int64, count=n_essays)
@@ -280,12 +156,7 @@ class _WindowMaker:
         t_start += tok_essay_base
         t_end += tok_essay_base
 
-        # The word holding the token's first non-space character is the first word ending after the token start,
-        # provided it starts before the token ends; tokens of only whitespace (or empty) get -1.
-        w = np.searchsorted(w_end, t_start, side="right")
-        inside = (w < len(w_end)) & (t_end > t_start)
-        inside[inside] = w_start[w[inside]] < t_end[inside]
-        w = np.where(inside, w, -1)
+        w = token_word_ids(w_start, w_end, t_start, t_end)
         _warn_untokenized(w, n_words, batch.column("essay_index").to_numpy())
 
         if self.newline_id is not None:
@@ -303,11 +174,11 @@ class _WindowMaker:
         w_local = np.where(w >= 0, w - np.repeat(word_base, n_tok), -1)
         return self._cut(ids, w_local, labels, n_tok, batch.column("essay_index").to_numpy())
 
-    def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Token ids and character start/end offsets of every essay, concatenated, with tokens per essay."""
+    def _encode(self, texts: list[str]) -> TokenArrays:
+        """Token ids and character start/end offsets of every essay, end to end, with tokens per essay."""
         if self.token_cache is not None:
             return self.token_cache.arrays(texts)
-        return _concat_tokens(_token_arrays(self.backend.encode_batch(texts, add_special_tokens=False)))
+        return self.encoder.encode(texts)
 
     def _insert_breaks(
         self, texts: list[str], char_base: np.ndarray, t_start: np.ndarray, ids: np.ndarray, w: np.ndarray,
@@ -362,6 +233,18 @@ class _WindowMaker:
         columns["word_ids"] = _list_array(out_off, out_words.astype(np.int32))
         columns["essay_index"] = pa.array(essay_index[win_essay].astype(np.int64))
         return pa.table(columns)
+
+
+def token_word_ids(
+    word_start: np.ndarray, word_end: np.ndarray, token_start: np.ndarray, token_end: np.ndarray
+) -> np.ndarray:
+    """The word of each token, -1 for none: the word holding the token's first non-space character, i.e. the first
+    word ending after the token's start, provided it starts before the token's end; tokens of only whitespace (or
+    empty) get -1. Words and tokens are character offsets on one axis, words sorted and disjoint."""
+    w = np.searchsorted(word_end, token_start, side="right")
+    inside = (w < len(word_end)) & (token_end > token_start)
+    inside[inside] = word_start[w[inside]] < token_end[inside]
+    return np.where(inside, w, -1)
 
 
 def _warn_untokenized(w: np.ndarray, n_words: np.ndarray, essay_index: np.ndarray) -> None:
@@ -533,7 +416,8 @@ def tokenize_windows(
     tokenised in a background thread ahead of the windows being cut, through ``token_cache`` (a :class:`TokenCache`
     of this tokenizer, which may hold them already) or a private one.
     """
-    backend = _backend(tokenizer)
+    encoder = Encoder(tokenizer)
+    backend = encoder.backend
     prefix, suffix = special_tokens(tokenizer)
     n_special = len(prefix) + len(suffix)
     if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length <= n_special:
@@ -553,7 +437,7 @@ def tokenize_windows(
 
     essays = _Essays.from_table(table)
     has_labels = essays.labels is not None
-    maker = _WindowMaker(backend, prefix, suffix, content_len, int(stride), label_all_subtokens, newline_id, has_labels)
+    maker = _WindowMaker(encoder, prefix, suffix, content_len, int(stride), label_all_subtokens, newline_id, has_labels)
     features = WINDOW_FEATURES if has_labels else Features({k: v for k, v in WINDOW_FEATURES.items() if k != "labels"})
     key_hash = _hasher()
     for part in (WINDOWS_VERSION, backend.to_str(), repr((prefix, suffix, newline_id, int(max_length), int(stride),

@@ -25,10 +25,10 @@ from feedback_ner.labels import (
 from feedback_ner.metric import score
 from feedback_ner.prepare import build_word_table, load_word_table, test_word_table
 from feedback_ner.sample import TRAIN_COLUMNS, generate_essay
+from feedback_ner.tokens import TokenCache
 from feedback_ner.windows import (
     IGNORE_INDEX,
     FeedbackCollator,
-    TokenCache,
     newline_token_id,
     pad_multiple_for,
     special_tokens,
