@@ -180,9 +180,14 @@ def bio_labels_many(
     starts = np.zeros(int(nonempty.sum()), dtype=np.int64)
     np.cumsum(sizes[nonempty][:-1], out=starts[1:])
     first[nonempty] = np.minimum.reduceat(idx, starts)
-    inside = np.array([I_IDS[c] for c in CLASSES], dtype=np.int64)[np.asarray(span_class, dtype=np.int64)]
-    value = np.repeat(inside, sizes) - (idx == np.repeat(first, sizes))
-    where = np.repeat(word_base[span_essay], sizes) + idx
+    inside = np.array([I_IDS[c] for c in CLASSES], dtype=np.int8)[np.asarray(span_class, dtype=np.int64)]
+    value = np.repeat(inside, sizes)
+    value -= idx == np.repeat(first, sizes)
+    where = np.repeat(word_base[span_essay], sizes)
+    where += idx
+    if (where[1:] > where[:-1]).all():  # increasing: no word is in two spans (the usual case)
+        labels[where] = value
+        return labels
     shared = np.bincount(where, minlength=len(labels))[where] > 1
     if not shared.any():
         labels[where] = value

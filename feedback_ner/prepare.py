@@ -91,8 +91,9 @@ def build_word_table(corpus: Corpus) -> pd.DataFrame:
     # steps of +1 between consecutive indices of an element (the last index of each element starts no step)
     step_bad = np.r_[np.diff(flat) != 1, False]
     step_bad[bounds[1:][ne] - 1] = False
-    bad_steps = np.r_[0, np.cumsum(step_bad)]
-    contiguous = bad_steps[bounds[1:]] == bad_steps[bounds[:-1]]
+    contiguous = np.ones(len(sizes), dtype=bool)
+    if ne.any():
+        contiguous[ne] = ~np.logical_or.reduceat(step_bad, bounds[:-1][ne])
     agree = (sizes == n) & ((n == 0) | ((first_given == lo) & (last_given == hi - 1) & contiguous))
     disagree = [(int(j), list(range(int(lo[j]), int(hi[j])))) for j in np.flatnonzero(~agree)]
     corpus.report.issues.pop("offsets_disagree", None)
@@ -137,8 +138,8 @@ def _offset_word_ranges(
     last_end[has] = ends[(word_base + n_words - 1)[has]]
     char_base = np.zeros(len(n_words), dtype=np.int64)
     np.cumsum(last_end[:-1] + 1, out=char_base[1:])
-    word_essay = np.repeat(np.arange(len(n_words)), n_words)
-    g_starts, g_ends = starts + char_base[word_essay], ends + char_base[word_essay]
+    shift = np.repeat(char_base, n_words)
+    g_starts, g_ends = starts + shift, ends + shift
     # offsets past an essay's last word end count no further word: clip them there, so that they stay on its axis
     s = np.minimum(span_start, last_end[essay]) + char_base[essay]
     e = np.minimum(span_end, last_end[essay]) + char_base[essay]
