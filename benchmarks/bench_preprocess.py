@@ -3,7 +3,7 @@
 On a sample corpus of the real size (15,594 essays; 2,000 with ``--quick``) and the tiny Longformer tokenizer (byte-
 level BPE, trained on a small corpus from the same generator), side by side in one process:
 
-- ``preprocess_s``: the whole pipeline from a cold cache, as ``feedback_ner.train`` runs it: a ``windows.TokenCache``
+- ``preprocess_s``: the whole pipeline from a cold cache, as ``feedback_ner.train`` runs it: a ``tokens.TokenCache``
   that tokenises the essays in a background thread from the moment they are read, ``prepare.load_word_table`` (read
   + validate, word labels, folds, parquet) meanwhile, then ``windows.tokenize_windows`` (max_length 1024, stride
   128, one process) cutting the windows from the cached tokens;
