@@ -46,6 +46,8 @@ class TokenArrays(NamedTuple):
 
     def split(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """``(ids, starts, ends)`` of each text."""
+        if not len(self.n_tokens):
+            return []
         cuts = np.cumsum(self.n_tokens)[:-1]
         return list(zip(np.split(self.ids, cuts), np.split(self.starts, cuts), np.split(self.ends, cuts)))
 

@@ -88,6 +88,16 @@ def test_a_batch_whose_bytes_do_not_add_up_gets_the_tokenizer_offsets(byte_level
         np.testing.assert_array_equal(a, b)
 
 
+def test_split_and_concat_are_inverses(byte_level):
+    tokens = Encoder(byte_level).encode(TRICKY)
+    per_text = tokens.split()
+    assert len(per_text) == len(TRICKY) and [len(ids) for ids, _, _ in per_text] == tokens.n_tokens.tolist()
+    for a, b in zip(TokenArrays.concat(per_text), tokens):
+        np.testing.assert_array_equal(a, b)
+    empty = Encoder(byte_level).encode([])
+    assert empty.split() == [] and len(TokenArrays.concat([]).ids) == 0
+
+
 def test_token_cache_gives_what_the_encoder_gives(byte_level):
     texts = TRICKY + ["one more essay", TRICKY[2]]
     want = Encoder(byte_level).encode(texts)
