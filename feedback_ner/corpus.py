@@ -423,9 +423,10 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         data = read_text(path)
     df = _read_csv_fast(data)  # plain UTF-8 goes to Arrow as read (Arrow checks it is valid UTF-8)
     if df is None:  # pandas' parser: slower, but it names what is wrong with an odd file
-        text = data = data if isinstance(data, str) else read_text(path)
+        if isinstance(data, bytes):
+            data = read_text(path)
         try:
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+            df = pd.read_csv(io.StringIO(data), dtype=str, keep_default_na=False, na_filter=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
             msg = " ".join(str(err).split())
             raise DataError(f"{path}: not a readable CSV ({msg}); fix the file (quotes, field counts)") from None

@@ -33,6 +33,23 @@ CLASS_OF_LABEL: dict[int, str | None] = {i: (None if i == O_ID else LABELS[i][2:
 _SPACES = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
 
 
+def group_starts(counts: np.ndarray) -> np.ndarray:
+    """Start of each group in a concatenation of groups of the given sizes (int64)."""
+    out = np.zeros(len(counts), np.int64)
+    np.cumsum(counts[:-1], out=out[1:])
+    return out
+
+
+def segment_min(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The smallest of each run of ``values`` (runs of the given sizes, end to end); int64 max for an empty run."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    out = np.full(len(sizes), np.iinfo(np.int64).max)
+    nonempty = sizes > 0
+    if nonempty.any():
+        out[nonempty] = np.minimum.reduceat(values, group_starts(sizes[nonempty]))
+    return out
+
+
 def word_offsets(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Character start and end offsets of the words of ``text.split()`` (vectorised; no word strings built)."""
     if not text:
@@ -67,8 +84,7 @@ def word_offsets_many(texts: Sequence[str], chunk_chars: int = 1 << 18) -> tuple
             hi += 1
         chunk = texts[lo:hi]
         lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=hi - lo)
-        base = np.zeros(hi - lo, dtype=np.int64)
-        np.cumsum(lengths[:-1] + 1, out=base[1:])
+        base = group_starts(lengths + 1)
         joined = " ".join(chunk)
         is_word = np.zeros(len(joined) + 2, dtype=np.int8)
         if joined.isascii():  # one byte per character: 4x less to scan
@@ -162,8 +178,7 @@ def bio_labels_many(
     n_words = np.asarray(n_words, dtype=np.int64)
     sizes = np.asarray(span_sizes, dtype=np.int64)
     span_essay = np.asarray(span_essay, dtype=np.int64)
-    word_base = np.zeros(len(n_words), dtype=np.int64)
-    np.cumsum(n_words[:-1], out=word_base[1:])
+    word_base = group_starts(n_words)
     labels = np.zeros(int(n_words.sum()), dtype=np.int64)
     idx = np.asarray(indices, dtype=np.int64)
     valid = (idx >= 0) & (idx < np.repeat(n_words[span_essay], sizes))
@@ -175,11 +190,7 @@ def bio_labels_many(
     if not len(idx):
         return labels
     # the lowest index of each span gets B-, the others I- (B- is I- minus one in LABELS)
-    first = np.full(len(sizes), np.iinfo(np.int64).max)
-    nonempty = sizes > 0
-    starts = np.zeros(int(nonempty.sum()), dtype=np.int64)
-    np.cumsum(sizes[nonempty][:-1], out=starts[1:])
-    first[nonempty] = np.minimum.reduceat(idx, starts)
+    first = segment_min(idx, sizes)
     inside = np.array([I_IDS[c] for c in CLASSES], dtype=np.int8)[np.asarray(span_class, dtype=np.int64)]
     value = np.repeat(inside, sizes)
     value -= idx == np.repeat(first, sizes)

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from feedback_ner.corpus import Corpus, DataError, LoadReport, load_train
 from feedback_ner.labels import (
     CLASSES,
     bio_labels_many,
+    group_starts,
     offsets_to_word_ranges,
+    segment_min,
     to_predictionstring,
     word_offsets,
     word_offsets_many,
@@ -59,8 +62,7 @@ def build_word_table(corpus: Corpus) -> pd.DataFrame:
         starts, ends, n_words = corpus.words[1:]
     else:
         starts, ends, n_words = word_offsets_many(texts)
-    word_base = np.zeros(len(ids), dtype=np.int64)
-    np.cumsum(n_words[:-1], out=word_base[1:])
+    word_base = group_starts(n_words)
 
     # elements per essay in order of their first word, so that later spans are the later ones in the text
     words_col = elements["word_indices"].to_numpy(dtype=object)
@@ -69,7 +71,7 @@ def build_word_table(corpus: Corpus) -> pd.DataFrame:
     if (essay < 0).any():
         bad = int(np.flatnonzero(essay < 0)[0])
         raise DataError(f"train.csv row for essay {elements['id'].iat[bad]!r} has no essay text; reload the data")
-    order = np.lexsort((_segment_min(words_col, sizes), essay))
+    order = np.lexsort((segment_min(_concat_int64(words_col), sizes), essay))
     essay, sizes = essay[order], sizes[order]
     bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=bounds[1:])
@@ -111,19 +113,8 @@ def build_word_table(corpus: Corpus) -> pd.DataFrame:
     )
 
 
-def _segment_min(rows: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """The smallest value of each integer array in ``rows`` (int64 max for an empty one)."""
-    out = np.full(len(rows), np.iinfo(np.int64).max)
-    nonempty = sizes > 0
-    if nonempty.any():
-        flat = _concat_int64(rows[nonempty])
-        bounds = np.zeros(int(nonempty.sum()), dtype=np.int64)
-        np.cumsum(sizes[nonempty][:-1], out=bounds[1:])
-        out[nonempty] = np.minimum.reduceat(flat, bounds)
-    return out
-
-
-def _concat_int64(rows: np.ndarray) -> np.ndarray:
+def _concat_int64(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """The integer arrays ``rows`` end to end, as int64."""
     return np.concatenate(list(rows)).astype(np.int64, copy=False) if len(rows) else np.zeros(0, np.int64)
 
 
@@ -136,8 +127,7 @@ def _offset_word_ranges(
     last_end = np.zeros(len(n_words), dtype=np.int64)
     has = n_words > 0
     last_end[has] = ends[(word_base + n_words - 1)[has]]
-    char_base = np.zeros(len(n_words), dtype=np.int64)
-    np.cumsum(last_end[:-1] + 1, out=char_base[1:])
+    char_base = group_starts(last_end + 1)
     shift = np.repeat(char_base, n_words)
     g_starts, g_ends = starts + shift, ends + shift
     # offsets past an essay's last word end count no further word: clip them there, so that they stay on its axis
@@ -304,8 +294,7 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
             rows = values.tolist()
             offsets = np.zeros(len(rows) + 1, dtype=np.int64)
             np.cumsum(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)), out=offsets[1:])
-            flat = np.concatenate(rows).astype(np.int64, copy=False)
-            columns[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat))
+            columns[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(_concat_int64(rows)))
         else:
             columns[name] = pa.array(values)
     pq.write_table(pa.table(columns), path, compression="zstd")

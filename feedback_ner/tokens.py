@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from tokenizers import Tokenizer, pre_tokenizers
 
+from feedback_ner.labels import group_starts
+
 logger = logging.getLogger("feedback_ner.tokens")
 
 
@@ -135,8 +137,7 @@ class Encoder:
         del encodings
         size = self.byte_lengths[ids]
         ends = np.cumsum(size)
-        first = np.zeros(len(texts), np.int64)
-        np.cumsum(n_tok[:-1], out=first[1:])
+        first = group_starts(n_tok)
         before = np.r_[0, ends][first]  # bytes of the texts before each text
         ends -= np.repeat(before, n_tok)
         totals = np.r_[ends, 0][first + n_tok - 1]

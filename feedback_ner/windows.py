@@ -46,7 +46,7 @@ from datasets.fingerprint import get_temporary_cache_files_directory
 from datasets.table import InMemoryTable, MemoryMappedTable
 from tokenizers import Tokenizer
 
-from feedback_ner.labels import B_IDS, I_IDS, NUM_LABELS
+from feedback_ner.labels import B_IDS, I_IDS, NUM_LABELS, group_starts
 from feedback_ner.tokens import Encoder, TokenArrays, TokenCache, private_backend
 
 logger = logging.getLogger("feedback_ner.windows")
@@ -142,12 +142,11 @@ class _WindowMaker:
         n_essays = len(texts)
         text_len = np.fromiter((len(t) for t in texts), np.int64, count=n_essays)
         # Essays laid end to end (one gap character apart) so that one searchsorted maps every token of the batch.
-        char_base = np.zeros(n_essays, np.int64)
-        np.cumsum(text_len[:-1] + 1, out=char_base[1:])
+        char_base = group_starts(text_len + 1)
 
         w_start, n_words = _flat_lists(batch.column("word_start"))
         w_end, _ = _flat_lists(batch.column("word_end"))
-        word_base = _starts(n_words)
+        word_base = group_starts(n_words)
         w_start = w_start + np.repeat(char_base, n_words)
         w_end = w_end + np.repeat(char_base, n_words)
 
@@ -203,11 +202,11 @@ class _WindowMaker:
         step = self.content_len - self.stride
         n_win = np.where(n_tok > self.content_len, 1 + -(-(n_tok - self.content_len) // step), 1)
         win_essay = np.repeat(np.arange(len(n_tok)), n_win)
-        win_rank = np.arange(len(win_essay)) - np.repeat(_starts(n_win), n_win)
+        win_rank = np.arange(len(win_essay)) - np.repeat(group_starts(n_win), n_win)
         lo = win_rank * step
         hi = np.minimum(lo + self.content_len, n_tok[win_essay])
         n_content = hi - lo
-        src_base = _starts(n_tok)[win_essay] + lo  # index of each window's first content token
+        src_base = group_starts(n_tok)[win_essay] + lo  # index of each window's first content token
 
         n_pre, n_suf = len(self.prefix), len(self.suffix)
         out_len = n_content + n_pre + n_suf
@@ -265,13 +264,6 @@ def _flat_lists(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
     return arr.flatten().to_numpy(zero_copy_only=False).astype(np.int64, copy=False), lengths
 
 
-def _starts(counts: np.ndarray) -> np.ndarray:
-    """Start of each group in a concatenation of groups of the given sizes."""
-    out = np.zeros(len(counts), np.int64)
-    np.cumsum(counts[:-1], out=out[1:])
-    return out
-
-
 def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
 
@@ -309,7 +301,7 @@ class _Essays:
         n_words = self.n_words
         for row in np.flatnonzero(n_words != self.n_ends)[:1]:
             _fail(self.ids, row, f"{n_words[row]} word_start values but {self.n_ends[row]} word_end values")
-        first_word = _starts(n_words)
+        first_word = group_starts(n_words)
 
         def row_of(k: int) -> int:
             return int(np.searchsorted(first_word, k, side="right") - 1)

@@ -94,3 +94,15 @@ def test_bio_labels_many_agree_with_one_essay_at_a_time(n_words, spans):
     expected = [bio_labels(n, [(CLASSES[c], idx) for e, c, idx in spans if e == essay]) for essay, n in
                 enumerate(n_words)]
     assert got.tolist() == [int(x) for labels in expected for x in labels]
+
+
+from feedback_ner.labels import group_starts, segment_min  # noqa: E402
+
+
+@given(st.lists(st.lists(st.integers(-50, 50), max_size=5), max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_group_starts_and_segment_min_agree_with_python(runs):
+    sizes = np.array([len(r) for r in runs], dtype=np.int64)
+    values = np.array([v for r in runs for v in r], dtype=np.int64)
+    assert group_starts(sizes).tolist() == [sum(len(r) for r in runs[:i]) for i in range(len(runs))]
+    assert segment_min(values, sizes).tolist() == [min(r) if r else np.iinfo(np.int64).max for r in runs]
