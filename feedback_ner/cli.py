@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
 import importlib
 import logging
 import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from feedback_ner.errors import FeedbackError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,6 +49,33 @@ def setup_logging(level: int = logging.INFO) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         pkg.addHandler(handler)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line: ``<prog>: error: <message> (--help lists ...)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
+def command(name: str) -> Callable[[Callable[..., int | None]], Callable[..., int]]:
+    """Decorate a command's ``main(argv)``: a :class:`FeedbackError` becomes one line on stderr and exit code 2.
+
+    Other exceptions are bugs and keep their traceback.
+    """
+
+    def wrap(main_fn: Callable[..., int | None]) -> Callable[..., int]:
+        @functools.wraps(main_fn)
+        def main(argv: list[str] | None = None) -> int:
+            try:
+                return int(main_fn(argv) or 0)
+            except FeedbackError as err:
+                print(f"feedback-ner {name}: error: {err}", file=sys.stderr)
+                return 2
+
+        return main
+
+    return wrap
 
 
 def _usage() -> str:

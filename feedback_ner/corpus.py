@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES, word_offsets_many
 
 logger = logging.getLogger("feedback_ner.corpus")
@@ -57,7 +58,7 @@ ISSUE_KINDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class DataError(ValueError):
+class DataError(FeedbackError, ValueError):
     """Bad input data; the message is one line naming the file, row and field and what to do."""
 
 

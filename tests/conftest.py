@@ -75,3 +75,29 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path):
         return built[arch]
 
     return get
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None):
+    """Run ``python -m feedback_ner.<args>`` as a subprocess (text output captured)."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env
+    )
+
+
+def assert_one_line_error(done, command: str, *needles: str) -> str:
+    """A user's mistake: exit code 2, no traceback, one ``feedback-ner <command>: error: ...`` line naming
+    each of ``needles`` (file, field, value). Returns that line."""
+    err = done.stderr
+    assert done.returncode == 2, f"exit {done.returncode}, stderr:\n{err[-3000:]}"
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if ": error: " in line]
+    assert len(lines) == 1, f"expected one error line, got {len(lines)}:\n{err[-3000:]}"
+    line = lines[0]
+    assert line.startswith(f"feedback-ner {command}: error: "), line
+    for needle in needles:
+        assert needle in line, f"{needle!r} not in {line!r}"
+    return line

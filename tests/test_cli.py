@@ -38,3 +38,36 @@ def test_python_dash_m_entry_point_works():
 def test_unknown_command_is_a_one_line_error(capsys):
     assert main(["trian"]) == 2
     assert "unknown command 'trian'" in capsys.readouterr().err
+
+
+def test_command_wrapper_turns_a_user_error_into_one_line(capsys):
+    """Issue 12: a FeedbackError is one line and exit 2; any other exception is a bug and propagates."""
+    from feedback_ner.cli import command
+    from feedback_ner.errors import FeedbackError
+
+    @command("demo-cmd")
+    def bad(argv):
+        raise FeedbackError("x.yaml: field 'lr': not a number; write e.g. 2e-5")
+
+    assert bad([]) == 2
+    err = capsys.readouterr().err
+    assert err == "feedback-ner demo-cmd: error: x.yaml: field 'lr': not a number; write e.g. 2e-5\n"
+
+    @command("demo-cmd")
+    def bug(argv):
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        bug([])
+
+
+def test_argument_parser_errors_are_one_line(capsys):
+    from feedback_ner.cli import ArgumentParser
+
+    parser = ArgumentParser(prog="feedback-ner x")
+    parser.add_argument("--n", type=int)
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--n", "abc"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("feedback-ner x: error: argument --n: invalid int value: 'abc'")
