@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from feedback_ner.cli import setup_logging
+from feedback_ner.report import format_table
 
 logger = logging.getLogger("feedback_ner.demo")
 
@@ -58,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
     from feedback_ner.config import parse_config
+    from feedback_ner.kfold import run
     from feedback_ner.predict import predict
-    from feedback_ner.train import run
 
     start = time.time()
     out = Path(args.out)
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     model_args, data_args, train_args = parse_config(args.config, overrides=overrides)
     print(f"[3/4] training {data_args.num_folds} folds into {run_dir}")
     cv = run(model_args, data_args, train_args)
+    print(f"\nCV of {run_dir} (macro F1 overall: {cv.loc['macro', 'overall']:.4f})")
+    print(format_table(cv))
     folds = sorted(run_dir.glob("fold_*/model"))
     submission_path = out / "submission.csv"
     print(f"[4/4] predicting {corpus / 'test'} with {len(folds)} fold checkpoints")

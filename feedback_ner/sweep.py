@@ -594,8 +594,8 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     from accelerate import PartialState
     from transformers import AutoTokenizer
 
+    from feedback_ner.kfold import fold_data, load_data, load_postprocess, make_collator, make_model_init
     from feedback_ner.tokens import TokenCache
-    from feedback_ner.train import fold_data, load_data, load_postprocess, make_collator, make_model_init
 
     space = load_space(opts.space)
     if PartialState().num_processes > 1:

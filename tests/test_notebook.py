@@ -13,10 +13,10 @@ import torch
 from nbclient import NotebookClient
 
 from feedback_ner.config import parse_config
+from feedback_ner.kfold import run
 from feedback_ner.labels import CLASSES
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.predict import predict
-from feedback_ner.train import run
 from feedback_ner.wheels import build_wheels
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,13 +21,13 @@ from feedback_ner.checkpoint import InferenceConfig
 from feedback_ner.config import parse_config
 from feedback_ner.corpus import load_texts, load_train
 from feedback_ner.ensemble import ensemble_f1, load_ensemble, shared_probs, tune_weights
+from feedback_ner.kfold import run
 from feedback_ner.labels import CLASSES, NUM_LABELS, parse_predictionstring
 from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.predict import predict
 from feedback_ner.prepare import build_word_table
 from feedback_ner.probs import load_word_probs
-from feedback_ner.train import run
 
 ARCHS = ("longformer", "deberta-v2")  # byte-level BPE vs Unigram: different tokenizers, different word splits
 

@@ -18,11 +18,11 @@ from conftest import small_config
 from transformers import AutoModelForTokenClassification
 
 from feedback_ner.config import parse_config
+from feedback_ner.kfold import fold_data, load_data, run
 from feedback_ner.metric import score
 from feedback_ner.modeling import FeedbackTokenClassifier, build_model
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.probs import load_word_probs
-from feedback_ner.train import fold_data, load_data, run
 from feedback_ner.trainer import FeedbackTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def test_best_epoch_is_kept_and_reloaded(tmp_path, corpus_dir, tiny_models):
 
     tok = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     data = fold_data(table, gt, 0, tok, data_args)
-    from feedback_ner.train import build_trainer
+    from feedback_ner.kfold import build_trainer
 
     trainer = build_trainer(model_args, data_args, train_args, data, tok, PostprocessConfig())
     trainer.train()
@@ -127,7 +127,7 @@ def test_nonfinite_loss_is_skipped_and_weights_stay_finite(tmp_path, corpus_dir,
     table, gt = load_data(data_args)
     from transformers import AutoTokenizer
 
-    from feedback_ner.train import build_trainer
+    from feedback_ner.kfold import build_trainer
 
     tok = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     data = fold_data(table, gt, 0, tok, data_args)

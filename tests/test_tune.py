@@ -15,11 +15,11 @@ import pytest
 from conftest import small_config
 
 from feedback_ner.config import parse_config
+from feedback_ner.kfold import run
 from feedback_ner.labels import CLASSES, NUM_LABELS, bio_labels, parse_predictionstring, split_words
 from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.probs import load_word_probs, save_word_probs
-from feedback_ner.train import run
 from feedback_ner.tune import REPORT_COLUMNS, chart_path, main, tune
 
 ROOT = Path(__file__).resolve().parents[1]
