@@ -25,7 +25,7 @@ from pathlib import Path
 
 def sample_corpus(out_dir: Path, n: int, seed: int = 0, n_test: int = 5) -> Path:
     """A synthetic corpus in the Kaggle layout under ``out_dir`` (written once, reused after)."""
-    from feedback_ner.sample import write_corpus
+    from feedback_ner.synthetic.corpus import write_corpus
 
     out_dir = Path(out_dir)
     if not (out_dir / "train.csv").exists():

@@ -17,7 +17,7 @@ import pandas as pd
 from benchmarks.pandas_metric import score_feedback_comp
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.sample import REAL_CLASS_COUNTS
+from feedback_ner.synthetic.corpus import REAL_CLASS_COUNTS
 
 # Real train-set element counts (FACTS.md) and typical element lengths in words.
 CLASS_COUNTS = REAL_CLASS_COUNTS

@@ -32,8 +32,8 @@ import datasets
 from transformers import AutoTokenizer
 
 from feedback_ner.prepare import REPORT_FILE, load_word_table
-from feedback_ner.sample import write_corpus
-from feedback_ner.tiny import build_tiny
+from feedback_ner.synthetic.corpus import write_corpus
+from feedback_ner.synthetic.models import build_tiny
 from feedback_ner.tokens import TokenCache
 from feedback_ner.windows import tokenize_windows
 

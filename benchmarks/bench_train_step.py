@@ -16,7 +16,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from benchmarks import median_time, sample_corpus
 from feedback_ner.labels import NUM_LABELS
-from feedback_ner.tiny import ARCHS, build_tiny
+from feedback_ner.synthetic.models import ARCHS, build_tiny
 
 SEQ_LEN = 1024
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from feedback_ner.errors import FeedbackError
-from feedback_ner.labels import CLASSES, word_offsets_many
+from feedback_ner.labels import CLASSES, offsets_to_word_ranges, word_offsets, word_offsets_many
 
 logger = logging.getLogger("feedback_ner.corpus")
 
@@ -55,6 +55,9 @@ ISSUE_KINDS: dict[str, tuple[str, str, str]] = {
     "essay_without_rows": ("essays", "excluded", "essay files with no rows in train.csv (not trained on)"),
     "overlapping_elements": ("rows", "kept", "elements sharing words with another element of the same essay"),
     "offsets_disagree": ("rows", "kept", "rows whose offsets give other words than predictionstring (it wins)"),
+    "offsets_on_normalised_newlines": (
+        "essays", "kept", "essay files with \\r line ends whose offsets count \\r\\n and \\r as one \\n (read so)"
+    ),
 }
 
 
@@ -175,7 +178,12 @@ class Corpus:
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """An essay as UTF-8 with a leading BOM dropped and universal newlines (``\\r\\n`` and ``\\r`` become ``\\n``)."""
+    """An essay as stored: UTF-8, a leading BOM dropped, line ends kept (no newline translation).
+
+    ``train.csv`` offsets index the file's characters as stored; :func:`load_train` checks whether they count
+    ``\\r\\n`` and ``\\r`` as one ``\\n`` instead (:func:`normalise_newlines`). Words (``text.split()``) are the
+    same either way.
+    """
     with open(path, "rb") as f:
         raw = f.read()
     try:
@@ -184,12 +192,12 @@ def read_text(path: str | os.PathLike) -> str:
         raise DataError(
             f"{path}: byte {err.start}: not valid UTF-8 ({err.reason}); re-save the file as UTF-8"
         ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if "\r" in text:
-        # Python's text mode does the same; the real data's offsets refer to text read that way.
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def normalise_newlines(text: str) -> str:
+    """``text`` with ``\\r\\n`` and lone ``\\r`` as ``\\n`` (what Python's text mode reads); same words."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[str, str]:
@@ -271,6 +279,7 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
         bad_rows = check.keep & ~df["id"].isin(texts.keys()).to_numpy()
         report.add("undecodable_essay", len(bad_essays), bad_essays, rows=int(bad_rows.sum()))
         check.keep &= ~bad_rows
+    _choose_line_ends(texts, df, check.keep, report)
 
     # duplicate discourse ids: the first one is kept
     did = df["discourse_id"].to_numpy(dtype=object)
@@ -393,6 +402,56 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
                   words=(text_ids, word_starts, word_ends, word_counts))
 
 
+def _choose_line_ends(texts: dict[str, str], df: pd.DataFrame, keep: np.ndarray, report: LoadReport) -> None:
+    """Where an essay file has ``\\r`` line ends, keep the text as stored unless its rows' offsets only agree with
+    the text read with ``\\r\\n`` and ``\\r`` as ``\\n`` (issue 12); then use that text and count the essay.
+
+    A row agrees with a text when ``text[start:end]`` has the words of ``discourse_text`` (where the column is
+    there), else when the offsets give the first and last word of ``predictionstring`` by the competition's rule.
+    """
+    with_cr = [essay_id for essay_id, text in texts.items() if "\r" in text]
+    if not with_cr:
+        return
+    rows = np.flatnonzero(keep & df["id"].isin(with_cr).to_numpy())
+    starts = pd.to_numeric(df["discourse_start"].iloc[rows], errors="coerce").to_numpy(dtype=float)
+    ends = pd.to_numeric(df["discourse_end"].iloc[rows], errors="coerce").to_numpy(dtype=float)
+    quoted = df["discourse_text"].iloc[rows].tolist() if "discourse_text" in df.columns else None
+    given = df["predictionstring"].iloc[rows].tolist()
+    valid = np.isfinite(starts) & np.isfinite(ends) & (starts >= 0) & (starts < ends)
+    valid_at = np.flatnonzero(valid)
+    groups = pd.Series(valid_at).groupby(df["id"].iloc[rows[valid_at]].to_numpy(dtype=object)).indices
+    votes: dict[str, list[int]] = {}  # rows agreeing: [as stored, normalised]
+    for essay_id in with_cr:
+        mine = valid_at[groups.get(essay_id, np.zeros(0, dtype=np.int64))]
+        s, e = starts[mine].astype(np.int64), ends[mine].astype(np.int64)
+        votes[essay_id] = []
+        for text in (texts[essay_id], normalise_newlines(texts[essay_id])):
+            fits = e <= len(text)
+            if quoted is not None:
+                agree = [bool(ok) and text[a:b].split() == quoted[j].split() for j, a, b, ok in zip(mine, s, e, fits)]
+            else:
+                w0, w1 = offsets_to_word_ranges(*word_offsets(text), s, e)
+                agree = [bool(ok) and w1_ > w0_ and _first_last(given[j]) == (w0_, w1_ - 1)
+                         for j, w0_, w1_, ok in zip(mine, w0.tolist(), w1.tolist(), fits)]
+            votes[essay_id].append(int(sum(agree)))
+    normalised = sorted(essay_id for essay_id, (raw, norm) in votes.items() if norm > raw)
+    for essay_id in normalised:
+        texts[essay_id] = normalise_newlines(texts[essay_id])
+    report.add(
+        "offsets_on_normalised_newlines", len(normalised),
+        (f"train/{d}.txt: {votes[d][1]} rows agree read so, {votes[d][0]} as stored" for d in normalised),
+    )
+
+
+def _first_last(predictionstring: str) -> tuple[int, int] | None:
+    """The first and last word index of a predictionstring, or None where it is not integers."""
+    parts = predictionstring.split()
+    try:
+        return (int(parts[0]), int(parts[-1])) if parts else None
+    except ValueError:
+        return None
+
+
 class _RowChecker:
     """Applies one check at a time to the rows still kept: raises on the first bad row, or skips and counts."""
 
@@ -417,15 +476,15 @@ class _RowChecker:
 
 
 def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """``train.csv`` as strings (BOM dropped, universal newlines) and each row's 1-based line number."""
+    """``train.csv`` as strings (BOM dropped, universal newlines: no offset changes) and each row's line number."""
     with open(path, "rb") as f:
         data: bytes | str = f.read()
     if data.startswith(codecs.BOM_UTF8) or b"\r" in data:
-        data = read_text(path)
+        data = normalise_newlines(read_text(path))
     df = _read_csv_fast(data)  # plain UTF-8 goes to Arrow as read (Arrow checks it is valid UTF-8)
     if df is None:  # pandas' parser: slower, but it names what is wrong with an odd file
         if isinstance(data, bytes):
-            data = read_text(path)
+            data = normalise_newlines(read_text(path))
         try:
             df = pd.read_csv(io.StringIO(data), dtype=str, keep_default_na=False, na_filter=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:

@@ -14,34 +14,9 @@ from pathlib import Path
 
 from feedback_ner.cli import setup_logging
 from feedback_ner.report import format_table
+from feedback_ner.synthetic.demo_data import DEMO_ESSAYS, DEMO_SEED, ensure_corpus, ensure_tiny
 
 logger = logging.getLogger("feedback_ner.demo")
-
-# The embedded default: `make demo` and, on a fresh clone, `make sweep` generate these.
-DEMO_ESSAYS = 450
-DEMO_SEED = 0
-
-
-def ensure_corpus(corpus: Path, n: int = DEMO_ESSAYS, seed: int = DEMO_SEED) -> bool:
-    """Write the sample corpus into ``corpus`` unless one is there; whether it was written."""
-    if (corpus / "train.csv").is_file():
-        return False
-    from feedback_ner.sample import write_corpus
-
-    write_corpus(corpus, n=n, seed=seed)
-    return True
-
-
-def ensure_tiny(arch: str, corpus: Path, model_dir: Path, seed: int = DEMO_SEED) -> bool:
-    """Build the tiny model of ``arch`` from ``corpus`` into ``model_dir`` unless one is there; whether it was built."""
-    if (model_dir / "config.json").is_file():
-        return False
-    from feedback_ner.tiny import build_tiny
-
-    build_tiny(arch, corpus, model_dir, seed=seed)
-    return True
-
-
 
 def make_parser() -> argparse.ArgumentParser:
     """Options of the demo."""

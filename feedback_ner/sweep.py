@@ -568,7 +568,7 @@ def make_storage(url: str, heartbeat: int) -> Any:
 def ensure_embedded_default(data_dir: str | None, model_dir: str | None) -> bool:
     """Generate the sample corpus and tiny model of the embedded default if the config names them and they are
     missing (``<D>/corpus`` and ``<D>/tiny-<arch>``, as ``make demo`` writes them); whether anything was made."""
-    from feedback_ner.tiny import ARCHS
+    from feedback_ner.synthetic.models import ARCHS
 
     if not data_dir or not model_dir:
         return False
@@ -577,7 +577,7 @@ def ensure_embedded_default(data_dir: str | None, model_dir: str | None) -> bool
     if corpus.name != "corpus" or corpus.parent != model.parent or not model.name.startswith("tiny-") \
             or arch not in ARCHS:
         return False
-    from feedback_ner.demo import ensure_corpus, ensure_tiny
+    from feedback_ner.synthetic.demo_data import ensure_corpus, ensure_tiny
 
     made = ensure_corpus(corpus)
     if made:

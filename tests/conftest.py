@@ -54,7 +54,7 @@ def small_config(corpus_dir: Path, model_dir: Path, out: Path, **extra) -> dict:
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small sample corpus (80 train essays, 10 test essays), Kaggle layout."""
-    from feedback_ner.sample import write_corpus
+    from feedback_ner.synthetic.corpus import write_corpus
 
     out = tmp_path_factory.mktemp("corpus")
     write_corpus(out, n=80, seed=0, n_test=10)
@@ -64,7 +64,7 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path):
     """Factory: ``tiny_models(arch)`` builds (once) and returns the folder of a tiny local model."""
-    from feedback_ner.tiny import build_tiny
+    from feedback_ner.synthetic.models import build_tiny
 
     root = tmp_path_factory.mktemp("tiny")
     built: dict[str, Path] = {}

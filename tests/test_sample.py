@@ -11,15 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES, offsets_to_word_indices, parse_predictionstring, split_words
-from feedback_ner.sample import (
-    PROMPTS,
-    REAL_CLASS_COUNTS,
-    TRAIN_COLUMNS,
-    generate_essay,
-    main,
-    write_corpus,
-)
+from feedback_ner.sample import main
+from feedback_ner.synthetic.corpus import REAL_CLASS_COUNTS, TRAIN_COLUMNS, write_corpus
+from feedback_ner.synthetic.essays import generate_essay
+from feedback_ner.synthetic.vocabulary import PROMPTS
 
 N_ESSAYS = 2000
 
@@ -186,12 +183,11 @@ def test_cli_writes_and_summarises(tmp_path, capsys):
 def test_refuses_a_folder_holding_another_corpus(tmp_path):
     write_corpus(tmp_path, n=5, seed=1, n_test=1)
     write_corpus(tmp_path, n=5, seed=1, n_test=1)  # the same corpus again is fine
-    with pytest.raises(FileExistsError, match="another corpus"):
+    with pytest.raises(FeedbackError, match="another corpus"):
         write_corpus(tmp_path, n=5, seed=2, n_test=1)
 
 
 def test_bad_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="n >= 1"):
         write_corpus(tmp_path / "zero", n=0)
-    with pytest.raises(SystemExit):
-        main(["--out", str(tmp_path), "--n", "0"])
+    assert main(["--out", str(tmp_path), "--n", "0"]) == 2

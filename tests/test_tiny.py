@@ -11,8 +11,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from feedback_ner.cli import main as cli_main
+from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import ID2LABEL, LABEL2ID, NUM_LABELS, split_words
-from feedback_ner.tiny import ARCHS, build_tiny, main
+from feedback_ner.synthetic.models import ARCHS, build_tiny
+from feedback_ner.tiny import main
 
 EXPECTED = {
     # arch: (tokenizer class, model class, first special, last special)
@@ -142,5 +144,5 @@ def test_cli_empty_corpus_is_a_clear_error(tmp_path: Path, capsys) -> None:
 
 
 def test_unknown_arch_is_rejected(corpus_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown arch 'gpt2'.*longformer"):
+    with pytest.raises(FeedbackError, match="unknown arch 'gpt2'.*longformer"):
         build_tiny("gpt2", corpus_dir, tmp_path / "m")

@@ -24,7 +24,8 @@ from feedback_ner.labels import (
 )
 from feedback_ner.metric import score
 from feedback_ner.prepare import build_word_table, load_word_table, test_word_table
-from feedback_ner.sample import TRAIN_COLUMNS, generate_essay
+from feedback_ner.synthetic.corpus import TRAIN_COLUMNS
+from feedback_ner.synthetic.essays import generate_essay
 from feedback_ner.tokens import TokenCache
 from feedback_ner.windows import (
     IGNORE_INDEX,
