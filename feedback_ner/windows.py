@@ -58,8 +58,8 @@ IGNORE_INDEX = -100
 # token first, then the pilcrow (a pre-trained token whose meaning is "paragraph"), then "|", which essays hardly
 # use. Inserting an existing token needs no new embedding, so any checkpoint can use it.
 NEWLINE_CANDIDATES: tuple[str, ...] = ("\n", "▁\n", "<0x0A>", "▁¶", "¶", "▁|", "|")
-# A paragraph break: a run of whitespace holding at least one newline (the whole run is one break).
-_BREAK = re.compile(r"[^\S\n]*\n\s*")
+# A paragraph break: a run of whitespace holding at least one line end, "\n" or "\r" (the whole run is one break).
+_BREAK = re.compile(r"[^\S\r\n]*[\r\n]\s*")
 
 WINDOW_FEATURES = Features(
     {

@@ -11,8 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feedback_ner.corpus import DataError, load_texts, load_train, read_text
-from feedback_ner.labels import CLASSES, parse_predictionstring
+from feedback_ner.corpus import DataError, load_texts, load_train, normalise_newlines, read_text
+from feedback_ner.labels import CLASSES, NUM_LABELS, parse_predictionstring
+from feedback_ner.metric import score
+from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.prepare import build_word_table
+from feedback_ner.synthetic.corpus import write_corpus
 
 SKIP_HINT = "pass --skip-bad to skip and count such rows"
 
@@ -292,6 +296,8 @@ NEWLINE_VARIANTS: dict[str, Callable[[str], bytes]] = {
 
 @pytest.mark.parametrize("variant", list(NEWLINE_VARIANTS))
 def test_bom_and_newline_variants_give_the_same_text_and_words(corpus_dir: Path, data: Path, variant: str):
+    """Issue 12: offsets computed on ``\\n`` text while the files have ``\\r\\n`` or ``\\r`` line ends: the loader
+    finds that the offsets only agree with the text read with ``\\r`` as ``\\n``, uses that one and counts it."""
     reference = load_train(corpus_dir)
     encode = NEWLINE_VARIANTS[variant]
     for path in (data / "train").glob("*.txt"):
@@ -300,10 +306,60 @@ def test_bom_and_newline_variants_give_the_same_text_and_words(corpus_dir: Path,
         csv_path = data / "train.csv"
         csv_path.write_bytes(encode(csv_path.read_text(encoding="utf-8")))
     corpus = load_train(data)
-    assert corpus.texts == reference.texts
+    assert {k: normalise_newlines(v) for k, v in corpus.texts.items()} == reference.texts
+    assert corpus.report.n_rows_kept == reference.report.n_rows_kept
     assert corpus.elements["line"].tolist() == reference.elements["line"].tolist()
+    # where a file is kept as stored, its offsets agree with it too (e.g. every element before the first line end)
+    for row in corpus.elements.itertuples():
+        got = corpus.texts[row.id][row.discourse_start : row.discourse_end]
+        assert got.split() == reference.texts[row.id][row.discourse_start : row.discourse_end].split()
+    normalised = corpus.report.count("offsets_on_normalised_newlines")
+    if variant == "bom":
+        assert normalised == 0
+    else:
+        with_cr = [p.stem for p in (data / "train").glob("*.txt") if b"\r" in p.read_bytes()]
+        assert normalised == sum("\r" not in corpus.texts[k] for k in with_cr if k in corpus.texts)
+        if variant == "lone_cr":  # one character for one: the offsets fit both readings, the file is kept as stored
+            assert normalised == 0 and len(with_cr) > len(corpus.texts) // 2
+        else:
+            assert normalised > len(corpus.texts) // 2
     texts = load_texts(data / "train")
     assert all(texts[k].split() == reference.texts[k].split() for k in reference.texts)
+    if variant != "bom":  # read as stored
+        assert sum("\r" in t for t in texts.values()) > len(texts) // 2
+
+
+@pytest.mark.parametrize("normalised_offsets", [False, True], ids=["offsets_as_stored", "offsets_normalised"])
+@pytest.mark.parametrize("with_discourse_text", [True, False], ids=["discourse_text", "no_discourse_text"])
+def test_mixed_line_ends_oracle_round_trip_scores_one(tmp_path: Path, normalised_offsets: bool,
+                                                      with_discourse_text: bool):
+    """Issue 12: essays mixing \\n, \\r\\n, \\r, tabs and non-breaking spaces load without a skipped or
+    disagreeing row whichever convention the offsets use, and ground-truth word labels -> one-hot probabilities ->
+    decode -> metric scores 1.0."""
+    data = write_corpus(tmp_path / "mixed", n=60, seed=5, n_test=2, line_endings="mixed",
+                        normalised_offsets=normalised_offsets)
+    raw = {p.stem: p.read_bytes().decode("utf-8") for p in (data / "train").glob("*.txt")}
+    assert sum("\r\n" in t for t in raw.values()) > 5 and sum("\r" in t.replace("\r\n", "") for t in raw.values()) > 5
+    assert sum("\t" in t for t in raw.values()) > 5 and sum("\xa0" in t for t in raw.values()) > 5
+    if not with_discourse_text:
+        gt = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+        gt.drop(columns=["discourse_text"]).to_csv(data / "train.csv", index=False)
+    corpus = load_train(data)
+    assert corpus.report.n_rows_kept == corpus.report.n_rows
+    normalised = [k for k, t in corpus.texts.items() if t != raw[k]]
+    assert corpus.report.count("offsets_on_normalised_newlines") == len(normalised)
+    if normalised_offsets:  # files with "\r\n" before an element's end; lone "\r"s alone change no offset
+        assert len(normalised) > 10 and all(corpus.texts[k] == normalise_newlines(raw[k]) for k in normalised)
+    else:
+        assert normalised == []
+    table = build_word_table(corpus)
+    assert corpus.report.count("offsets_disagree") == 0  # the offsets give the words of predictionstring
+    eye = np.eye(NUM_LABELS, dtype=np.float32)
+    probs = {essay_id: eye[labels] for essay_id, labels in zip(table["id"], table["labels"])}
+    sub = submission_from_probs(probs, PostprocessConfig.zeros())
+    gt = pd.read_csv(data / "train.csv")
+    assert len(sub) == len(gt)
+    assert score(sub, gt).f1 == 1.0
 
 
 def test_load_texts_dir_files_and_errors(corpus_dir: Path, tmp_path: Path):

@@ -72,7 +72,7 @@ def test_byte_level_offsets_give_the_words_of_the_tokenizer_offsets(byte_level):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.text(alphabet="ab \n\t\u00a0\u3000\u00e9\U0001f600\u4e2d.,'\u201c", max_size=60), max_size=6))
+@given(st.lists(st.text(alphabet="ab \n\r\t\u00a0\u3000\u00e9\U0001f600\u4e2d.,'\u201c", max_size=60), max_size=6))
 def test_byte_level_offsets_property(byte_level, texts):
     assert_same_words(byte_level, texts)
 

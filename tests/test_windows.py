@@ -24,7 +24,7 @@ from feedback_ner.labels import (
 )
 from feedback_ner.metric import score
 from feedback_ner.prepare import build_word_table, load_word_table, test_word_table
-from feedback_ner.synthetic.corpus import TRAIN_COLUMNS
+from feedback_ner.synthetic.corpus import TRAIN_COLUMNS, write_corpus
 from feedback_ner.synthetic.essays import generate_essay
 from feedback_ner.tokens import TokenCache
 from feedback_ner.windows import (
@@ -39,7 +39,7 @@ from feedback_ner.windows import (
 # the local tokenizer families: byte-level BPE, WordPiece, Unigram/Metaspace
 FAMILIES = ("longformer", "bert", "deberta-v2")
 LONG_WORDS = 2000
-BREAK = re.compile(r"[^\S\n]*\n\s*")
+BREAK = re.compile(r"[^\S\r\n]*[\r\n]\s*")
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,24 @@ def table(corpus_with_long: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def gt(corpus_with_long: Path) -> pd.DataFrame:
     return pd.read_csv(corpus_with_long / "train.csv")
+
+
+@pytest.fixture(scope="module")
+def mixed_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Issue 12: essays mixing \\n, \\r\\n, \\r, tabs and non-breaking spaces, offsets into the files as stored."""
+    return write_corpus(tmp_path_factory.mktemp("mixed"), n=40, seed=11, n_test=0, line_endings="mixed")
+
+
+@pytest.fixture(scope="module")
+def mixed_table(mixed_data: Path) -> pd.DataFrame:
+    table = build_word_table(load_train(mixed_data))
+    assert sum("\r" in t for t in table["text"]) > 10 and sum("\xa0" in t for t in table["text"]) > 5
+    return table
+
+
+@pytest.fixture(scope="module")
+def mixed_gt(mixed_data: Path) -> pd.DataFrame:
+    return pd.read_csv(mixed_data / "train.csv")
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +151,16 @@ def test_oracle_round_trip(arch, max_length, stride, table, gt, tokenizers):
         assert ds.to_pandas()["essay_index"].value_counts().max() >= 3
 
 
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_oracle_round_trip_on_mixed_line_ends(arch, mixed_table, mixed_gt, tokenizers):
+    """Issue 12: with \\r, \\r\\n, tabs and non-breaking spaces in the text every word keeps its tokens and its
+    label: windows -> word labels -> spans give train.csv exactly (score 1.0)."""
+    ds = tokenize_windows(mixed_table, tokenizers[arch], 512, 128)
+    word_labels = word_labels_from_windows(ds, mixed_table)
+    assert all(np.array_equal(got, want) for got, want in zip(word_labels, mixed_table["labels"]))
+    assert score(spans_frame(mixed_table, word_labels), mixed_gt).f1 == 1.0
+
+
 @pytest.mark.parametrize("max_length,stride", [(512, 128), (64, 16), (40, 0)])
 @pytest.mark.parametrize("arch", FAMILIES)
 def test_windows_tile_the_essay_with_exact_overlap(arch, max_length, stride, table, tokenizers):
@@ -188,10 +216,13 @@ def test_label_all_subtokens(arch, table, tokenizers):
     assert n_b_to_i > 0  # B-X really became I-X on later sub-tokens
 
 
+@pytest.mark.parametrize("line_ends", ["lf", "mixed"])
 @pytest.mark.parametrize("arch", ["bert", "deberta-v2"])
-def test_keep_newlines_marks_each_paragraph_break(arch, table, gt, tokenizers):
-    """Tokenizers that drop newlines get one marker (word -1, label -100) per paragraph break, before the word that
-    follows it; word labels still round-trip."""
+def test_keep_newlines_marks_each_paragraph_break(arch, line_ends, tokenizers, request):
+    """Tokenizers that drop newlines get one marker (word -1, label -100) per paragraph break (``\\n``, ``\\r\\n``
+    or ``\\r``: issue 12), before the word that follows it; word labels still round-trip."""
+    table, gt = (request.getfixturevalue(n) for n in (("table", "gt") if line_ends == "lf" else ("mixed_table",
+                                                                                                  "mixed_gt")))
     tok = tokenizers[arch]
     marker = newline_token_id(tok)
     assert marker is not None and marker != tok.unk_token_id
@@ -211,7 +242,7 @@ def test_keep_newlines_marks_each_paragraph_break(arch, table, gt, tokenizers):
             before = [w for w in b["word_ids"][:i] if w >= 0]
             after = [w for w in b["word_ids"][i + 1 :] if w >= 0]
             gap = text[ends[before[-1]] if before else 0 : starts[after[0]] if after else len(text)]
-            assert "\n" in gap and gap.isspace()
+            assert ("\n" in gap or "\r" in gap) and gap.isspace()
         # take the markers out and the tokens are those of the plain windows
         assert [t for i, t in enumerate(b["input_ids"]) if i not in set(at)] == a["input_ids"]
     assert total_breaks > len(table)

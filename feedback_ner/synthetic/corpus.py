@@ -6,6 +6,7 @@ distribution. ``predictionstring`` is always derived from the offsets by the com
 
 from __future__ import annotations
 
+import csv
 import logging
 import random
 from dataclasses import replace
@@ -88,6 +89,8 @@ def mix_whitespace(text: str, rng: random.Random) -> tuple[str, np.ndarray]:
     for ch in text:
         if ch == "\n":
             end = mode if mode != "mixed" else rng.choice(("crlf", "cr", "lf"))
+            if end == "lf" and parts and parts[-1] == "\r":  # "\r" then "\n" would read as one line end
+                end = "cr"
             ch = {"crlf": "\r\n", "cr": "\r", "lf": "\n"}[end]
         elif ch == " ":
             u = rng.random()
@@ -177,7 +180,9 @@ def save_corpus(out_dir: str | Path, df: pd.DataFrame, train: dict[str, str], te
         folder.mkdir(parents=True, exist_ok=True)
         for essay_id, text in texts.items():
             (folder / f"{essay_id}.txt").write_text(text, encoding="utf-8", newline="")
-    df.to_csv(out / "train.csv", index=False)
+    # csv quotes a field holding "\n" but not one holding only "\r": quote every text field of such corpora
+    has_cr = df.select_dtypes(include="object").apply(lambda c: c.astype(str).str.contains("\r").any()).any()
+    df.to_csv(out / "train.csv", index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
     # like Kaggle's: one placeholder prediction per test essay
     sub_rows = [(essay_id, "Lead", "1 2 3 4 5") for essay_id in test]
     submission = pd.DataFrame(sub_rows, columns=["id", "class", "predictionstring"])
