@@ -17,23 +17,11 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
+from feedback_ner.decode import SUBTOKEN_RULES
+from feedback_ner.modeling import resolve_model_path
+from feedback_ner.windows import stride_error
+
 HEADS = ("linear", "lstm", "gru")
-SUBTOKEN_RULES = ("first", "mean")
-
-
-def resolve_packaged_model(spec: str) -> str:
-    """``pkg:<module>`` -> the folder of a model shipped inside an installed Python package (``get_model_path()``)."""
-    import importlib
-
-    module_name = spec.removeprefix("pkg:")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(
-            f"model_name_or_path={spec!r}: package {module_name!r} is not installed; "
-            "for the offline MiniLM encoder run `pip install -e .[offline-encoder]`."
-        ) from e
-    return str(module.get_model_path())
 
 
 @dataclass
@@ -55,8 +43,7 @@ class ModelArguments:
     rnn_hidden_size: int = field(default=256, metadata={"help": "Hidden size per direction of the lstm/gru head."})
 
     def __post_init__(self) -> None:
-        if self.model_name_or_path and self.model_name_or_path.startswith("pkg:"):
-            self.model_name_or_path = resolve_packaged_model(self.model_name_or_path)
+        resolve_model_path(self.model_name_or_path)  # a pkg: name is checked now, kept, and resolved at load time
         if self.head not in HEADS:
             raise ValueError(f"head={self.head!r} is not supported; use one of {', '.join(HEADS)}.")
         if self.multi_sample_dropout < 0:
@@ -103,11 +90,8 @@ class DataArguments:
             raise ValueError(f"subtoken_rule={self.subtoken_rule!r}: use one of {', '.join(SUBTOKEN_RULES)}.")
         if self.max_length < 16:
             raise ValueError(f"max_length={self.max_length} is too small; use at least 16 (typical 512-2048).")
-        if not 0 <= self.stride < self.max_length - 2:
-            raise ValueError(
-                f"stride={self.stride} must be >= 0 and smaller than max_length-2={self.max_length - 2}; "
-                "it is the number of tokens consecutive windows share."
-            )
+        if stride_error(self.max_length, self.stride):
+            raise ValueError(stride_error(self.max_length, self.stride))
         if self.num_folds < 2:
             raise ValueError(f"num_folds={self.num_folds} must be >= 2 for k-fold training.")
 

@@ -35,7 +35,7 @@ from feedback_ner.config import (
 )
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.modeling import build_model, encoder_config
+from feedback_ner.modeling import build_model, encoder_config, resolve_model_path
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.prepare import load_word_table
 from feedback_ner.probs import load_word_probs, save_word_probs
@@ -274,6 +274,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
         (run_dir / "config.yaml").write_text(yaml.safe_dump(flat, sort_keys=False))
     if "wandb" in (train_args.report_to or []):
         os.environ.setdefault("WANDB_RUN_GROUP", run_dir.name)
+    model_args = replace(model_args, model_name_or_path=resolve_model_path(model_args.model_name_or_path))  # pkg:
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     folds = list(train_args.folds) or list(range(data_args.num_folds))
     with TokenCache(tokenizer) as tokens:  # each essay tokenised once for all folds

@@ -21,12 +21,38 @@ from transformers import (
 )
 from transformers.modeling_outputs import TokenClassifierOutput
 
+from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import ID2LABEL, LABEL2ID, NUM_LABELS
 
 logger = logging.getLogger("feedback_ner.modeling")
 
 # Batch keys that our pipeline carries but no model accepts.
 PIPELINE_KEYS = ("word_ids", "essay_index")
+# model_name_or_path prefix of a model shipped inside an installed Python package
+PACKAGED_PREFIX = "pkg:"
+
+
+def resolve_model_path(name: str) -> str:
+    """The folder or Hub name ``from_pretrained`` loads: ``pkg:<module>`` -> ``<module>.get_model_path()`` (a model
+    shipped in an installed package), anything else unchanged.
+
+    Configs keep the ``pkg:`` name (portable between machines); call this only where the model is loaded.
+    """
+    if not name or not name.startswith(PACKAGED_PREFIX):
+        return name
+    import importlib
+
+    module_name = name.removeprefix(PACKAGED_PREFIX)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise FeedbackError(
+            f"model_name_or_path={name!r}: package {module_name!r} is not installed; "
+            "for the offline MiniLM encoder run `pip install -e .[offline-encoder]`"
+        ) from None
+    if not hasattr(module, "get_model_path"):
+        raise FeedbackError(f"model_name_or_path={name!r}: package {module_name!r} has no get_model_path()")
+    return str(module.get_model_path())
 
 
 class FeedbackConfig(PretrainedConfig):

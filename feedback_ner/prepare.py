@@ -36,7 +36,7 @@ from feedback_ner.labels import (
 logger = logging.getLogger("feedback_ner.prepare")
 
 # Bump when the files written here change meaning, so older caches are rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the text column holds the essay as stored (line ends kept; issue 12)
 WORDS_FILE = "words.parquet"
 ELEMENTS_FILE = "elements.parquet"
 FOLDS_FILE = "folds.csv"

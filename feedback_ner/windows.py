@@ -386,6 +386,21 @@ def _hasher() -> Any:
         return hashlib.blake2b(digest_size=16)
 
 
+def stride_error(max_length: int, stride: Any, n_special: int = 2) -> str | None:
+    """Why ``stride`` cannot cut windows of ``max_length`` tokens, or None when it can: the one rule for configs,
+    sweep spaces and :func:`tokenize_windows`. A window holds ``max_length - n_special`` essay tokens (2 special
+    tokens for most encoders); consecutive windows share ``stride`` of them, so ``0 <= stride < max_length -
+    n_special``."""
+    content_len = max_length - n_special
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 0 <= stride < content_len:
+        return (
+            f"stride={stride!r} must be >= 0 and below max_length-{n_special}={content_len} for max_length="
+            f"{max_length} (a window holds {content_len} essay tokens plus {n_special} special tokens; consecutive "
+            "windows share stride of them): lower the stride or raise max_length"
+        )
+    return None
+
+
 def tokenize_windows(
     table: pd.DataFrame,
     tokenizer: Any,
@@ -415,11 +430,9 @@ def tokenize_windows(
     if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length <= n_special:
         raise ValueError(f"max_length must be an integer above the {n_special} special tokens; got {max_length!r}")
     content_len = int(max_length) - n_special
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 0 <= stride < content_len:
-        raise ValueError(
-            f"stride must be in [0, {content_len}) for max_length={max_length} (a window holds {content_len} essay "
-            f"tokens plus {n_special} special tokens); got stride={stride!r}: lower it or raise max_length"
-        )
+    problem = stride_error(int(max_length), stride, n_special)
+    if problem:
+        raise ValueError(problem)
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and max_length > model_max:
         logger.warning("max_length %d is above the tokenizer's model_max_length %d", max_length, model_max)

@@ -54,3 +54,21 @@ def test_bigbird_short_batches_are_padded_to_stay_block_sparse(tiny_models):
     raw = build_model(str(tiny_models("bigbird")))
     raw(**{k: v for k, v in _batch(40).items() if k not in ("word_ids", "essay_index")})
     assert raw.bert.attention_type == "original_full"
+
+
+def test_packaged_model_names_stay_in_configs_and_resolve_at_load_time(tmp_path, monkeypatch):
+    """Issue 17: ``pkg:<module>`` is kept in ModelArguments (and so in saved configs), resolved only when loading."""
+    import pytest
+
+    from feedback_ner.config import ModelArguments
+    from feedback_ner.errors import FeedbackError
+    from feedback_ner.modeling import resolve_model_path
+
+    (tmp_path / "fake_packaged_encoder.py").write_text(f"def get_model_path():\n    return {str(tmp_path)!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ModelArguments(model_name_or_path="pkg:fake_packaged_encoder")
+    assert args.model_name_or_path == "pkg:fake_packaged_encoder"
+    assert resolve_model_path(args.model_name_or_path) == str(tmp_path)
+    assert resolve_model_path("some/folder") == "some/folder"
+    with pytest.raises(FeedbackError, match="'no_such_package_here' is not installed"):
+        ModelArguments(model_name_or_path="pkg:no_such_package_here")
