@@ -29,10 +29,10 @@ from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.modeling import encoder_config, model_inputs, trim_to
 from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.predict import load_checkpoint, predict
-from feedback_ner.prepare import test_word_table
 from feedback_ner.synthetic.corpus import write_corpus
 from feedback_ner.synthetic.models import build_tiny
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
+from feedback_ner.wordtable import test_word_table
 
 MAX_LENGTH = 1024  # a typical inference window (FACTS.md: 1024-2048 in the best solutions)
 STRIDE = 128

@@ -4,7 +4,7 @@ On a sample corpus of the real size (15,594 essays; 2,000 with ``--quick``) and 
 level BPE, trained on a small corpus from the same generator), side by side in one process:
 
 - ``preprocess_s``: the whole pipeline from a cold cache, as ``feedback_ner.train`` runs it: a ``tokens.TokenCache``
-  that tokenises the essays in a background thread from the moment they are read, ``prepare.load_word_table`` (read
+  that tokenises the essays in a background thread from the moment they are read, ``wordtable.load_word_table`` (read
   + validate, word labels, folds, parquet) meanwhile, then ``windows.tokenize_windows`` (max_length 1024, stride
   128, one process) cutting the windows from the cached tokens;
 - ``tokenizer_raw_s``: ``tokenizer(texts)`` over the same texts in batches of 1,000, with the same two-core budget
@@ -31,11 +31,11 @@ from pathlib import Path
 import datasets
 from transformers import AutoTokenizer
 
-from feedback_ner.prepare import REPORT_FILE, load_word_table
 from feedback_ner.synthetic.corpus import write_corpus
 from feedback_ner.synthetic.models import build_tiny
 from feedback_ner.tokens import TokenCache
 from feedback_ner.windows import tokenize_windows
+from feedback_ner.wordtable import REPORT_FILE, load_word_table
 
 REAL_ESSAYS = 15594
 MAX_LENGTH, STRIDE, NUM_PROC = 1024, 128, 1

@@ -225,6 +225,19 @@ def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) ->
     return texts
 
 
+def train_paths(data_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """``data_dir/train.csv`` and ``data_dir/train/``; a :class:`DataError` naming the folder when one is missing."""
+    data_dir = Path(data_dir)
+    csv_path, txt_dir = data_dir / "train.csv", data_dir / "train"
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: no such folder; point --data at the Kaggle folder with train.csv and train/")
+    if not csv_path.is_file():
+        raise DataError(f"{data_dir}: no train.csv here; point --data at the Kaggle folder with train.csv and train/")
+    if not txt_dir.is_dir():
+        raise DataError(f"{data_dir}: no train/ folder of essays; point --data at the Kaggle folder with train/")
+    return csv_path, txt_dir
+
+
 def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache: Any = None) -> Corpus:
     """Read and validate ``data_dir/train.csv`` and ``data_dir/train/*.txt``.
 
@@ -234,11 +247,7 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
     they are read, so that they are tokenised in the background while the rest is validated.
     """
     data_dir = Path(data_dir)
-    csv_path, txt_dir = data_dir / "train.csv", data_dir / "train"
-    if not csv_path.is_file():
-        raise DataError(f"{data_dir}: no train.csv here; point --data at the Kaggle folder with train.csv and train/")
-    if not txt_dir.is_dir():
-        raise DataError(f"{data_dir}: no train/ folder of essays; point --data at the Kaggle folder with train/")
+    csv_path, txt_dir = train_paths(data_dir)
     df, lines = _read_csv(csv_path)
     report = LoadReport(source=str(csv_path), n_rows=len(df))
     files = {entry.name[:-4]: entry.path for entry in os.scandir(txt_dir) if entry.name.endswith(".txt")}

@@ -37,12 +37,12 @@ from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.modeling import build_model, encoder_config, resolve_model_path
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
-from feedback_ner.prepare import load_word_table
 from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart
 from feedback_ner.tokens import TokenCache
 from feedback_ner.trainer import EvalLogCallback, FeedbackTrainer
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
+from feedback_ner.wordtable import load_word_table
 
 logger = logging.getLogger("feedback_ner.kfold")
 

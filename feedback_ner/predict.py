@@ -39,9 +39,9 @@ from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.labels import NUM_LABELS
 from feedback_ner.modeling import encoder_config, model_inputs, trim_to
 from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, submission_from_probs
-from feedback_ner.prepare import test_word_table
 from feedback_ner.probs import save_word_probs
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
+from feedback_ner.wordtable import test_word_table
 
 logger = logging.getLogger("feedback_ner.predict")
 

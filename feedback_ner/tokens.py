@@ -175,7 +175,7 @@ class TokenCache:
     background thread and kept in memory.
 
     The Rust tokenizer releases the GIL while it encodes, so :meth:`prefetch` lets tokenising overlap other work:
-    validating the data and building the word table (``prepare.load_word_table(..., token_cache=)``), or cutting the
+    validating the data and building the word table (``wordtable.load_word_table(..., token_cache=)``), or cutting the
     windows of the essays encoded just before. :meth:`arrays` waits for the texts it needs, and encodes at once any
     text never prefetched. One cache serves every call of ``windows.tokenize_windows`` with this tokenizer (e.g. the
     folds of a run), so each essay is tokenised once. Use it as a context manager, or call :meth:`close`, to drop

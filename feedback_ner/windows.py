@@ -285,7 +285,7 @@ class _Essays:
     def from_table(cls, table: pd.DataFrame) -> _Essays:
         missing = [c for c in ("text", "word_start", "word_end") if c not in table.columns]
         if missing:
-            raise ValueError(f"word table: missing column(s) {missing}; build it with prepare.build_word_table")
+            raise ValueError(f"word table: missing column(s) {missing}; build it with wordtable.build_word_table")
         ids = table["id"].astype(str).tolist() if "id" in table.columns else [str(i) for i in range(len(table))]
         texts = table["text"].tolist()
         for row, text in enumerate(texts):
@@ -346,7 +346,7 @@ class _Essays:
 
 
 def _fail(ids: list[str], row: int | np.integer, what: str) -> None:
-    raise ValueError(f"word table row {row} (id {ids[row]}): {what}; rebuild it with prepare.build_word_table")
+    raise ValueError(f"word table row {row} (id {ids[row]}): {what}; rebuild it with wordtable.build_word_table")
 
 
 def _flatten(values: pd.Series, name: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:

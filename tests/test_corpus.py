@@ -15,8 +15,8 @@ from feedback_ner.corpus import DataError, load_texts, load_train, normalise_new
 from feedback_ner.labels import CLASSES, NUM_LABELS, parse_predictionstring
 from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
-from feedback_ner.prepare import build_word_table
 from feedback_ner.synthetic.corpus import write_corpus
+from feedback_ner.wordtable import build_word_table
 
 SKIP_HINT = "pass --skip-bad to skip and count such rows"
 

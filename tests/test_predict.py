@@ -26,8 +26,8 @@ from feedback_ner.labels import CLASSES, NUM_LABELS, parse_predictionstring
 from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.predict import predict
-from feedback_ner.prepare import build_word_table
 from feedback_ner.probs import load_word_probs
+from feedback_ner.wordtable import build_word_table
 
 ARCHS = ("longformer", "deberta-v2")  # byte-level BPE vs Unigram: different tokenizers, different word splits
 

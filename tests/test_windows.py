@@ -23,7 +23,6 @@ from feedback_ner.labels import (
     to_predictionstring,
 )
 from feedback_ner.metric import score
-from feedback_ner.prepare import build_word_table, load_word_table, test_word_table
 from feedback_ner.synthetic.corpus import TRAIN_COLUMNS, write_corpus
 from feedback_ner.synthetic.essays import generate_essay
 from feedback_ner.tokens import TokenCache
@@ -35,6 +34,7 @@ from feedback_ner.windows import (
     special_tokens,
     tokenize_windows,
 )
+from feedback_ner.wordtable import build_word_table, load_word_table, test_word_table
 
 # the local tokenizer families: byte-level BPE, WordPiece, Unigram/Metaspace
 FAMILIES = ("longformer", "bert", "deberta-v2")
