@@ -6,6 +6,7 @@ in :mod:`feedback_ner.synthetic.models` (``build_tiny`` for Python callers).
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def make_parser() -> ArgumentParser:
         default=DEFAULT_VOCAB_SIZE,
         help=f"tokenizer vocabulary size (default {DEFAULT_VOCAB_SIZE})",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
     return parser
 
 
@@ -41,9 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise FeedbackError(f"--out {out}: a file is there, not a folder; choose a new folder")
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise FeedbackError(f"--out {out}: the folder is not empty (a model is there?); pass --overwrite to replace it")
-    print(build_tiny(args.arch, args.corpus, out, seed=args.seed, vocab_size=args.vocab_size))
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / "config.json").is_file():
+            raise FeedbackError(f"--out {out}: the folder holds files but no model; choose a new or empty folder")
+        if not args.overwrite:
+            raise FeedbackError(f"--out {out}: a model is there already; pass --overwrite to replace it")
+    # built beside the target and moved in at the end: a failed build leaves the old model, a finished one no old file
+    staging = out.with_name(f".{out.name}.building")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        build_tiny(args.arch, args.corpus, staging, seed=args.seed, vocab_size=args.vocab_size)
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(out)
     return 0
 
 

@@ -62,6 +62,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("sample", ["--out", "{OTHER}", "--n", "3"], ["{OTHER}", "another corpus"]),
     ("sample", ["--n", "3"], ["--out"]),
     ("tiny", ["--arch", "bert", "--corpus", "{CORPUS}", "--out", "{MODEL}"], ["--out", "{MODEL}", "--overwrite"]),
+    ("tiny", ["--arch", "bert", "--corpus", "{CORPUS}", "--out", "{NO_CSV}", "--overwrite"], ["{NO_CSV}", "no model"]),
     ("tiny", ["--arch", "bert", "--corpus", "{CORPUS}", "--out", "{FILE}"], ["--out", "{FILE}", "not a folder"]),
     ("tiny", ["--arch", "bert", "--corpus", "{EMPTY}", "--out", "{OUT}"], ["{EMPTY}", "no essays found"]),
     ("tiny", ["--arch", "bert", "--corpus", "{MISSING}", "--out", "{OUT}"], ["{MISSING}", "no essays found"]),
@@ -84,7 +85,9 @@ def test_tiny_overwrite_replaces_a_model(tmp_path: Path, corpus_dir: Path):
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}\n")
+    (model / "stale.txt").write_text("a file of the old model\n")
     done = run_cli("feedback_ner.tiny", "--arch", "bert", "--corpus", str(corpus_dir), "--out", str(model),
                    "--overwrite", timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (model / "model.safetensors").is_file() and (model / "config.json").read_text() != "{}\n"
+    assert not (model / "stale.txt").exists() and not list(tmp_path.glob(".model*"))
