@@ -278,7 +278,8 @@ def _prepare(
     }
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     fp_path.write_text(json.dumps(stamp, indent=2) + "\n")
-    logger.info("prepared %d essays into %s (%s)", len(table), out_dir, timings)
+    logger.info("prepared %d essays into %s (%s)", len(table), out_dir,
+                ", ".join(f"{name} {s:.2f}" for name, s in timings.items()))
     return table, corpus.elements
 
 
