@@ -595,6 +595,7 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     from transformers import AutoTokenizer
 
     from feedback_ner.kfold import fold_data, load_data, load_postprocess, make_collator, make_model_init
+    from feedback_ner.modeling import resolve_model_path
     from feedback_ner.tokens import TokenCache
 
     space = load_space(opts.space)
@@ -619,7 +620,9 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
         load_best_model_at_end=False,
     )
 
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    # a pkg: model name stays in best.yaml; the folder it names is what is loaded here
+    load_args = dataclasses.replace(model_args, model_name_or_path=resolve_model_path(model_args.model_name_or_path))
+    tokenizer = AutoTokenizer.from_pretrained(load_args.model_name_or_path)
     tokens = TokenCache(tokenizer)  # each essay tokenised once, whatever max_length the trials ask for
     table, gt = load_data(data_args, token_cache=tokens)
     cache: dict[tuple[int, int, int], Any] = {}
@@ -636,11 +639,11 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     study = optuna.create_study(study_name=opts.study, storage=storage, direction="maximize", load_if_exists=True)
     first = data_fn(opts.folds[0], data_args.max_length, data_args.stride)  # Trainer checks the eval set at init
     trainer = SweepTrainer(
-        model_init=make_model_init(model_args),
+        model_init=make_model_init(load_args),
         train_dataset=first.train,
         eval_dataset=first.eval,
         args=train_args,
-        data_collator=make_collator(tokenizer, model_args.model_name_or_path),
+        data_collator=make_collator(tokenizer, load_args.model_name_or_path),
         processing_class=tokenizer,
         space=space,
         data_fn=data_fn,
