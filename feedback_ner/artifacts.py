@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from feedback_ner.errors import InvalidInputError, MissingFileError
@@ -402,3 +403,73 @@ def choose_postprocess(
         if post is not None:
             return ChosenPostprocess(load_postprocess(post), f"checkpoint {checkpoint}")
     return ChosenPostprocess(PostprocessConfig(), "defaults")
+
+
+# ------------------------------------------------------------------------------------------------ prediction
+
+
+@dataclass
+class PredictionPlan:
+    """What a prediction will use, all checked before any model loads: checkpoint folders, normalised weights,
+    post-processing and the output paths."""
+
+    folders: list[Path]
+    weights: np.ndarray
+    postprocess: ChosenPostprocess
+    out: Path | None = None
+    probs_out: Path | None = None
+
+
+def normalised_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
+    """One weight per checkpoint, summing to 1 (equal when None)."""
+    if weights is None:
+        return np.full(n, 1.0 / n)
+    w = np.asarray(list(weights), dtype=np.float64)
+    if w.shape != (n,):
+        raise InvalidInputError(
+            f"weights: got {w.size} weight(s) for {n} checkpoint(s); give one weight per checkpoint"
+        )
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise InvalidInputError(f"weights {w.tolist()}: need finite, non-negative weights with a positive sum")
+    return w / w.sum()
+
+
+def plan_prediction(
+    models: Sequence[str | os.PathLike] | str | os.PathLike | None,
+    weights: Sequence[float] | None = None,
+    postprocess: str | os.PathLike | Mapping | PostprocessConfig | None = None,
+    ensemble: str | os.PathLike | Mapping | None = None,
+    out: str | os.PathLike | None = None,
+    probs_out: str | os.PathLike | None = None,
+) -> PredictionPlan:
+    """Checks every input and output of a prediction and resolves them (see ``inference.predict``).
+
+    ``models`` with an ensemble relocate its folders (same count, same order); weights default to the
+    ensemble's, else equal; the post-processing follows :func:`choose_postprocess` for the first checkpoint.
+    """
+    out, probs_out = check_output(out, "out"), check_output(probs_out, "probs_out")
+    spec = load_ensemble(ensemble) if ensemble is not None else None
+    if isinstance(models, (str, os.PathLike)):
+        models = [models]
+    given = resolve_model_dirs(models) if models else []
+    if spec is None:
+        if not given:
+            raise MissingFileError(
+                "no checkpoint given: pass model folders (e.g. runs/<name>/fold_*/model) or an ensemble"
+            )
+        folders = given
+    else:
+        folders = spec.models
+        if given:
+            if len(given) != len(folders):
+                raise InvalidInputError(
+                    f"{len(given)} model folder(s) given with an ensemble of {len(folders)}; give none (use the "
+                    "ensemble's folders) or the same number, in the ensemble's order, to relocate them"
+                )
+            folders = given
+        weights = weights if weights is not None else spec.weights
+    w = normalised_weights(weights, len(folders))
+    for f in folders:
+        check_checkpoint(f)
+    chosen = choose_postprocess(postprocess, spec, run_dir_of(folders[0]), folders[0])
+    return PredictionPlan(folders, w, chosen, out, probs_out)

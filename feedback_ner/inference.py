@@ -29,18 +29,10 @@ import torch
 from tqdm.auto import tqdm
 
 import feedback_ner.modeling  # noqa: F401  (registers our custom heads with the Auto classes before loading)
-from feedback_ner.artifacts import (
-    InferenceConfig,
-    check_checkpoint,
-    check_output,
-    choose_postprocess,
-    load_ensemble,
-    resolve_model_dirs,
-    run_dir_of,
-)
+from feedback_ner.artifacts import InferenceConfig, check_checkpoint, plan_prediction
 from feedback_ner.corpus import load_texts
 from feedback_ner.decode import WordProbAccumulator
-from feedback_ner.errors import InvalidInputError, MissingFileError
+from feedback_ner.errors import InvalidInputError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import NUM_LABELS, O_ID
 from feedback_ner.modeling import encoder_config, model_inputs, trim_to
@@ -293,19 +285,6 @@ def _add(timings: dict[str, float], key: str, seconds: float) -> None:
     timings[key] = timings.get(key, 0.0) + seconds
 
 
-def _normalised_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
-    if weights is None:
-        return np.full(n, 1.0 / n)
-    w = np.asarray(list(weights), dtype=np.float64)
-    if w.shape != (n,):
-        raise InvalidInputError(
-            f"weights: got {w.size} weight(s) for {n} checkpoint(s); give one weight per checkpoint"
-        )
-    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise InvalidInputError(f"weights {w.tolist()}: need finite, non-negative weights with a positive sum")
-    return w / w.sum()
-
-
 def predict(
     models: Sequence[str | os.PathLike] | str | os.PathLike | None,
     texts: str | os.PathLike | pd.DataFrame | Mapping[str, str],
@@ -351,14 +330,9 @@ def _predict(
     timings = timings if timings is not None else {}
     if batch_size < 1:
         raise InvalidInputError(f"batch_size={batch_size}: use a positive number of windows per batch")
-    out, probs_out = check_output(out, "out"), check_output(probs_out, "probs_out")
+    plan = plan_prediction(models, weights, postprocess, ensemble, out, probs_out)  # all checks before any work
+    folders, w, chosen, out, probs_out = plan.folders, plan.weights, plan.postprocess, plan.out, plan.probs_out
     dev = resolve_device(device)
-    spec = load_ensemble(ensemble) if ensemble is not None else None
-    folders, weights = _resolve_models(models, weights, spec)
-    w = _normalised_weights(weights, len(folders))
-    for f in folders:
-        check_checkpoint(f)  # fail on a bad folder before any model runs
-    chosen = choose_postprocess(postprocess, spec, run_dir_of(folders[0]), folders[0])
     logger.info("post-processing: %s", chosen.source)
 
     essays = read_texts(texts)
@@ -412,29 +386,3 @@ def _predict(
     _add(timings, "total_s", time.perf_counter() - t_start)
     logger.info("predicted %d spans in %d essays (%.1f s)", len(submission), len(ids), timings["total_s"])
     return submission
-
-
-def _resolve_models(
-    models: Sequence[str | os.PathLike] | str | os.PathLike | None,
-    weights: Sequence[float] | None,
-    spec: Any,
-) -> tuple[list[Path], Sequence[float] | None]:
-    """Checkpoint folders and weights from the arguments and the ensemble (an ``artifacts.EnsembleSpec`` or None)."""
-    if isinstance(models, (str, os.PathLike)):
-        models = [models]
-    given = resolve_model_dirs(models) if models else []
-    if spec is None:
-        if not given:
-            raise MissingFileError(
-                "no checkpoint given: pass model folders (e.g. runs/<name>/fold_*/model) or an ensemble"
-            )
-        return given, weights
-    folders = spec.models
-    if given:
-        if len(given) != len(folders):
-            raise InvalidInputError(
-                f"{len(given)} model folder(s) given with an ensemble of {len(folders)}; give none (use the "
-                "ensemble's folders) or the same number, in the ensemble's order, to relocate them"
-            )
-        folders = given
-    return folders, (weights if weights is not None else spec.weights)

@@ -4,18 +4,29 @@
 [--postprocess tuned.json] [--ensemble ensemble.json] [--probs-out probs.npz] [--batch-size 8] [--device cuda]``.
 
 The library is :mod:`feedback_ner.inference`; :func:`predict` is re-exported here for notebooks
-(``from feedback_ner.predict import predict``).
+(``from feedback_ner.predict import predict``), lazily: a mistake in the arguments is reported before torch and
+transformers load.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
+from feedback_ner.artifacts import plan_prediction
 from feedback_ner.cli import ArgumentParser, command, setup_logging
-from feedback_ner.inference import predict
+from feedback_ner.corpus import load_texts
 
-__all__ = ["main", "make_parser", "predict"]
+__all__ = ["main", "make_parser"]  # and `predict`, through __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    if name == "predict":
+        from feedback_ner.inference import predict
+
+        return predict
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -46,9 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = make_parser().parse_args(argv)
     setup_logging()
+    # every file is checked and the essays are read before the model libraries load
+    plan_prediction(args.model, args.weights, args.postprocess, args.ensemble, args.out, args.probs_out)
+    essays = load_texts(args.texts)
+    from feedback_ner.inference import predict
+
     timings: dict[str, float] = {}
     submission = predict(
-        args.model, args.texts, out=args.out, weights=args.weights, postprocess=args.postprocess,
+        args.model, essays, out=args.out, weights=args.weights, postprocess=args.postprocess,
         ensemble=args.ensemble, batch_size=args.batch_size, device=args.device, probs_out=args.probs_out,
         timings=timings,
     )
