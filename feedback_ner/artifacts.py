@@ -228,17 +228,20 @@ def _same(a: Path, b: Path) -> bool:
     return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
 
 
-def belongs_to(folders: Sequence[Path], run: OofRun) -> bool:
-    """Whether every checkpoint folder is one of the run's fold models (and none says another fingerprint)."""
+def belongs_to(folders: Sequence[Path], run: OofRun, by_fingerprint: bool = False) -> bool:
+    """Whether every checkpoint folder is one of the run's fold models: the very folder or, with
+    ``by_fingerprint``, a copy elsewhere whose ``feedback_ner.json`` carries the run's fingerprint. A folder whose
+    fingerprint differs from the run's never belongs."""
     if not folders:
         return False
     for folder in folders:
-        if not any(_same(folder, m) for m in run.models):
-            return False
+        theirs = None
         if run.fingerprint and (folder / INFERENCE_FILE).is_file():
             theirs = InferenceConfig.load(folder).extra.get("fingerprint")
-            if theirs and str(theirs) != run.fingerprint:
-                return False
+        if theirs and str(theirs) != run.fingerprint:
+            return False
+        if not (any(_same(folder, m) for m in run.models) or (by_fingerprint and theirs)):
+            return False
     return True
 
 
@@ -272,6 +275,13 @@ def match_models(runs: Sequence[OofRun], patterns: Sequence[str] | None) -> list
             if not f.is_dir():
                 raise MissingFileError(f"{f}: no such checkpoint folder; check --models")
         owners = [i for i, run in enumerate(runs) if belongs_to(folders, run)]
+        if not owners:  # copies of the run's checkpoints, recognised by the fingerprint of their settings
+            owners = [i for i, run in enumerate(runs) if belongs_to(folders, run, by_fingerprint=True)]
+            if len(owners) > 1:
+                raise InvalidInputError(
+                    f"--models {pattern}: its checkpoints carry the fingerprint of several --oof runs "
+                    f"({', '.join(str(runs[i].oof) for i in owners)}); give the runs' own folders"
+                )
         if not owners:
             raise InvalidInputError(
                 f"--models {pattern}: its checkpoints belong to none of the --oof runs "
