@@ -37,6 +37,7 @@ logger = logging.getLogger("feedback_ner.artifacts")
 INFERENCE_FILE = "feedback_ner.json"
 POSTPROCESS_FILE = "postprocess.json"
 RUN_CONFIG_FILE = "config.yaml"
+FINGERPRINT_FILE = "fingerprint.txt"
 ENSEMBLE_KEYS = ("models", "weights", "postprocess", "runs", "scores")
 # What a checkpoint folder must hold besides feedback_ner.json (any one of the weight files).
 WEIGHT_FILES = (
@@ -165,13 +166,18 @@ def check_output(path: str | os.PathLike | None, what: str) -> Path | None:
 
 
 def read_fingerprint(run_dir: str | os.PathLike) -> str | None:
-    """The fingerprint of a run's result-changing settings, from its ``config.yaml`` (None when absent)."""
-    path = Path(run_dir) / RUN_CONFIG_FILE
-    if not path.is_file():
-        return None
+    """The fingerprint of a run's result-changing settings: ``fingerprint.txt`` as train writes it, else a
+    ``fingerprint`` key of its ``config.yaml``; None when the run has neither."""
+    run_dir = Path(run_dir)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
+        text = (run_dir / FINGERPRINT_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if text:
+        return text
+    try:
+        data = yaml.safe_load((run_dir / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return None
     value = data.get("fingerprint") if isinstance(data, dict) else None
     return str(value) if value else None

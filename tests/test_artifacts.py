@@ -32,7 +32,9 @@ def make_run(root: Path, name: str, folds=(0, 1), fingerprint: str | None = None
     """A run folder as train leaves it: config.yaml, fold checkpoints' feedback_ner.json and the run oof.npz."""
     run_dir = root / name
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"learning_rate": 1e-5, "fingerprint": fingerprint}))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"learning_rate": 1e-5}))
+    if fingerprint:
+        (run_dir / "fingerprint.txt").write_text(fingerprint + "\n")
     for k in folds:
         extra = {"fold": k, **({"fingerprint": fingerprint} if fingerprint else {})}
         InferenceConfig(postprocess=post, extra=extra).save(run_dir / f"fold_{k}" / "model")
