@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from feedback_ner.checkpoint import InferenceConfig
+from feedback_ner.artifacts import InferenceConfig
 from feedback_ner.corpus import load_texts
 from feedback_ner.decode import WordProbAccumulator
+from feedback_ner.inference import load_checkpoint, predict
 from feedback_ner.modeling import encoder_config, model_inputs, trim_to
 from feedback_ner.postprocess import submission_from_probs
-from feedback_ner.predict import load_checkpoint, predict
 from feedback_ner.synthetic.corpus import write_corpus
 from feedback_ner.synthetic.models import build_tiny
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows

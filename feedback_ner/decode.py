@@ -1,20 +1,19 @@
-"""From token probabilities to word probabilities, and from word probabilities to spans.
+"""From token probabilities to word probabilities, and the BIO rule that cuts word labels into spans.
 
 :class:`WordProbAccumulator` merges the token probabilities of (overlapping) windows into one probability row per
-word, batch by batch, so evaluation never holds all token logits. :func:`decode_spans` is the widely copied
-baseline decoder: per word the argmax label; a span starts at ``B-X`` (or at ``I-X`` after another class) and extends
-over the following ``I-X`` words.
+word, batch by batch, so evaluation never holds all token logits. :func:`span_bounds` is the widely copied baseline
+rule on argmax word labels: a span starts at ``B-X`` (or at ``I-X`` after another class) and extends over the
+following ``I-X`` words. The decoder that runs everywhere, built on it, is :func:`postprocess.candidate_spans`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 
-from feedback_ner.labels import B_IDS, CLASSES, NUM_LABELS, O_ID, to_predictionstring
+from feedback_ner.labels import B_IDS, CLASSES, NUM_LABELS, O_ID
 
 logger = logging.getLogger("feedback_ner.decode")
 
@@ -24,26 +23,6 @@ SUBTOKEN_RULES = ("first", "mean")
 LABEL_CLASS: np.ndarray = np.array([-1] + [i for i in range(len(CLASSES)) for _ in (0, 1)], dtype=np.int64)
 LABEL_IS_BEGIN: np.ndarray = np.zeros(NUM_LABELS, dtype=bool)
 LABEL_IS_BEGIN[list(B_IDS.values())] = True
-
-
-class Span(NamedTuple):
-    """A predicted element: words ``start .. end-1`` of an essay, of class ``cls``.
-
-    ``score`` is the mean over the span's words of the word's max probability (1.0 for hand-made spans).
-    """
-
-    cls: str
-    start: int
-    end: int
-    score: float = 1.0
-
-    @property
-    def n_words(self) -> int:
-        return self.end - self.start
-
-    @property
-    def predictionstring(self) -> str:
-        return to_predictionstring(range(self.start, self.end))
 
 
 class WordProbAccumulator:
@@ -171,21 +150,3 @@ def span_bounds(labels: np.ndarray, essay_offsets: np.ndarray | None = None) -> 
     breaks = np.append(np.nonzero(is_start | ~in_span | essay_first)[0], n)
     ends = breaks[np.searchsorted(breaks, starts, side="right")]
     return starts, ends
-
-
-def decode_spans(word_probs: np.ndarray) -> list[Span]:
-    """Argmax BIO decoding of one essay's word probabilities ``[n_words, 15]`` into spans, in word order."""
-    word_probs = np.asarray(word_probs)
-    if word_probs.ndim != 2 or word_probs.shape[1] != NUM_LABELS:
-        raise ValueError(f"decode_spans(): word_probs must be [n_words, {NUM_LABELS}], got {word_probs.shape}")
-    if word_probs.shape[0] == 0:
-        return []
-    labels = word_probs.argmax(axis=1)
-    maxprob = word_probs.max(axis=1).astype(np.float64)
-    starts, ends = span_bounds(labels)
-    csum = np.concatenate([[0.0], np.cumsum(maxprob)])
-    scores = (csum[ends] - csum[starts]) / (ends - starts)
-    classes = LABEL_CLASS[labels[starts]]
-    return [
-        Span(CLASSES[c], int(s), int(e), float(sc)) for c, s, e, sc in zip(classes, starts, ends, scores, strict=True)
-    ]

@@ -10,3 +10,11 @@ from __future__ import annotations
 
 class FeedbackError(Exception):
     """An expected mistake in the user's input, settings or files; the message is one line that says what to do."""
+
+
+class MissingFileError(FeedbackError, FileNotFoundError):
+    """A file or folder the user named does not exist (also a ``FileNotFoundError``)."""
+
+
+class InvalidInputError(FeedbackError, ValueError):
+    """A file, setting or value the user gave is unusable (also a ``ValueError``)."""

@@ -26,7 +26,7 @@ from accelerate import PartialState
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.trainer_utils import get_last_checkpoint
 
-from feedback_ner.checkpoint import InferenceConfig
+from feedback_ner.artifacts import InferenceConfig, run_meta
 from feedback_ner.config import (
     DataArguments,
     FeedbackTrainingArguments,
@@ -294,5 +294,5 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
         oof = {}
         for fold in folds:
             oof.update(load_word_probs(run_dir / f"fold_{fold}" / OOF_FILE))
-        save_word_probs(run_dir / OOF_FILE, oof, meta={"folds": folds})
+        save_word_probs(run_dir / OOF_FILE, oof, meta=run_meta(run_dir, folds))
     return cv

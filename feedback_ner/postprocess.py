@@ -1,11 +1,12 @@
-"""Post-processing: from word probabilities to the submission, with per-class thresholds and optional rules.
+"""The span decoder and its post-processing: from word probabilities to the submission.
 
-:func:`submission_from_probs` is the one function that training-time evaluation, prediction, tuning and ensembles
-call. It is two steps, exposed for tuning:
+This module holds the package's one decoder. :func:`submission_from_probs` is the one function that training-time
+evaluation, prediction, tuning and ensembles call. It is two steps, exposed for tuning:
 
-1. :func:`candidate_spans` — everything that depends on the word probabilities, computed once: the argmax BIO
-   decode of every essay into a table of spans with their score and what the rules need about their neighbours
-   (``begins_with_b``, ``gap_after``, ``gap_score``).
+1. :func:`candidate_spans` — the decoder: everything that depends on the word probabilities, computed once: the
+   argmax BIO decode of every essay (the BIO rule of :func:`decode.span_bounds`, over all essays at once) into a
+   table of spans with their score and what the rules need about their neighbours (``begins_with_b``,
+   ``gap_after``, ``gap_score``).
 2. :func:`filter_spans` — everything that depends on the :class:`PostprocessConfig`, as table operations on the
    candidates only (no word-level work): merging (``fill_gaps``, ``join_adjacent``), the ``min_words`` and
    ``proba_thresh`` filters, then ``one_per_essay``. A tuning trial re-runs only this step.
@@ -26,9 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from feedback_ner.decode import LABEL_CLASS, LABEL_IS_BEGIN, Span, span_bounds
+from feedback_ner.decode import LABEL_CLASS, LABEL_IS_BEGIN, span_bounds
+from feedback_ner.errors import InvalidInputError, MissingFileError
 from feedback_ner.files import atomic_write
-from feedback_ner.labels import B_IDS, CLASSES, NUM_LABELS, O_ID
+from feedback_ner.labels import CLASSES, NUM_LABELS
 
 DEFAULT_MIN_WORDS: dict[str, int] = {
     "Lead": 9,
@@ -114,11 +116,11 @@ class PostprocessConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> PostprocessConfig:
         """Inverse of :meth:`to_dict`; keys left out take their defaults, unknown keys are an error."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"post-processing config must be a JSON object, got {type(data).__name__}")
+            raise InvalidInputError(f"post-processing config must be a JSON object, got {type(data).__name__}")
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown post-processing config key(s) {unknown}; known keys are {known}")
+            raise InvalidInputError(f"unknown post-processing config key(s) {unknown}; known keys are {known}")
         return cls(**dict(data))
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -131,38 +133,40 @@ class PostprocessConfig:
         """Reads a config written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such post-processing config file")
+            raise MissingFileError(f"{path}: no such post-processing config file")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: not valid JSON ({err}); fix or re-create the file") from err
+            raise InvalidInputError(f"{path}: not valid JSON ({err}); fix or re-create the file") from err
         try:
             return cls.from_dict(data)
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from err
+            raise InvalidInputError(f"{path}: {err}") from err
 
 
 def _check_count(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"PostprocessConfig.{name} = {value!r}; use a whole number >= 0")
+        raise InvalidInputError(f"PostprocessConfig.{name} = {value!r}; use a whole number >= 0")
     return int(value)
 
 
 def _check_prob(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"PostprocessConfig.{name} = {value!r}; use a probability between 0 and 1")
+        raise InvalidInputError(f"PostprocessConfig.{name} = {value!r}; use a probability between 0 and 1")
     return float(value)
 
 
 def _unknown_classes(names: Sequence[str], where: str) -> None:
     unknown = [n for n in names if n not in _CLASS_INDEX]
     if unknown:
-        raise ValueError(f"PostprocessConfig.{where}: unknown class(es) {unknown}; classes are {list(CLASSES)}")
+        raise InvalidInputError(f"PostprocessConfig.{where}: unknown class(es) {unknown}; classes are {list(CLASSES)}")
 
 
 def _class_dict(value: Any, name: str, defaults: Mapping[str, Any], check) -> dict:
     if not isinstance(value, Mapping):
-        raise ValueError(f"PostprocessConfig.{name} must be a mapping class -> value, got {type(value).__name__}")
+        raise InvalidInputError(
+            f"PostprocessConfig.{name} must be a mapping class -> value, got {type(value).__name__}"
+        )
     _unknown_classes(list(value), name)
     merged = {**defaults, **value}
     return {c: check(merged[c], f"{name}[{c!r}]") for c in CLASSES}
@@ -170,7 +174,7 @@ def _class_dict(value: Any, name: str, defaults: Mapping[str, Any], check) -> di
 
 def _class_list(value: Any, name: str) -> list[str]:
     if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ValueError(f"PostprocessConfig.{name} must be a list of class names, got {value!r}")
+        raise InvalidInputError(f"PostprocessConfig.{name} must be a list of class names, got {value!r}")
     _unknown_classes(list(value), name)
     return [c for c in CLASSES if c in set(value)]
 
@@ -352,56 +356,3 @@ def submission_from_probs(
     """Word probabilities per essay -> submission ``id, class, predictionstring`` (default config if None)."""
     config = PostprocessConfig() if config is None else config
     return filter_spans(candidate_spans(word_probs), config)[SUBMISSION_COLUMNS].reset_index(drop=True)
-
-
-def postprocess(spans: Sequence[Span], config: PostprocessConfig, word_probs: np.ndarray | None = None) -> list[Span]:
-    """Applies ``config`` to one essay's spans (as :func:`decode_spans` gives them), in word order.
-
-    ``word_probs`` (the essay's ``[n_words, 15]``) is needed for ``fill_gaps`` and for ``join_adjacent`` with
-    ``join_gap > 0``: the gap words must be argmax O, and they count in the merged span's score.
-    """
-    spans = sorted(spans, key=lambda s: (s.start, s.end))
-    for s in spans:
-        if s.cls not in _CLASS_INDEX:
-            raise ValueError(f"postprocess(): unknown class {s.cls!r} in {s}; classes are {list(CLASSES)}")
-    starts = np.array([s.start for s in spans], dtype=np.int64)
-    ends = np.array([s.end for s in spans], dtype=np.int64)
-    class_id = np.array([_CLASS_INDEX[s.cls] for s in spans], dtype=np.int64)
-    gap = np.append(starts[1:] - ends[:-1], -1) if spans else starts
-    gap_after = np.where(gap == 0, 0, -1)
-    gap_score = np.zeros(len(spans))
-    begins_with_b = np.ones(len(spans), dtype=bool)
-    if word_probs is not None:
-        word_probs = np.asarray(word_probs)
-        labels = word_probs.argmax(axis=1)
-        maxprob = word_probs.max(axis=1).astype(np.float64)
-        begins_with_b = labels[starts] == np.array([B_IDS[s.cls] for s in spans], dtype=np.int64)
-        for i in range(len(spans) - 1):
-            if gap[i] > 0 and (labels[ends[i] : starts[i + 1]] == O_ID).all():
-                gap_after[i] = gap[i]
-                gap_score[i] = maxprob[ends[i] : starts[i + 1]].sum()
-    elif config.fill_gaps or (config.join_adjacent and config.join_gap):
-        raise ValueError(
-            "postprocess(): fill_gaps and join_adjacent with join_gap > 0 look at the gap words; "
-            "pass the essay's word_probs"
-        )
-    candidates = pd.DataFrame(
-        {
-            "id": np.zeros(len(spans), dtype=object),
-            "essay": np.zeros(len(spans), dtype=np.int64),
-            "class": np.array([s.cls for s in spans], dtype=object),
-            "class_id": class_id,
-            "start": starts,
-            "end": ends,
-            "n_words": ends - starts,
-            "score": np.array([s.score for s in spans], dtype=np.float64),
-            "begins_with_b": begins_with_b,
-            "gap_after": gap_after,
-            "gap_score": gap_score,
-        }
-    )
-    kept = filter_spans(candidates, config, with_predictionstring=False)
-    return [
-        Span(cls, int(s), int(e), float(sc))
-        for cls, s, e, sc in zip(kept["class"], kept["start"], kept["end"], kept["score"], strict=True)
-    ]

@@ -1,465 +1,37 @@
-"""Prediction: essays -> word probabilities (one or many checkpoints, weighted) -> submission.
+"""Command: predict essays into a Kaggle ``submission.csv`` with one or more checkpoints, offline.
 
-``predict`` runs each checkpoint exactly as training-time evaluation does: the checkpoint's own window settings
-(``feedback_ner.json``) through :func:`windows.tokenize_windows`, :class:`windows.FeedbackCollator` and
-:func:`modeling.model_inputs`, softmax, :class:`decode.WordProbAccumulator` with the checkpoint's sub-token rule.
-So predicting a fold's held-out essays with that fold's checkpoint reproduces its out-of-fold F1. Several
-checkpoints (the folds of a run, runs of other architectures or tokenizers) meet at the word level: their word
-probabilities are averaged with normalised weights, then decoded once by :func:`postprocess.submission_from_probs`.
-
-Everything loads from local folders (offline mode is forced for the call): this is the Kaggle entry point.
-
-CLI: ``python -m feedback_ner.predict --model DIR [DIR ...] --texts DIR --out submission.csv [--weights W ...]
+``python -m feedback_ner.predict --model DIR [DIR ...] --texts DIR --out submission.csv [--weights W ...]
 [--postprocess tuned.json] [--ensemble ensemble.json] [--probs-out probs.npz] [--batch-size 8] [--device cuda]``.
+
+The library is :mod:`feedback_ner.inference`; :func:`predict` is re-exported here for notebooks
+(``from feedback_ner.predict import predict``), lazily: a mistake in the arguments is reported before torch and
+transformers load.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import glob
-import logging
-import os
 import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-import torch
-from tqdm.auto import tqdm
+from feedback_ner.artifacts import plan_prediction
+from feedback_ner.cli import ArgumentParser, command, setup_logging
+from feedback_ner.corpus import load_texts
 
-import feedback_ner.modeling  # noqa: F401  (registers our custom heads with the Auto classes before loading)
-from feedback_ner.checkpoint import INFERENCE_FILE, InferenceConfig
-from feedback_ner.corpus import DataError, load_texts
-from feedback_ner.decode import WordProbAccumulator
-from feedback_ner.labels import NUM_LABELS
-from feedback_ner.modeling import encoder_config, model_inputs, trim_to
-from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, submission_from_probs
-from feedback_ner.probs import save_word_probs
-from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
-from feedback_ner.wordtable import test_word_table
-
-logger = logging.getLogger("feedback_ner.predict")
-
-# What a checkpoint folder must hold besides feedback_ner.json (any one of the weight files).
-WEIGHT_FILES = (
-    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-)
-TIMING_KEYS = ("load_s", "tokenize_s", "forward_s", "merge_s", "postprocess_s", "total_s")
+__all__ = ["main", "make_parser"]  # and `predict`, through __getattr__
 
 
-@dataclass
-class Checkpoint:
-    """One loaded checkpoint: its folder, inference settings, tokenizer and model (on its device, in eval mode)."""
+def __getattr__(name: str) -> Any:
+    if name == "predict":
+        from feedback_ner.inference import predict
 
-    folder: Path
-    config: InferenceConfig
-    tokenizer: Any
-    model: Any
-
-
-def resolve_model_dirs(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Checkpoint folders from paths, glob patterns (``runs/x/fold_*/model``) or run folders (-> their folds).
-
-    A path that matches nothing is kept as it is, so that loading it names it in the error.
-    """
-    out: list[Path] = []
-    for p in paths:
-        p = str(p)
-        matches = sorted(glob.glob(p)) if glob.has_magic(p) else [p]
-        if not matches:
-            raise FileNotFoundError(f"{p}: the pattern matches no checkpoint folder; check the path")
-        for m in map(Path, matches):
-            folds = sorted(m.glob("fold_*/model"))
-            if not (m / INFERENCE_FILE).is_file() and folds:
-                logger.info("%s is a run folder: using its %d fold checkpoints", m, len(folds))
-                out.extend(folds)
-            else:
-                out.append(m)
-    return out
-
-
-def check_checkpoint(folder: str | os.PathLike) -> InferenceConfig:
-    """The checkpoint's :class:`InferenceConfig`, after checking that the folder holds a model and a tokenizer.
-
-    Raises ``FileNotFoundError`` (missing folder or file) or ``ValueError`` (corrupt file), naming the folder.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"{folder}: no such checkpoint folder; pass a fold's model folder, e.g. runs/<name>/fold_0/model"
-        )
-    config = InferenceConfig.load(folder)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder}: no config.json; the checkpoint is incomplete, copy the whole model folder")
-    if not any((folder / f).is_file() for f in WEIGHT_FILES):
-        raise FileNotFoundError(
-            f"{folder}: no model weights (none of {', '.join(WEIGHT_FILES)}); copy the whole model folder"
-        )
-    if not (folder / "tokenizer.json").is_file():
-        raise FileNotFoundError(
-            f"{folder}: no tokenizer.json (a fast tokenizer is needed); copy the whole model folder"
-        )
-    return config
-
-
-def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
-    """Loads a checkpoint folder from local files only, with a one-line error naming the folder if it is broken."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    folder = Path(folder)
-    config = check_checkpoint(folder)
-    with offline():
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except Exception as err:  # noqa: BLE001 (tokenizer loading raises many types; all mean "broken folder")
-            raise ValueError(
-                f"{folder}: cannot load the tokenizer ({_first_line(err)}); re-copy the model folder"
-            ) from err
-        try:
-            model = AutoModelForTokenClassification.from_pretrained(str(folder), local_files_only=True)
-        except Exception as err:  # noqa: BLE001 (safetensors, json, size mismatches: all mean "broken folder")
-            raise ValueError(f"{folder}: cannot load the model ({_first_line(err)}); re-copy the model folder") from err
-    if model.config.num_labels != NUM_LABELS:
-        raise ValueError(
-            f"{folder}: the model has {model.config.num_labels} labels, this package predicts {NUM_LABELS}; "
-            "it is not a feedback_ner checkpoint"
-        )
-    model.to(device).eval()
-    return Checkpoint(folder, config, tokenizer, model)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0][:300]
-
-
-@contextlib.contextmanager
-def offline() -> Iterator[None]:
-    """Hub offline mode for the duration of the block (env vars and huggingface_hub's cached flag), then restored."""
-    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    saved = {k: os.environ.get(k) for k in keys}
-    try:
-        import huggingface_hub.constants as hf_constants
-    except ImportError:  # pragma: no cover - transformers always brings it
-        hf_constants = None
-    saved_flag = getattr(hf_constants, "HF_HUB_OFFLINE", None)
-    for k in keys:
-        os.environ[k] = "1"
-    if hf_constants is not None:
-        hf_constants.HF_HUB_OFFLINE = True  # read once at import; the env var alone is too late
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        if hf_constants is not None:
-            hf_constants.HF_HUB_OFFLINE = saved_flag
-
-
-def read_texts(texts: str | os.PathLike | pd.DataFrame | Mapping[str, str]) -> dict[str, str]:
-    """Essays as ``{id: text}`` from a folder of ``<id>.txt``, a DataFrame ``id, text`` or a dict.
-
-    Line ends are normalised the way files are read (``\\r\\n`` and ``\\r`` -> ``\\n``); words do not change.
-    """
-    if isinstance(texts, (str, os.PathLike)):
-        try:
-            return load_texts(texts)
-        except DataError as err:
-            raise ValueError(str(err)) from None
-    if isinstance(texts, pd.DataFrame):
-        missing = [c for c in ("id", "text") if c not in texts.columns]
-        if missing:
-            raise ValueError(f"texts DataFrame: missing column(s) {missing}; it needs columns id, text")
-        pairs = list(zip(texts["id"].astype(str), texts["text"], strict=True))
-    elif isinstance(texts, Mapping):
-        pairs = [(str(k), v) for k, v in texts.items()]
-    else:
-        raise TypeError(f"texts must be a folder, a DataFrame (id, text) or a dict; got {type(texts).__name__}")
-    out: dict[str, str] = {}
-    for essay_id, text in pairs:
-        if essay_id in out:
-            raise ValueError(f"texts: essay id {essay_id!r} given twice; pass each essay once")
-        if not isinstance(text, str):
-            raise ValueError(f"texts: essay {essay_id!r} has a {type(text).__name__}, not a str; give its text")
-        out[essay_id] = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-    return out
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (fp16 where bf16 is unsupported); nothing elsewhere (CPU runs in fp32)."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
-
-
-def _window_key(ckpt: Checkpoint) -> tuple:
-    """Checkpoints with equal keys make identical windows (the folds of one run): tokenise once for all of them."""
-    cfg = ckpt.config
-    backend = ckpt.tokenizer.backend_tokenizer.to_str()
-    return (backend, type(ckpt.tokenizer).__name__, cfg.max_length, cfg.stride, cfg.keep_newlines,
-            cfg.label_all_subtokens)
-
-
-class WindowArrays:
-    """A windows dataset as flat arrays, for fast batching in length order."""
-
-    def __init__(self, ds: Any) -> None:
-        table = ds.data.table
-        self.columns = [c for c in ("input_ids", "attention_mask", "word_ids") if c in table.column_names]
-        self.flat: dict[str, np.ndarray] = {}
-        offsets = None
-        for name in self.columns:
-            arr = table.column(name).combine_chunks()
-            self.flat[name] = arr.values.to_numpy(zero_copy_only=False)
-            offsets = arr.offsets.to_numpy()
-        self.offsets = np.asarray(offsets, dtype=np.int64)
-        self.essay_index = table.column("essay_index").to_numpy().astype(np.int64)
-        self.lengths = np.diff(self.offsets)
-
-    def __len__(self) -> int:
-        return len(self.essay_index)
-
-    def features(self, rows: np.ndarray) -> list[dict[str, Any]]:
-        out = []
-        for r in rows.tolist():
-            lo, hi = self.offsets[r], self.offsets[r + 1]
-            f = {name: self.flat[name][lo:hi] for name in self.columns}
-            f["essay_index"] = self.essay_index[r]
-            out.append(f)
-        return out
-
-
-def predict_word_probs(
-    ckpt: Checkpoint,
-    table: pd.DataFrame,
-    batch_size: int = 8,
-    windows: WindowArrays | None = None,
-    timings: dict[str, float] | None = None,
-    desc: str | None = None,
-) -> dict[str, np.ndarray]:
-    """Word probabilities ``{id: [n_words, 15]}`` of the word table's essays by one checkpoint.
-
-    The same steps as training-time evaluation; batches are formed from windows sorted by length (longest first,
-    so that an out-of-memory error comes at once), which changes only how much padding each batch carries.
-    """
-    timings = timings if timings is not None else {}
-    if windows is None:
-        t0 = time.perf_counter()
-        windows = _make_windows(ckpt, table)
-        _add(timings, "tokenize_s", time.perf_counter() - t0)
-    model, device = ckpt.model, next(ckpt.model.parameters()).device
-    collator = FeedbackCollator(ckpt.tokenizer, pad_to_multiple_of=pad_multiple_for(encoder_config(model.config)))
-    n_words = [len(s) for s in table["word_start"]]
-    acc = WordProbAccumulator(n_words, subtoken=ckpt.config.subtoken_rule)
-    order = np.argsort(-windows.lengths, kind="stable")
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    forward_s = merge_s = 0.0
-    with torch.inference_mode(), autocast_for(device):
-        for rows in tqdm(batches, desc=desc or f"predict {ckpt.folder}", unit="batch", leave=False,
-                         disable=None if len(batches) > 1 else True):
-            t0 = time.perf_counter()
-            batch = collator(windows.features(rows))
-            word_ids = batch.pop("word_ids").numpy()
-            essay_index = batch.pop("essay_index").numpy()
-            length = batch["input_ids"].shape[1]
-            inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            t1 = time.perf_counter()
-            logits = model(**model_inputs(inputs, model.config, collator.pad_id)).logits
-            probs = trim_to(logits, length).float().softmax(-1).cpu().numpy()  # .cpu() waits for the GPU
-            t2 = time.perf_counter()
-            acc.add(essay_index, word_ids, probs)
-            t3 = time.perf_counter()
-            forward_s += t2 - t1
-            merge_s += (t1 - t0) + (t3 - t2)
-    t0 = time.perf_counter()
-    result = acc.result(table["id"].tolist())
-    merge_s += time.perf_counter() - t0
-    _add(timings, "forward_s", forward_s)
-    _add(timings, "merge_s", merge_s)
-    return result
-
-
-def _make_windows(ckpt: Checkpoint, table: pd.DataFrame) -> WindowArrays:
-    cfg = ckpt.config
-    ds = tokenize_windows(
-        table, ckpt.tokenizer, cfg.max_length, cfg.stride,
-        label_all_subtokens=cfg.label_all_subtokens, keep_newlines=cfg.keep_newlines,
-    )
-    return WindowArrays(ds)
-
-
-def _add(timings: dict[str, float], key: str, seconds: float) -> None:
-    timings[key] = timings.get(key, 0.0) + seconds
-
-
-def _normalised_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
-    if weights is None:
-        return np.full(n, 1.0 / n)
-    w = np.asarray(list(weights), dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"weights: got {w.size} weight(s) for {n} checkpoint(s); give one weight per checkpoint")
-    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"weights {w.tolist()}: need finite, non-negative weights with a positive sum")
-    return w / w.sum()
-
-
-def _load_postprocess(value: str | os.PathLike | Mapping | PostprocessConfig) -> PostprocessConfig:
-    if isinstance(value, PostprocessConfig):
-        return value
-    if isinstance(value, Mapping):
-        return PostprocessConfig.from_dict(value)
-    return PostprocessConfig.load(value)
-
-
-def predict(
-    models: Sequence[str | os.PathLike] | str | os.PathLike | None,
-    texts: str | os.PathLike | pd.DataFrame | Mapping[str, str],
-    out: str | os.PathLike | None = None,
-    weights: Sequence[float] | None = None,
-    postprocess: str | os.PathLike | Mapping | PostprocessConfig | None = None,
-    ensemble: str | os.PathLike | Mapping | None = None,
-    batch_size: int = 8,
-    device: str | torch.device | None = None,
-    probs_out: str | os.PathLike | None = None,
-    timings: dict[str, float] | None = None,
-) -> pd.DataFrame:
-    """Submission ``id, class, predictionstring`` for ``texts`` by the (weighted) ensemble of checkpoint folders.
-
-    ``models``: checkpoint folders, glob patterns or run folders; with ``ensemble`` (a JSON written by
-    ``feedback_ner.ensemble``) they may be left out, or given to relocate the file's folders (same count, same order).
-    ``weights``: one per folder (normalised; default equal, or the ensemble file's). Post-processing: ``postprocess``
-    (JSON path, dict or config), else the ensemble file's, else the first checkpoint's. Writes ``out`` (CSV) and
-    ``probs_out`` (the averaged word probabilities, ``probs.save_word_probs``) when given. ``timings``, if a dict,
-    receives seconds per stage (``TIMING_KEYS``; ``forward_s`` is the model forward incl. softmax and the copy to
-    the CPU; ``postprocess_s`` includes writing the files).
-    """
-    with offline():  # local files only, for the whole call
-        return _predict(models, texts, out, weights, postprocess, ensemble, batch_size, device, probs_out,
-                        timings)
-
-
-def _predict(
-    models: Sequence[str | os.PathLike] | str | os.PathLike | None,
-    texts: str | os.PathLike | pd.DataFrame | Mapping[str, str],
-    out: str | os.PathLike | None,
-    weights: Sequence[float] | None,
-    postprocess: str | os.PathLike | Mapping | PostprocessConfig | None,
-    ensemble: str | os.PathLike | Mapping | None,
-    batch_size: int,
-    device: str | torch.device | None,
-    probs_out: str | os.PathLike | None,
-    timings: dict[str, float] | None,
-) -> pd.DataFrame:
-    t_start = time.perf_counter()
-    timings = timings if timings is not None else {}
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size}: use a positive number of windows per batch")
-    folders, weights, ens_post = _resolve_models(models, weights, ensemble)
-    w = _normalised_weights(weights, len(folders))
-    configs = [check_checkpoint(f) for f in folders]  # fail on a bad folder before any model runs
-    if postprocess is not None:
-        post = _load_postprocess(postprocess)
-    elif ens_post is not None:
-        post = _load_postprocess(ens_post)
-    elif configs[0].postprocess is not None:
-        post = PostprocessConfig.from_dict(configs[0].postprocess)
-    else:
-        post = PostprocessConfig()
-
-    essays = read_texts(texts)
-    if not essays:
-        raise ValueError("texts: no essays given; pass a folder of <id>.txt files, a DataFrame or a dict")
-    table = test_word_table(essays)
-    ids = table["id"].tolist()
-    n_words = np.array([len(s) for s in table["word_start"]], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(n_words)])
-    total = np.zeros((int(offsets[-1]), NUM_LABELS), dtype=np.float32)
-    dev = torch.device(device) if device is not None else default_device()
-    logger.info("predicting %d essays (%d words) with %d checkpoint(s) on %s", len(ids), offsets[-1], len(folders), dev)
-
-    window_cache: dict[tuple, WindowArrays] = {}
-    for i, (folder, weight) in enumerate(zip(folders, w, strict=True)):
-        if weight == 0:
-            logger.info("%s: weight 0, skipped", folder)
-            continue
-        t0 = time.perf_counter()
-        ckpt = load_checkpoint(folder, dev)
-        _add(timings, "load_s", time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        key = _window_key(ckpt)
-        if key not in window_cache:
-            window_cache.clear()  # one tokenizer's windows at a time: checkpoints come grouped by run
-            window_cache[key] = _make_windows(ckpt, table)
-        _add(timings, "tokenize_s", time.perf_counter() - t0)
-        probs = predict_word_probs(
-            ckpt, table, batch_size, window_cache[key], timings, desc=f"model {i + 1}/{len(folders)}"
-        )
-        t0 = time.perf_counter()
-        total += np.float32(weight) * np.concatenate([probs[k] for k in ids], axis=0)
-        _add(timings, "merge_s", time.perf_counter() - t0)
-        del ckpt, probs
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
-
-    t0 = time.perf_counter()
-    word_probs = {k: total[offsets[j] : offsets[j + 1]] for j, k in enumerate(ids)}
-    submission = submission_from_probs(word_probs, post)[SUBMISSION_COLUMNS]
-    if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        submission.to_csv(out, index=False)
-    if probs_out is not None:
-        save_word_probs(probs_out, word_probs, meta={"models": [str(f) for f in folders], "weights": w.tolist()})
-    _add(timings, "postprocess_s", time.perf_counter() - t0)
-    _add(timings, "total_s", time.perf_counter() - t_start)
-    logger.info("predicted %d spans in %d essays (%.1f s)", len(submission), len(ids), timings["total_s"])
-    return submission
-
-
-def _resolve_models(
-    models: Sequence[str | os.PathLike] | str | os.PathLike | None,
-    weights: Sequence[float] | None,
-    ensemble: str | os.PathLike | Mapping | None,
-) -> tuple[list[Path], Sequence[float] | None, Any]:
-    """Checkpoint folders, weights and the ensemble's post-processing (or None) from the arguments."""
-    if isinstance(models, (str, os.PathLike)):
-        models = [models]
-    given = resolve_model_dirs(models) if models else []
-    if ensemble is None:
-        if not given:
-            raise ValueError("no checkpoint given: pass model folders (e.g. runs/<name>/fold_*/model) or an ensemble")
-        return given, weights, None
-    from feedback_ner.ensemble import load_ensemble
-
-    spec = load_ensemble(ensemble)
-    folders = spec.models
-    if given:
-        if len(given) != len(folders):
-            raise ValueError(
-                f"{len(given)} model folder(s) given with an ensemble of {len(folders)}; give none (use the "
-                "ensemble's folders) or the same number, in the ensemble's order, to relocate them"
-            )
-        folders = given
-    return folders, (weights if weights is not None else spec.weights), spec.postprocess
+        return predict
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Options of ``feedback_ner.predict``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="feedback_ner.predict",
         description="Predict essays into a Kaggle submission.csv with one or more checkpoints (word-level "
         "weighted average), offline.",
@@ -470,7 +42,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="submission.csv", help="submission CSV to write (default: submission.csv)")
     parser.add_argument("--weights", nargs="+", type=float, default=None,
                         help="one weight per checkpoint (normalised; default equal or the ensemble's)")
-    parser.add_argument("--postprocess", default=None, help="post-processing JSON (e.g. from feedback_ner.tune)")
+    parser.add_argument("--postprocess", default=None,
+                        help="post-processing JSON (default: the ensemble's, else the run's tuned postprocess.json, "
+                        "else the checkpoint's)")
     parser.add_argument("--ensemble", default=None, help="ensemble JSON from feedback_ner.ensemble")
     parser.add_argument("--probs-out", default=None, help="also write the word probabilities (.npz)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default: 8)")
@@ -478,21 +52,22 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("predict")
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("feedback_ner").setLevel(logging.INFO)
+    setup_logging()
+    # every file is checked and the essays are read before the model libraries load
+    plan_prediction(args.model, args.weights, args.postprocess, args.ensemble, args.out, args.probs_out)
+    essays = load_texts(args.texts)
+    from feedback_ner.inference import predict
+
     timings: dict[str, float] = {}
-    try:
-        submission = predict(
-            args.model, args.texts, out=args.out, weights=args.weights, postprocess=args.postprocess,
-            ensemble=args.ensemble, batch_size=args.batch_size, device=args.device, probs_out=args.probs_out,
-            timings=timings,
-        )
-    except (FileNotFoundError, ValueError, TypeError) as err:
-        print(f"feedback_ner.predict: error: {err}", file=sys.stderr)
-        return 2
+    submission = predict(
+        args.model, essays, out=args.out, weights=args.weights, postprocess=args.postprocess,
+        ensemble=args.ensemble, batch_size=args.batch_size, device=args.device, probs_out=args.probs_out,
+        timings=timings,
+    )
     counts = submission["class"].value_counts()
     print(f"wrote {args.out}: {len(submission)} spans in {submission['id'].nunique()} essays "
           f"({timings.get('total_s', 0.0):.1f} s)")

@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from feedback_ner.errors import InvalidInputError, MissingFileError
 from feedback_ner.files import atomic_write
 
 FORMAT_VERSION = 1
 _KEYS = ("probs", "offsets", "ids", "meta", "version")
 
 
-class ProbsFileError(ValueError):
+class ProbsFileError(InvalidInputError):
     """A word-probabilities file that cannot be read (corrupt, truncated, or not written by ``save_word_probs``)."""
 
 
@@ -71,7 +72,7 @@ def save_word_probs(
 
 def _open(path: Path) -> np.lib.npyio.NpzFile:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such word-probabilities file (written by save_word_probs / predict)")
+        raise MissingFileError(f"{path}: no such word-probabilities file (written by save_word_probs / predict)")
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:

@@ -1,7 +1,9 @@
-"""CLI: score a submission against a ground truth with the competition metric.
+"""Command: score a submission against a ground truth with the competition metric.
 
-``python -m feedback_ner.score --gt train.csv --pred submission.csv`` prints TP, FP, FN and F1 per
-ground-truth class and the macro F1.
+``python -m feedback_ner.score --gt train.csv --pred submission.csv [--only-predicted-essays]`` prints TP, FP, FN
+and F1 per ground-truth class and the macro F1, after a warning with counts for whatever would make that number
+silently wrong: ground-truth essays with no prediction, predicted classes the ground truth does not have (lower
+case, unknown), predicted ids that match no essay.
 """
 
 from __future__ import annotations
@@ -10,44 +12,26 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from feedback_ner.metric import GT_CLASS_COLUMNS, PRED_COLUMNS, ScoreResult, score
+from feedback_ner.cli import ArgumentParser, command, setup_logging
+from feedback_ner.errors import InvalidInputError
+from feedback_ner.metric import ScoreResult, coverage, read_ground_truth, read_submission, score
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
+        prog="feedback_ner.score",
         description="Macro overlap-F1 of a submission (id,class,predictionstring) against train.csv-style rows.",
     )
     parser.add_argument(
         "--gt", type=Path, required=True, help="ground truth CSV: id, discourse_type (or class), predictionstring"
     )
     parser.add_argument("--pred", type=Path, required=True, help="submission CSV: id, class, predictionstring")
+    parser.add_argument(
+        "--only-predicted-essays", action="store_true",
+        help="score only the ground-truth essays that have at least one prediction (e.g. out-of-fold predictions "
+        "of some folds); an essay whose every span was filtered out then drops out too",
+    )
     return parser
-
-
-def read_frame(path: Path, what: str, required: tuple[str, ...], one_of: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Read the columns the metric needs from a CSV, as text; ``ValueError`` with a one-line reason otherwise."""
-    if not path.is_file():
-        raise ValueError(f"{what} file not found: {path}")
-    try:
-        header = list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{what} file {path} is not a readable CSV: {str(err).splitlines()[0]}") from None
-    columns = [c for c in required if c in header]
-    missing = [c for c in required if c not in header]
-    if one_of:
-        present = [c for c in one_of if c in header]
-        if present:
-            columns.append(present[0])
-        else:
-            missing.append(" or ".join(one_of))
-    if missing:
-        raise ValueError(
-            f"{what} file {path} lacks column(s) {', '.join(missing)} (has: {', '.join(header) or 'nothing'})"
-        )
-    # Text, with empty fields as "" (an empty predictionstring is a legal, if useless, prediction).
-    return pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False)
 
 
 def format_table(result: ScoreResult) -> str:
@@ -61,16 +45,25 @@ def format_table(result: ScoreResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+@command("score")
+def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    try:
-        gt = read_frame(args.gt, "--gt", ("id", "predictionstring"), one_of=GT_CLASS_COLUMNS)
-        pred = read_frame(args.pred, "--pred", PRED_COLUMNS)
-        result = score(pred, gt)
-    except ValueError as err:
-        sys.exit(f"error: {err}")
-    print(format_table(result))
+    setup_logging()
+    gt = read_ground_truth(args.gt, "--gt")
+    pred = read_submission(args.pred, "--pred")
+    if args.only_predicted_essays:
+        predicted = set(pred["id"])
+        gt = gt[gt["id"].isin(predicted)]
+        if gt.empty:
+            raise InvalidInputError(
+                f"--only-predicted-essays: no essay of --pred {args.pred} is in --gt {args.gt}; check the files"
+            )
+        print(f"scoring the {gt['id'].nunique()} ground-truth essays that have a prediction", file=sys.stderr)
+    for warning in coverage(pred, gt).warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    print(format_table(score(pred, gt)))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,9 +2,11 @@ import logging
 
 import numpy as np
 import pytest
+from oracles import Span, decode_spans
 
-from feedback_ner.decode import Span, WordProbAccumulator, decode_spans, span_bounds
+from feedback_ner.decode import WordProbAccumulator, span_bounds
 from feedback_ner.labels import LABEL2ID, NUM_LABELS, O_ID, labels_to_spans
+from feedback_ner.postprocess import candidate_spans
 
 
 def probs_of(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -134,7 +136,15 @@ def test_accumulator_rejects_windows_that_do_not_fit_the_table():
         acc.result(["a", "b"])
 
 
+def library_spans(word_probs: np.ndarray) -> list[Span]:
+    """The library decoder (``candidate_spans``) on one essay, as oracle spans."""
+    c = candidate_spans({"e": word_probs})
+    return [Span(*row) for row in zip(c["class"], c["start"].tolist(), c["end"].tolist(), c["score"].tolist())]
+
+
 def test_decode_matches_labels_to_spans_on_hard_labels():
+    """The decoder (issue 17: ``postprocess.candidate_spans``, the one that runs) against ``labels_to_spans`` and
+    the word-by-word oracle."""
     rng = np.random.default_rng(5)
     eye = np.eye(NUM_LABELS, dtype=np.float32)
     for _ in range(300):
@@ -142,8 +152,9 @@ def test_decode_matches_labels_to_spans_on_hard_labels():
         # runs of labels so that spans of several words, jumps to I-X and B-X after X all occur
         labels = np.repeat(rng.integers(0, NUM_LABELS, size=n), rng.integers(1, 5, size=n))[:n]
         expected = [(cls, idx[0], idx[-1] + 1) for cls, idx in labels_to_spans(labels)]
-        got = decode_spans(eye[labels])
+        got = library_spans(eye[labels])
         assert [(s.cls, s.start, s.end) for s in got] == expected
+        assert got == decode_spans(eye[labels])
         assert all(s.score == pytest.approx(1.0) for s in got)
 
 
@@ -159,10 +170,11 @@ def test_decode_scores_and_i_jump():
     p[3] = 0
     p[3, LABEL2ID["B-Claim"]] = 0.9  # B-Claim right after a Claim starts another
     p[3, O_ID] = 0.1
-    spans = decode_spans(p)
-    assert spans == [Span("Claim", 1, 3, pytest.approx(0.7)), Span("Claim", 3, 4, pytest.approx(0.9))]
-    assert spans[0].predictionstring == "1 2" and spans[0].n_words == 2
-    assert decode_spans(np.zeros((0, NUM_LABELS))) == []
+    for decode in (library_spans, decode_spans):
+        spans = decode(p)
+        assert spans == [Span("Claim", 1, 3, pytest.approx(0.7)), Span("Claim", 3, 4, pytest.approx(0.9))]
+        assert spans[0].predictionstring == "1 2" and spans[0].n_words == 2
+        assert decode(np.zeros((0, NUM_LABELS), dtype=np.float32)) == []
 
 
 def test_span_bounds_never_cross_essays():

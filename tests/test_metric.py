@@ -338,8 +338,40 @@ def test_cli_prints_table_and_names_bad_files(tmp_path, capsys):
     assert out[2].split() == ["Claim", "1", "1", "0", "0.6667"]
     assert out[3].split() == ["macro", "F1", "0.3333"]
 
-    with pytest.raises(SystemExit, match="error: --pred file not found: .*nope.csv"):
-        score_main(["--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "nope.csv")])
+    assert score_main(["--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "nope.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("feedback-ner score: error: --pred ") and "nope.csv: no such file" in err
     pd.DataFrame({"id": ["a"], "predictionstring": ["1"]}).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(SystemExit, match="error: --gt file .*bad.csv lacks column.*discourse_type or class"):
-        score_main(["--gt", str(tmp_path / "bad.csv"), "--pred", str(tmp_path / "sub.csv")])
+    assert score_main(["--gt", str(tmp_path / "bad.csv"), "--pred", str(tmp_path / "sub.csv")]) == 2
+    assert "bad.csv: lacks column(s) discourse_type or class" in capsys.readouterr().err
+
+
+def test_score_warns_about_what_makes_the_number_wrong(tmp_path, capsys):
+    """Issue 12 item 5: a subset of essays scored against the whole ground truth, lower-case or unknown classes and
+    ids that match no essay each get a warning with counts; --only-predicted-essays scores the predicted ones."""
+    gt_rows = [(f"e{i}", "Claim", run(0, 10)) for i in range(4)] + [(f"e{i}", "Lead", run(10, 14)) for i in range(4)]
+    frame(gt_rows, gt=True).to_csv(tmp_path / "gt.csv", index=False)
+    pred = [("e0", "Claim", run(0, 10)), ("e0", "Lead", run(10, 14)), ("e1", "claim", run(0, 10)),
+            ("e1", "Lead", run(10, 14)), ("e1", "Thesis", run(0, 3)), ("zz", "Claim", run(0, 5))]
+    frame(pred).to_csv(tmp_path / "sub.csv", index=False)
+    args = ["--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "sub.csv")]
+    assert score_main(args) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 3, captured.err
+    assert "2 of the 4 essays in the ground truth have no prediction" in warnings[0]
+    assert "--only-predicted-essays" in warnings[0]
+    assert "2 predicted rows have a class that is not in the ground truth" in warnings[1]
+    assert "'claim' (1 rows)" in warnings[1] and "'Thesis' (1 rows)" in warnings[1]
+    assert "1 predicted essay ids (1 rows) match no essay" in warnings[2]
+    whole = float(captured.out.splitlines()[-1].split()[-1])
+    assert score_main([*args, "--only-predicted-essays"]) == 0
+    captured = capsys.readouterr()
+    assert "have no prediction" not in captured.err and "class that is not in the ground truth" in captured.err
+    only = float(captured.out.splitlines()[-1].split()[-1])
+    # e0, e1 only: Claim 1 TP, 1 FP (zz), 1 FN (e1's lower-case claim); Lead 2 TP
+    assert only == pytest.approx((1 / (1 + 0.5 * 2) + 1.0) / 2) and whole < only
+    # a clean submission: no warning
+    frame(gt_rows).to_csv(tmp_path / "clean.csv", index=False)
+    assert score_main(["--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "clean.csv")]) == 0
+    assert "warning" not in capsys.readouterr().err

