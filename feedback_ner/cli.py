@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ensemble": ("feedback_ner.ensemble", "find ensemble weights on out-of-fold probabilities"),
     "demo": ("feedback_ner.demo", "the whole job on the embedded sample corpus"),
     "inspect": ("feedback_ner.inspect", "error analysis of a run: HTML page, table and CSV"),
+    "runs": ("feedback_ner.runs", "compare training runs: one row each, differing settings marked"),
 }
 
 
