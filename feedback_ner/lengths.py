@@ -14,7 +14,7 @@ from feedback_ner.cli import ArgumentParser, command
 from feedback_ner.corpus import DataError, load_texts
 from feedback_ner.errors import FeedbackError
 from feedback_ner.report import format_table
-from feedback_ner.tokenlengths import LENGTHS, histogram_png, length_quantiles, summary, token_lengths
+from feedback_ner.tokenlengths import LENGTHS, histogram_png, length_quantiles, load_tokenizer, summary, token_lengths
 
 
 def make_parser() -> ArgumentParser:
@@ -41,19 +41,6 @@ def setup_logging() -> None:
     cli.setup_logging()
 
 
-def _load_tokenizer(name: str):
-    from transformers import AutoTokenizer
-
-    from feedback_ner.config import resolve_packaged_model
-
-    path = resolve_packaged_model(name) if name.startswith("pkg:") else name
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except Exception as err:  # noqa: BLE001 (missing folder, no network, broken files: all one message)
-        raise FeedbackError(f"--model {name}: cannot load its tokenizer ({str(err).splitlines()[0][:200]}); "
-                            "give a local model folder") from None
-
-
 @command("lengths")
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
@@ -70,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         texts = load_texts(folder)
     except DataError as err:
         raise FeedbackError(str(err)) from None
-    lengths = [token_lengths(Path(m).name or m, _load_tokenizer(m), texts, args.keep_newlines) for m in args.model]
+    lengths = [token_lengths(Path(m).name or m, load_tokenizer(m), texts, args.keep_newlines) for m in args.model]
     table = summary(lengths, args.lengths, args.stride)
     print(f"{len(texts)} essays from {folder}; stride {args.stride}\n")
     print(format_table(length_quantiles(lengths), floatfmt=".1f", index_name="tokenizer"))

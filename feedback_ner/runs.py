@@ -9,12 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from feedback_ner.cli import ArgumentParser, command
 from feedback_ner.errors import FeedbackError
 from feedback_ner.report import format_table
-from feedback_ner.runtable import comparison_table, find_runs, load_run, table_png
+from feedback_ner.runtable import comparison_table, load_runs, table_png
 
 
 def make_parser() -> ArgumentParser:
@@ -38,13 +36,6 @@ def setup_logging() -> None:
     cli.setup_logging()
 
 
-def _ground_truth(data_dir: str | None) -> pd.DataFrame | None:
-    if not data_dir or data_dir == "none":
-        return None
-    csv = Path(data_dir) / "train.csv"
-    return pd.read_csv(csv, dtype={"id": str}) if csv.is_file() else None
-
-
 @command("runs")
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
@@ -53,21 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.png).is_dir():
         raise FeedbackError(f"--png {args.png}: is a folder; give a .png file name")
     try:
-        paths = find_runs(args.folders)
+        runs = load_runs(args.folders, args.data)
     except FileNotFoundError as err:
         raise FeedbackError(str(err)) from None
-    if not paths:
+    if not runs:
         raise FeedbackError(f"no run (a folder with cv.csv and config.yaml) under {' '.join(args.folders)}")
-    gts: dict[str, pd.DataFrame | None] = {}
-    runs = []
-    for path in paths:
-        import yaml
-
-        data_dir = args.data or (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("data_dir")
-        key = str(data_dir)
-        if key not in gts:
-            gts[key] = _ground_truth(data_dir)
-        runs.append(load_run(path, gts[key]))
     table, differ = comparison_table(runs)
     shown = table.drop(columns=["time_source"]).copy()
     shown["run"] = [Path(r).name for r in shown["run"]]

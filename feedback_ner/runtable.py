@@ -24,6 +24,9 @@ import pandas as pd
 import yaml
 
 from feedback_ner.labels import CLASSES
+from feedback_ner.metric import score
+from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.probs import load_word_probs
 
 logger = logging.getLogger("feedback_ner.runtable")
 
@@ -70,6 +73,21 @@ def find_runs(folders: list[str | os.PathLike]) -> list[Path]:
             if (cv.parent / "config.yaml").is_file():
                 found.add(cv.parent)
     return sorted(found)
+
+
+def load_runs(folders: list[str | os.PathLike], data_dir: str | os.PathLike | None = None) -> list[Run]:
+    """Every run under ``folders`` (see :func:`find_runs`), with tuned/rescored scores against ``data_dir``'s
+    train.csv (default: each run's ``data_dir``; ``"none"`` skips them)."""
+    gts: dict[str, pd.DataFrame | None] = {}
+    runs = []
+    for path in find_runs(folders):
+        data = data_dir or (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("data_dir")
+        key = str(data)
+        if key not in gts:
+            csv = Path(str(data)) / "train.csv"
+            gts[key] = pd.read_csv(csv, dtype={"id": str}) if data and str(data) != "none" and csv.is_file() else None
+        runs.append(load_run(path, gts[key]))
+    return runs
 
 
 def load_run(path: str | os.PathLike, gt: pd.DataFrame | None = None) -> Run:
@@ -132,21 +150,17 @@ def _best_epoch(metrics: dict[str, Any], history: list[dict[str, Any]]) -> float
 
 
 def _extra_scores(path: Path, gt: pd.DataFrame) -> tuple[float | None, float | None]:
-    from feedback_ner.metric import score
-    from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
-    from feedback_ner.probs import load_word_probs
-
+    """Tuned (oof.npz decoded with postprocess.json) and rescored (rescore/oof_submission.csv) macro F1, scored on
+    the run's out-of-fold essays."""
+    probs = load_word_probs(path / "oof.npz") if (path / "oof.npz").is_file() else None
     tuned = rescored = None
-    if (path / "postprocess.json").is_file() and (path / "oof.npz").is_file():
-        probs = load_word_probs(path / "oof.npz")
+    if probs is not None and (path / "postprocess.json").is_file():
         sub = submission_from_probs(probs, PostprocessConfig.load(path / "postprocess.json"))
         tuned = score(sub, gt[gt["id"].isin(set(probs))]).f1
     rescore_csv = path / "rescore" / "oof_submission.csv"
     if rescore_csv.is_file():
         sub = pd.read_csv(rescore_csv, dtype={"id": str})
-        ids = set(pd.read_csv(path / "rescore" / "oof_submission.csv", usecols=["id"], dtype={"id": str})["id"])
-        if (path / "oof.npz").is_file():
-            ids = set(load_word_probs(path / "oof.npz"))
+        ids = set(probs) if probs is not None else set(sub["id"])
         rescored = score(sub, gt[gt["id"].isin(ids)]).f1
     return tuned, rescored
 

@@ -58,3 +58,27 @@ def test_training_writes_model_cards(two_runs):
         assert f"| **macro** | **{f1:.4f}** |" in body
     header, body = read_card(run_dir / "README.md")
     assert header["model-index"][0]["results"][0]["metrics"][0]["value"] == round(load_run(run_dir).cv["macro"], 4)
+
+
+def test_tuned_and_rescored_scores_are_shown(two_runs, corpus_dir):
+    import pandas as pd
+
+    from feedback_ner.labels import CLASSES
+    from feedback_ner.metric import score
+    from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+    from feedback_ner.probs import load_word_probs
+
+    run_dir = two_runs / "sweep" / "fast"
+    config = PostprocessConfig(min_words={c: 1 for c in CLASSES}, proba_thresh={c: 0.3 for c in CLASSES})
+    config.save(run_dir / "postprocess.json")
+    probs = load_word_probs(run_dir / "oof.npz")
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    gt = gt[gt["id"].isin(set(probs))]
+    sub = submission_from_probs(probs, config)
+    (run_dir / "rescore").mkdir()
+    sub.iloc[: len(sub) // 2].to_csv(run_dir / "rescore" / "oof_submission.csv", index=False)
+    run = load_run(run_dir, pd.read_csv(corpus_dir / "train.csv", dtype={"id": str}))
+    assert run.tuned == pytest.approx(score(sub, gt).f1)
+    assert run.rescored == pytest.approx(score(sub.iloc[: len(sub) // 2], gt).f1)
+    table, _ = comparison_table([run, load_run(two_runs / "sweep" / "slow")])
+    assert {"tuned", "rescored"} <= set(table.columns)
