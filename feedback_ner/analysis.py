@@ -100,6 +100,7 @@ class ErrorAnalysis:
         table = table.rename(columns={"tp": "TP", "fp": "FP", "fn": "FN"})
         denom = table["TP"] + 0.5 * (table["FP"] + table["FN"])
         table["F1"] = np.where(denom > 0, table["TP"] / denom.where(denom > 0, 1), 1.0)
+        table = table[["TP", "FP", "FN", "F1", *[c for c in table.columns if c.startswith(("gt_", "pred_"))]]]
         table.index.name = "id"
         return table.sort_values(["F1", "FN"], ascending=[True, False], kind="stable")
 
@@ -111,6 +112,8 @@ def analyse(pred: pd.DataFrame, gt: pd.DataFrame) -> ErrorAnalysis:
     gt_class = next((c for c in GT_CLASS_COLUMNS if c in gt.columns), None)
     if gt_class is None:
         raise ValueError("ground truth lacks a class column: it needs id, discourse_type (or class), predictionstring")
+    if len(gt) == 0:
+        raise ValueError("the ground truth has no rows: there is nothing to analyse against")
     g = SpanTable.from_frame(gt.reset_index(drop=True), class_column=gt_class, name="ground truth")
     p = SpanTable.from_frame(pred.reset_index(drop=True), class_column="class", name="predictions")
     gt_names = np.asarray(g.class_names, dtype=object)[g.cls]

@@ -168,6 +168,21 @@ def test_page_in_headless_chromium(page, tmp_path):
     first = re.search(r'<div class="essay" data-id="[^"]+">.*?(?=<div class="essay"|$)', html, re.S).group(0)
     assert 'class="g gold"' in first and 'class="p pred"' in first
 
+    # filters preset from the address: every essay shown has a missed Claim
+    dom = subprocess.run([*flags, "--dump-dom", path.as_uri() + "#class=Claim&kind=missed"], capture_output=True,
+                         text=True, timeout=120)
+    essays = re.findall(r'<div class="essay" data-id="[^"]+">.*?(?=<div class="essay"|<button id="more")', dom.stdout,
+                        re.S)
+    assert essays and all("gold: Claim (missed)" in e for e in essays)
+
+    # the same checks catch a JavaScript error: a page whose script fails shows it in both places
+    broken = tmp_path / "broken.html"
+    broken.write_text(path.read_text().replace("  refresh();\n  document.body", "  noSuchFunction();\n  document.body"))
+    dom = subprocess.run([*flags, "--dump-dom", broken.as_uri()], capture_output=True, text=True, timeout=120)
+    assert "noSuchFunction is not defined" in re.search(r'<pre id="js-errors">(.*?)</pre>', dom.stdout, re.S).group(1)
+    assert any("CONSOLE" in line and "Uncaught" in line for line in dom.stderr.splitlines())
+    assert 'data-rendered="ok"' not in dom.stdout
+
 
 def test_inspect_on_a_submission_csv(run_dir, corpus_dir, tmp_path):
     sub = tmp_path / "oof_submission.csv"
