@@ -169,15 +169,19 @@ def test_page_in_headless_chromium(page, tmp_path):
     assert 'class="g gold"' in first and 'class="p pred"' in first
 
     # filters preset from the address: every essay shown has a missed Claim
-    dom = subprocess.run([*flags, "--dump-dom", path.as_uri() + "#class=Claim&kind=missed"], capture_output=True,
-                         text=True, timeout=120)
+    dom = subprocess.run([*flags, "--dump-dom", path.as_uri() + "#class=Claim&kind=missed&probs=1"],
+                         capture_output=True, text=True, timeout=120)
     essays = re.findall(r'<div class="essay" data-id="[^"]+">.*?(?=<div class="essay"|<button id="more")', dom.stdout,
                         re.S)
     assert essays and all("gold: Claim (missed)" in e for e in essays)
+    # and the first one's word-probability chart: one line per class
+    chart = re.search(r'<div class="probs" data-words="(\d+)">.*?</svg>', essays[0], re.S)
+    assert chart and chart.group(0).count("<path") == 7
 
     # the same checks catch a JavaScript error: a page whose script fails shows it in both places
     broken = tmp_path / "broken.html"
-    broken.write_text(path.read_text().replace("  refresh();\n  document.body", "  noSuchFunction();\n  document.body"))
+    broken.write_text(path.read_text().replace('document.body.setAttribute("data-rendered"',
+                                                        'noSuchFunction(); document.body.setAttribute("data-rendered"'))
     dom = subprocess.run([*flags, "--dump-dom", broken.as_uri()], capture_output=True, text=True, timeout=120)
     assert "noSuchFunction is not defined" in re.search(r'<pre id="js-errors">(.*?)</pre>', dom.stdout, re.S).group(1)
     assert any("CONSOLE" in line and "Uncaught" in line for line in dom.stderr.splitlines())
