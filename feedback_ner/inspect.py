@@ -77,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     if preds.cv is not None:
         print(format_table(preds.cv, index_name="class"))
         print()
-    print(format_table(breakdown, floatfmt=".4f"))
+    gt_cols = ["TP", "FP", "FN", "F1", *[c for c in breakdown.columns if c.startswith("gt_")]]
+    print("ground-truth spans by kind (matched = TP; boundary + wrong_class + missed = FN)")
+    print(format_table(breakdown[gt_cols].rename(columns=lambda c: c.removeprefix("gt_")), floatfmt=".4f"))
+    print("\npredicted spans by kind (correct = predictions - FP; the others are the FP)")
+    pred_cols = [c for c in breakdown.columns if c.startswith("pred_")]
+    print(format_table(breakdown[pred_cols].rename(columns=lambda c: c.removeprefix("pred_")), floatfmt=".4f"))
     print(f"\nmacro F1 {breakdown['F1'].mean():.4f} over {len(breakdown)} classes")
     print(f"wrote {out} and {csv_path}")
     return 0

@@ -130,7 +130,7 @@ def test_inspect_writes_page_table_and_csv(run_dir, page):
     # the breakdown decodes with the checkpoints' post-processing: the same F1 as the CV table
     assert errors["F1"].mean() == pytest.approx(cv.loc["macro", "overall"])
     assert f"macro F1 {cv.loc['macro', 'overall']:.4f}" in done.stdout
-    assert "gt_boundary" in done.stdout and "pred_invented" in done.stdout
+    assert "wrong_class" in done.stdout and "invented" in done.stdout and "missed" in done.stdout
     html = path.read_text()
     assert "https://" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
 
