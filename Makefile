@@ -47,3 +47,13 @@ wheels: install ## build the folder of wheels the offline Kaggle notebook instal
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf $(DEMO_DIR) sweeps_out wheels build dist *.egg-info .pytest_cache
+
+# Headless Chromium for the error page's browser test (tests/test_inspect.py); installed only with apt as root.
+.PHONY: browser
+test: browser
+browser: ## install Chromium for the browser test (apt, as root), or say why not
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "browser: no apt-get here; the browser test will be skipped (install chromium yourself)"; \
+	elif [ "$$(id -u)" != "0" ]; then echo "browser: not root; the browser test will be skipped (sudo apt-get install chromium)"; \
+	else (apt-get update -qq && apt-get install -y -qq chromium >/dev/null && echo "browser: installed chromium") \
+	  || echo "browser: apt-get install chromium failed; the browser test will be skipped"; fi

@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("feedback_ner.predict", "predict essays into a submission.csv"),
     "ensemble": ("feedback_ner.ensemble", "find ensemble weights on out-of-fold probabilities"),
     "demo": ("feedback_ner.demo", "the whole job on the embedded sample corpus"),
+    "inspect": ("feedback_ner.inspect", "error analysis of a run: HTML page, table and CSV"),
+    "runs": ("feedback_ner.runs", "compare training runs: one row each, differing settings marked"),
+    "lengths": ("feedback_ner.lengths", "token lengths per tokenizer and what each max_length costs"),
 }
 
 

@@ -35,6 +35,7 @@ from feedback_ner.config import (
 )
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
+from feedback_ner.modelcard import write_fold_card, write_run_card
 from feedback_ner.modeling import build_model, encoder_config, resolve_model_path
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.probs import load_word_probs, save_word_probs
@@ -211,6 +212,7 @@ def train_fold(
         summary = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         summary["best_checkpoint"] = trainer.state.best_model_checkpoint
         summary["nonfinite_steps"] = trainer.nonfinite_steps
+        write_fold_card(model_dir, summary, trainer.state)  # README.md (model card) + trainer_state.json
         (fold_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))  # written last: marks the fold done
         for ckpt in fold_dir.glob("checkpoint-*"):
             shutil.rmtree(ckpt, ignore_errors=True)
@@ -291,6 +293,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
     if state.is_main_process:
         cv.to_csv(run_dir / "cv.csv")
         bar_chart(cv, run_dir / "cv.png", title=f"CV F1 — {run_dir.name}")
+        write_run_card(run_dir, cv)
         oof = {}
         for fold in folds:
             oof.update(load_word_probs(run_dir / f"fold_{fold}" / OOF_FILE))

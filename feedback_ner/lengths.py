@@ -1,0 +1,75 @@
+"""Command: choose max_length from the data. ``python -m feedback_ner.lengths --data DIR --model M [M ...]``.
+
+Per tokenizer: token lengths of the essays, coverage at 512/1024/1536/2048/4096 tokens, windows per essay and the
+padding share at each length, the lengths covering 90/95/99% of essays, and a histogram PNG. See
+:mod:`feedback_ner.tokenlengths`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from feedback_ner.cli import ArgumentParser, command
+from feedback_ner.corpus import DataError, load_texts
+from feedback_ner.errors import FeedbackError
+from feedback_ner.report import format_table
+from feedback_ner.tokenlengths import LENGTHS, histogram_png, length_quantiles, load_tokenizer, summary, token_lengths
+
+
+def make_parser() -> ArgumentParser:
+    """Options of ``feedback_ner.lengths``."""
+    parser = ArgumentParser(
+        prog="feedback_ner.lengths",
+        description="Token lengths of the essays per tokenizer and what each max_length costs (coverage, windows, "
+        "padding).",
+    )
+    parser.add_argument("--data", required=True, help="Kaggle folder (its train/ essays) or a folder of .txt essays")
+    parser.add_argument("--model", nargs="+", required=True, metavar="M",
+                        help="model folders or names whose tokenizers to compare (local files only)")
+    parser.add_argument("--lengths", nargs="+", type=int, default=list(LENGTHS), help="window lengths to compare")
+    parser.add_argument("--stride", type=int, default=128, help="window overlap in tokens (default: 128)")
+    parser.add_argument("--keep-newlines", action="store_true", help="count the paragraph markers keep_newlines adds")
+    parser.add_argument("--png", default="lengths.png", help="histogram PNG to write (default: lengths.png)")
+    return parser
+
+
+def setup_logging() -> None:
+    """Progress lines on stderr."""
+    from feedback_ner import cli
+
+    cli.setup_logging()
+
+
+@command("lengths")
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    args = make_parser().parse_args(argv)
+    setup_logging()
+    bad = [x for x in args.lengths if x < 16]
+    if bad:
+        raise FeedbackError(f"--lengths {bad[0]}: window lengths must be at least 16 tokens")
+    if args.stride < 0:
+        raise FeedbackError(f"--stride {args.stride}: use 0 or more tokens of overlap")
+    data = Path(args.data)
+    folder = data / "train" if (data / "train").is_dir() else data
+    try:
+        texts = load_texts(folder)
+    except DataError as err:
+        raise FeedbackError(str(err)) from None
+    lengths = [token_lengths(Path(m).name or m, load_tokenizer(m), texts, args.keep_newlines) for m in args.model]
+    table = summary(lengths, args.lengths, args.stride)
+    print(f"{len(texts)} essays from {folder}; stride {args.stride}\n")
+    print(format_table(length_quantiles(lengths), floatfmt=".1f", index_name="tokenizer"))
+    print()
+    shown = table.set_index("tokenizer")
+    print(format_table(shown, floatfmt=".3f", index_name="tokenizer"))
+    print("\ncoverage: share of essays that fit in one window; padding_share: share of padding when every window is "
+          "padded to max_length")
+    histogram_png(lengths, args.png, args.lengths)
+    print(f"wrote {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Spans from essay texts in two lines: the ``essay-discourse`` pipeline and :class:`SpanPredictor`.
+
+``import feedback_ner.pipeline`` registers ``essay-discourse`` with transformers' pipeline registry, so that
+``pipeline("essay-discourse", model="runs/x/fold_0/model")("essay text")`` returns the essay's spans;
+``SpanPredictor(dirs)`` does the same with several checkpoints averaged at the word level (the folds of a run,
+other runs). Both accept one text (-> a list of spans) or a list of texts (-> a list of lists) and ``batch_size``.
+
+A span is ``{"class", "words" (word indices of text.split()), "start", "end" (character offsets into the text, line
+ends normalised to "\\n"), "text", "score"}``. The path is :func:`predict.predict`'s: the checkpoint's windows
+(:func:`predict.predict_word_probs`), weighted word-level average, then the post-processing of the first checkpoint
+(``feedback_ner.json``) through :func:`postprocess.filter_spans`, so the spans are those ``predict`` writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from feedback_ner.artifacts import InferenceConfig, resolve_model_dirs
+from feedback_ner.inference import Checkpoint, default_device, load_checkpoint, predict_word_probs, read_texts
+from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
+from feedback_ner.wordtable import test_word_table
+
+TASK = "essay-discourse"
+
+
+class SpanPredictor:
+    """Loaded checkpoints (kept in memory) that turn essay texts into spans; see the module docstring.
+
+    ``models``: checkpoint folders, glob patterns or run folders; ``weights`` one per checkpoint (default equal);
+    ``postprocess``: a :class:`PostprocessConfig`, a dict or a JSON path (default: the first checkpoint's).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[str | os.PathLike] | str | os.PathLike,
+        weights: Sequence[float] | None = None,
+        postprocess: PostprocessConfig | Mapping | str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        folders = resolve_model_dirs([models] if isinstance(models, (str, os.PathLike)) else list(models))
+        if not folders:
+            raise ValueError("SpanPredictor: no checkpoint given; pass model folders (runs/<name>/fold_*/model)")
+        dev = torch.device(device) if device is not None else default_device()
+        self.checkpoints = [load_checkpoint(f, dev) for f in folders]
+        self.weights = _weights(weights, len(self.checkpoints))
+        self.postprocess = _postprocess(postprocess, self.checkpoints[0].config)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, postprocess: Any = None) -> SpanPredictor:
+        """A predictor over one already loaded checkpoint (what the pipeline holds)."""
+        self = cls.__new__(cls)
+        self.checkpoints = [ckpt]
+        self.weights = np.ones(1)
+        self.postprocess = _postprocess(postprocess, ckpt.config)
+        return self
+
+    def word_probs(self, texts: Mapping[str, str], batch_size: int = 8) -> tuple[Any, dict[str, np.ndarray]]:
+        """The word table of ``texts`` (``{id: text}``) and their weighted word probabilities."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: use a positive number of windows per batch")
+        table = test_word_table(read_texts(dict(texts)))
+        ids = table["id"].tolist()
+        total: dict[str, np.ndarray] = {}
+        for ckpt, weight in zip(self.checkpoints, self.weights, strict=True):
+            if weight == 0:
+                continue
+            probs = predict_word_probs(ckpt, table, batch_size, desc=f"predict {ckpt.folder.name}")
+            for k in ids:
+                total[k] = total[k] + np.float32(weight) * probs[k] if k in total else np.float32(weight) * probs[k]
+        return table, total
+
+    def __call__(self, texts: str | Sequence[str], batch_size: int = 8) -> list[dict[str, Any]] | list[list[dict]]:
+        """Spans of one text (a list of dicts) or of each text of a list (a list of lists)."""
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        for i, t in enumerate(items):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i} is a {type(t).__name__}; pass a str or a list of str")
+        essays = {str(i): t for i, t in enumerate(items)}
+        if not essays:
+            return []
+        table, probs = self.word_probs(essays, batch_size)
+        spans = filter_spans(candidate_spans(probs), self.postprocess, with_predictionstring=False)
+        out: list[list[dict[str, Any]]] = [[] for _ in items]
+        by_id = {k: (text, ws, we) for k, text, ws, we in zip(table["id"], table["text"], table["word_start"],
+                                                                table["word_end"], strict=True)}
+        for essay_id, cls, start, end, score in zip(spans["id"], spans["class"], spans["start"], spans["end"],
+                                                    spans["score"], strict=True):
+            text, ws, we = by_id[essay_id]
+            lo, hi = int(ws[start]), int(we[end - 1])
+            out[int(essay_id)].append({
+                "class": cls, "words": list(range(int(start), int(end))), "start": lo, "end": hi,
+                "text": text[lo:hi], "score": float(score),
+            })
+        return out[0] if single else out
+
+
+def _weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
+    if weights is None:
+        return np.full(n, 1.0 / n)
+    w = np.asarray(list(weights), dtype=np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights {list(weights)}: give {n} finite, non-negative weight(s) with a positive sum")
+    return w / w.sum()
+
+
+def _postprocess(value: Any, config: InferenceConfig) -> PostprocessConfig:
+    if value is None:
+        return PostprocessConfig.from_dict(config.postprocess or {})
+    if isinstance(value, PostprocessConfig):
+        return value
+    if isinstance(value, Mapping):
+        return PostprocessConfig.from_dict(value)
+    return PostprocessConfig.load(value)
+
+
+def _pipeline_class() -> type:
+    from transformers import Pipeline
+
+    class EssayDiscoursePipeline(Pipeline):
+        """``pipeline("essay-discourse", model=<fold model folder>)``: essay text(s) -> spans."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            folder = Path(self.model.config.name_or_path)
+            ckpt = Checkpoint(folder, InferenceConfig.load(folder), self.tokenizer, self.model.eval())
+            self.predictor = SpanPredictor.from_checkpoint(ckpt)
+
+        def __call__(self, inputs: str | Sequence[str], batch_size: int | None = None, **kwargs: Any):
+            return self.predictor(inputs, batch_size=batch_size or self._batch_size or 8)
+
+        # transformers' abstract steps, for callers that drive a pipeline step by step
+        def _sanitize_parameters(self, batch_size: int | None = None, **kwargs: Any):
+            return {}, {"batch_size": batch_size or 8}, {}
+
+        def preprocess(self, inputs: str, **kwargs: Any) -> dict[str, Any]:
+            return {"text": inputs}
+
+        def _forward(self, model_inputs: dict[str, Any], batch_size: int = 8) -> dict[str, Any]:
+            return {"spans": self.predictor(model_inputs["text"], batch_size=batch_size)}
+
+        def postprocess(self, model_outputs: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
+            return model_outputs["spans"]
+
+    return EssayDiscoursePipeline
+
+
+def register() -> type:
+    """Register ``essay-discourse`` with transformers' pipeline registry (idempotent); returns the class."""
+    from transformers import AutoModelForTokenClassification
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    import feedback_ner.modeling  # noqa: F401  (our heads must be known to the Auto classes before loading)
+
+    if TASK in PIPELINE_REGISTRY.get_supported_tasks():
+        return PIPELINE_REGISTRY.check_task(TASK)[1]["impl"]
+    cls = _pipeline_class()
+    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=cls, pt_model=AutoModelForTokenClassification,
+                                        type="text")
+    return cls
+
+
+EssayDiscoursePipeline = register()

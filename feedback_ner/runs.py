@@ -1,0 +1,71 @@
+"""Command: compare training runs. ``python -m feedback_ner.runs DIR [DIR ...] [--png runs.png] [--csv runs.csv]``.
+
+Every run found under the folders becomes one row (best CV first); settings that differ between runs carry a
+``*`` on the terminal and are bold in the PNG. See :mod:`feedback_ner.runtable`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from feedback_ner.cli import ArgumentParser, command
+from feedback_ner.errors import FeedbackError
+from feedback_ner.report import format_table
+from feedback_ner.runtable import comparison_table, load_runs, table_png
+
+
+def make_parser() -> ArgumentParser:
+    """Options of ``feedback_ner.runs``."""
+    parser = ArgumentParser(
+        prog="feedback_ner.runs",
+        description="One row per training run found under the folders, best CV first, differing settings marked.",
+    )
+    parser.add_argument("folders", nargs="+", metavar="DIR", help="folders holding run folders (searched below)")
+    parser.add_argument("--png", default="runs.png", help="PNG of the table to write (default: runs.png)")
+    parser.add_argument("--csv", default=None, help="also write the table as CSV")
+    parser.add_argument("--data", default=None, help="Kaggle folder for tuned/rescored scores (default: each "
+                        "run's data_dir); `--data none` skips them")
+    return parser
+
+
+def setup_logging() -> None:
+    """Progress lines on stderr."""
+    from feedback_ner import cli
+
+    cli.setup_logging()
+
+
+@command("runs")
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    args = make_parser().parse_args(argv)
+    setup_logging()
+    if Path(args.png).is_dir():
+        raise FeedbackError(f"--png {args.png}: is a folder; give a .png file name")
+    try:
+        runs = load_runs(args.folders, args.data)
+    except FileNotFoundError as err:
+        raise FeedbackError(str(err)) from None
+    if not runs:
+        raise FeedbackError(f"no run (a folder with cv.csv and config.yaml) under {' '.join(args.folders)}")
+    table, differ = comparison_table(runs)
+    shown = table.drop(columns=["time_source"]).copy()
+    shown["run"] = [Path(r).name for r in shown["run"]]
+    marked = {c: f"{c}*" for c in differ if c in shown.columns}
+    if "model_name_or_path" in differ:
+        marked["model"] = "model*"
+    print(format_table(shown.set_index("run").rename(columns=marked), index_name="run"))
+    sources = set(table["time_source"]) - {""}
+    print(f"\n{len(table)} run(s); * = setting that differs between runs; time_s from "
+          f"{' and '.join(sorted(sources)) or 'nowhere'} (trainer = train_runtime, files = file times)")
+    table_png(table, differ, args.png, title=f"{len(table)} runs, best CV first")
+    print(f"wrote {args.png}")
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

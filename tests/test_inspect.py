@@ -1,0 +1,199 @@
+"""Error analysis (issue 15): span kinds consistent with the metric, the HTML page rendered in headless Chromium,
+the terminal table and CSV of ``feedback_ner.inspect``."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli, small_config
+
+from feedback_ner.analysis import GT_KINDS, NONE, PRED_KINDS, analyse, length_f1, span_length_bin
+from feedback_ner.config import parse_config
+from feedback_ner.errorpage import page_data, render
+from feedback_ner.kfold import run
+from feedback_ner.labels import CLASSES, NUM_LABELS, bio_labels, parse_predictionstring, split_words
+from feedback_ner.metric import score
+from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
+
+
+def test_kinds_of_a_hand_made_example():
+    gt = pd.DataFrame({
+        "id": ["a", "a", "a", "b", "b", "b"],
+        "discourse_type": ["Claim", "Claim", "Lead", "Evidence", "Claim", "Claim"],
+        "predictionstring": ["0 1 2 3", "4 5 6 7", "10 11", "0 1 2 3 4 5", "7 8 9", "7 8 9"],
+    })
+    pred = pd.DataFrame({
+        "id": ["a", "a", "a", "a", "b", "b", "c"],
+        "class": ["Claim", "Claim", "Evidence", "Claim", "Claim", "Claim", "Lead"],
+        "predictionstring": ["0 1 2", "1 2 3", "10 11", "7 8 9 10 11 12", "0 1 2 3 4", "8 9", "1 2"],
+    })
+    a = analyse(pred, gt)
+    assert a.gt["kind"].tolist() == ["matched", "boundary", "wrong_class", "wrong_class", "matched", "duplicate"]
+    assert a.pred["kind"].tolist() == ["correct", "duplicate", "wrong_class", "boundary", "wrong_class", "correct",
+                                       "invented"]
+    assert a.gt["other_class"].tolist()[2:4] == ["Evidence", "Claim"]
+    confusion = a.confusion()
+    assert confusion.loc["Lead", "Evidence"] == 1 and confusion.loc[NONE, "Lead"] == 1
+    table = a.breakdown()
+    metric = score(pred, gt).table
+    pd.testing.assert_frame_equal(table[["TP", "FP", "FN"]], metric[["TP", "FP", "FN"]], check_names=False)
+
+
+def noisy_submission(corpus_dir: Path, sigma: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """A decoded submission of noisy word probabilities around the true labels, with the ground truth."""
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    rng = np.random.default_rng(seed)
+    probs = {}
+    for essay_id, rows in gt.groupby("id", sort=False):
+        words, _, _ = split_words((corpus_dir / "train" / f"{essay_id}.txt").read_text(encoding="utf-8"))
+        spans = [(c, parse_predictionstring(p)) for c, p in zip(rows["discourse_type"], rows["predictionstring"])]
+        logits = 2.5 * np.eye(NUM_LABELS)[bio_labels(len(words), spans)] + rng.normal(0, sigma, (len(words),
+                                                                                                  NUM_LABELS))
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs[essay_id] = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    config = PostprocessConfig(min_words={c: 1 for c in CLASSES}, proba_thresh={c: 0.0 for c in CLASSES})
+    pred = filter_spans(candidate_spans(probs), config)
+    return pred, gt, probs
+
+
+@pytest.mark.parametrize("sigma,seed", [(0.6, 0), (0.9, 1), (1.3, 2)])
+def test_breakdown_agrees_with_the_metric(corpus_dir, sigma, seed):
+    """matched == TP per class; the predicted kinds add up to the predictions; FP and FN as the metric."""
+    pred, gt, _ = noisy_submission(corpus_dir, sigma, seed)
+    # a few duplicate predictions and predictions of an essay without ground truth, as real submissions have
+    correct = pred[(analyse(pred, gt).pred["kind"] == "correct").to_numpy()]
+    pred = pd.concat([pred, correct.iloc[:5], pred.iloc[:2].assign(id="no-such-essay")], ignore_index=True)
+    a = analyse(pred, gt)
+    table = a.breakdown()
+    metric = score(pred[["id", "class", "predictionstring"]], gt).table
+    assert (table["TP"] == metric["TP"]).all() and (table["gt_matched"] == metric["TP"]).all()
+    assert (table["FP"] == metric["FP"]).all() and (table["FN"] == metric["FN"]).all()
+    np.testing.assert_allclose(table["F1"], metric["F1"])
+    n_pred = pred[pred["class"].isin(table.index)].groupby("class").size().reindex(table.index, fill_value=0)
+    assert (table[[f"pred_{k}" for k in PRED_KINDS]].sum(axis=1) == n_pred).all()
+    n_gt = gt.groupby("discourse_type").size().reindex(table.index)
+    assert (table[[f"gt_{k}" for k in GT_KINDS]].sum(axis=1) == n_gt).all()
+    assert set(a.pred["kind"]) <= set(PRED_KINDS) and a.pred["kind"].eq("duplicate").sum() >= 1
+    # the confusion table holds every ground truth once, plus the predictions that match nothing
+    assert a.confusion().drop(index=NONE).to_numpy().sum() == len(gt)
+    assert 0 <= a.per_essay()["F1"].min() <= a.per_essay()["F1"].iloc[-1] <= 1
+
+
+def test_length_bins(corpus_dir):
+    pred, gt, probs = noisy_submission(corpus_dir, 1.3, 0)
+    a = analyse(pred, gt)
+    by_essay, by_span = length_f1(a, pd.Series({k: len(v) for k, v in probs.items()}))
+    assert by_essay["n_essays"].sum() == len(probs) and len(by_essay) == 3
+    assert by_span["TP"].sum() == a.breakdown()["TP"].sum()
+    assert list(span_length_bin(np.array([1, 5, 6, 10, 11, 81, 500]))) == ["1-5", "1-5", "6-10", "6-10", "11-20",
+                                                                          "81+", "81+"]
+
+
+def test_page_data_escapes_script_tags(corpus_dir):
+    pred, gt, probs = noisy_submission(corpus_dir, 1.3, 0)
+    a = analyse(pred, gt)
+    texts = {k: (corpus_dir / "train" / f"{k}.txt").read_text(encoding="utf-8") for k in probs}
+    data = page_data(a, texts, probs, subtitle="ends with </script><b>", max_essays=5)
+    assert len(data["essays"]) == 5 and data["essays_left_out"] == len(probs) - 5
+    assert len(data["essays"][0]["probs"]) == len(CLASSES)
+    html = render(data, "a <title>")
+    assert html.count("</script>") == 2 and "a &lt;title&gt;" in html
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, corpus_dir, tiny_models) -> Path:
+    """Two folds of a tiny BERT, trained long enough to predict spans."""
+    out = tmp_path_factory.mktemp("inspect") / "run"
+    config = small_config(corpus_dir, tiny_models("bert"), out, learning_rate=1e-3, num_train_epochs=6,
+                          per_device_train_batch_size=4)
+    run(*parse_config(None, overrides=config))
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(run_dir) -> tuple[Path, subprocess.CompletedProcess]:
+    done = run_cli("feedback_ner.inspect", str(run_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run_dir / "report.html", done
+
+
+def test_inspect_writes_page_table_and_csv(run_dir, page):
+    path, done = page
+    cv = pd.read_csv(run_dir / "cv.csv", index_col=0)
+    errors = pd.read_csv(run_dir / "errors.csv", index_col=0)
+    # the breakdown decodes with the checkpoints' post-processing: the same F1 as the CV table
+    assert errors["F1"].mean() == pytest.approx(cv.loc["macro", "overall"])
+    assert f"macro F1 {cv.loc['macro', 'overall']:.4f}" in done.stdout
+    assert "wrong_class" in done.stdout and "invented" in done.stdout and "missed" in done.stdout
+    html = path.read_text()
+    assert "https://" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def test_page_in_headless_chromium(page, tmp_path):
+    """Issue 15: the page renders in a real browser, with the CV table, the error counts, a highlighted essay and no
+    JavaScript error."""
+    browser = find_chromium()
+    if browser is None:
+        pytest.skip("no chromium on PATH: `make browser` installs it (apt-get, as root)")
+    path, _ = page
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,2200",
+             "--enable-logging=stderr", "--v=0"]
+    shot = tmp_path / "page.png"
+    done = subprocess.run([*flags, f"--screenshot={shot}", path.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 20_000, done.stderr[-2000:]
+    shutil.copy(shot, path.with_name("report.png"))  # kept beside the page for a person to look at
+    dom = subprocess.run([*flags, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120)
+    html = dom.stdout
+    console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and ("Uncaught" in line or
+                                                                                         "Error" in line)]
+    assert not console_errors, console_errors
+    assert 'data-rendered="ok"' in html, dom.stderr[-2000:]
+    assert re.search(r'<pre id="js-errors"></pre>', html), re.search(r'<pre id="js-errors">.*?</pre>', html, re.S)
+    assert '<table id="cv-data">' in html and "macro" in html
+    assert '<table id="breakdown-data">' in html and "gt_boundary" in html
+    assert 'id="confusion-svg"' in html and 'id="len-essay-svg"' in html
+    first = re.search(r'<div class="essay" data-id="[^"]+">.*?(?=<div class="essay"|$)', html, re.S).group(0)
+    assert 'class="g gold"' in first and 'class="p pred"' in first
+
+    # filters preset from the address: every essay shown has a missed Claim
+    dom = subprocess.run([*flags, "--dump-dom", path.as_uri() + "#class=Claim&kind=missed&probs=1"],
+                         capture_output=True, text=True, timeout=120)
+    essays = re.findall(r'<div class="essay" data-id="[^"]+">.*?(?=<div class="essay"|<button id="more")', dom.stdout,
+                        re.S)
+    assert essays and all("gold: Claim (missed)" in e for e in essays)
+    # and the first one's word-probability chart: one line per class
+    chart = re.search(r'<div class="probs" data-words="(\d+)">.*?</svg>', essays[0], re.S)
+    assert chart and chart.group(0).count("<path") == 7
+
+    # the same checks catch a JavaScript error: a page whose script fails shows it in both places
+    broken = tmp_path / "broken.html"
+    broken.write_text(path.read_text().replace('document.body.setAttribute("data-rendered"',
+                                                        'noSuchFunction(); document.body.setAttribute("data-rendered"'))
+    dom = subprocess.run([*flags, "--dump-dom", broken.as_uri()], capture_output=True, text=True, timeout=120)
+    assert "noSuchFunction is not defined" in re.search(r'<pre id="js-errors">(.*?)</pre>', dom.stdout, re.S).group(1)
+    assert any("CONSOLE" in line and "Uncaught" in line for line in dom.stderr.splitlines())
+    assert 'data-rendered="ok"' not in dom.stdout
+
+
+def test_inspect_on_a_submission_csv(run_dir, corpus_dir, tmp_path):
+    sub = tmp_path / "oof_submission.csv"
+    from feedback_ner.errorpage import load_predictions
+
+    preds = load_predictions(run_dir)
+    preds.pred[["id", "class", "predictionstring"]].to_csv(sub, index=False)
+    done = run_cli("feedback_ner.inspect", str(sub), "--data", str(corpus_dir), "--out", str(tmp_path / "p.html"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "p.html").is_file() and (tmp_path / "errors.csv").is_file()

@@ -1,0 +1,67 @@
+"""The ``essay-discourse`` pipeline and ``feedback_ner.SpanPredictor`` (issue 15): the same spans as ``predict``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import small_config
+
+import feedback_ner
+from feedback_ner.config import parse_config
+from feedback_ner.kfold import run
+from feedback_ner.predict import predict
+from feedback_ner.probs import load_word_probs
+
+
+@pytest.fixture(scope="module")
+def fold_run(tmp_path_factory, corpus_dir, tiny_models) -> Path:
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    config = small_config(corpus_dir, tiny_models("bert"), out, learning_rate=1e-3, num_train_epochs=4,
+                          per_device_train_batch_size=4)
+    run(*parse_config(None, overrides=config))
+    return out
+
+
+def held_out(run_dir: Path, corpus_dir: Path, fold: int = 0) -> dict[str, str]:
+    ids = sorted(load_word_probs(run_dir / f"fold_{fold}" / "oof.npz"))
+    return {k: (corpus_dir / "train" / f"{k}.txt").read_text(encoding="utf-8") for k in ids}
+
+
+def as_rows(ids, spans_per_text) -> list[tuple[str, str, str]]:
+    return sorted((k, s["class"], " ".join(map(str, s["words"]))) for k, spans in zip(ids, spans_per_text)
+                  for s in spans)
+
+
+def test_pipeline_gives_the_spans_of_predict(fold_run, corpus_dir):
+    from transformers import pipeline
+
+    import feedback_ner.pipeline  # noqa: F401  (registers the task)
+
+    model = fold_run / "fold_0" / "model"
+    texts = held_out(fold_run, corpus_dir)
+    find = pipeline("essay-discourse", model=str(model))
+    spans = find(list(texts.values()), batch_size=4)
+    expected = predict([model], texts)
+    assert len(expected) > 0
+    assert as_rows(texts, spans) == sorted(map(tuple, expected[["id", "class", "predictionstring"]].values.tolist()))
+    first_id, first_text = next(iter(texts.items()))
+    one = find(first_text)
+    assert [(s["class"], s["start"], s["end"]) for s in one] == [(s["class"], s["start"], s["end"]) for s in spans[0]]
+    for s in spans[0]:
+        assert s["text"] == first_text[s["start"]:s["end"]]
+        words = first_text.split()
+        assert s["text"].split() == words[s["words"][0]:s["words"][-1] + 1]
+        assert 0 <= s["score"] <= 1
+
+
+def test_span_predictor_of_two_folds_gives_the_spans_of_predict(fold_run, corpus_dir):
+    models = [fold_run / "fold_0" / "model", fold_run / "fold_1" / "model"]
+    texts = dict(list(held_out(fold_run, corpus_dir, fold=1).items())[:6])
+    predictor = feedback_ner.SpanPredictor(models, weights=[2, 1])
+    spans = predictor(list(texts.values()), batch_size=3)
+    expected = predict(models, texts, weights=[2, 1])
+    assert as_rows(texts, spans) == sorted(map(tuple, expected[["id", "class", "predictionstring"]].values.tolist()))
+    assert predictor([]) == []
+    with pytest.raises(TypeError, match="text 1"):
+        predictor(["an essay", 3])

@@ -1,0 +1,84 @@
+"""Run comparison (issue 15): two runs that differ in learning rate show as two rows with learning_rate marked;
+the runs' folders carry model cards written by training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli, small_config
+
+from feedback_ner.config import parse_config
+from feedback_ner.kfold import run
+from feedback_ner.modelcard import read_card
+from feedback_ner.runtable import comparison_table, find_runs, load_run
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, corpus_dir, tiny_models) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    for name, lr in (("slow", 1e-3), ("fast", 3e-3)):
+        config = small_config(corpus_dir, tiny_models("bert"), root / "sweep" / name, learning_rate=lr,
+                              num_train_epochs=2, per_device_train_batch_size=4)
+        run(*parse_config(None, overrides=config))
+    return root
+
+
+def test_runs_table_marks_the_learning_rate(two_runs):
+    runs = [load_run(p) for p in find_runs([two_runs])]
+    assert [r.path.name for r in runs] == ["fast", "slow"]
+    table, differ = comparison_table(runs)
+    assert differ == ["learning_rate"]
+    assert sorted(table["learning_rate"]) == [1e-3, 3e-3]
+    assert list(table["CV"]) == sorted(table["CV"], reverse=True)
+    for r in runs:  # training keeps the trainer state beside each fold model: epochs and best epoch are known
+        assert r.epochs == [2.0, 2.0] and all(e in (1.0, 2.0) for e in r.best_epochs)
+        assert r.time_source == "trainer" and r.seconds > 0
+    assert set(table["epochs"]) == {"2/2"} and "?" not in "".join(table["best_epoch"])
+
+
+def test_runs_command_prints_both_rows_and_a_png(two_runs, tmp_path):
+    png = tmp_path / "runs.png"
+    done = run_cli("feedback_ner.runs", str(two_runs), "--png", str(png), "--csv", str(tmp_path / "runs.csv"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert "learning_rate*" in lines[0] and "max_length*" not in lines[0]
+    assert sum(line.startswith(("fast ", "slow ")) for line in lines) == 2
+    assert png.is_file() and png.stat().st_size > 5_000
+
+
+def test_training_writes_model_cards(two_runs):
+    """Every saved fold model and the run folder get a README.md naming the fold's F1 (issue 15)."""
+    run_dir = two_runs / "sweep" / "slow"
+    for fold in (0, 1):
+        header, body = read_card(run_dir / f"fold_{fold}" / "model" / "README.md")
+        f1 = json.loads((run_dir / f"fold_{fold}" / "metrics.json").read_text())["eval_f1"]
+        assert header["model-index"][0]["results"][0]["metrics"][0]["value"] == round(f1, 4)
+        assert f"| **macro** | **{f1:.4f}** |" in body
+    header, body = read_card(run_dir / "README.md")
+    assert header["model-index"][0]["results"][0]["metrics"][0]["value"] == round(load_run(run_dir).cv["macro"], 4)
+
+
+def test_tuned_and_rescored_scores_are_shown(two_runs, corpus_dir):
+    import pandas as pd
+
+    from feedback_ner.labels import CLASSES
+    from feedback_ner.metric import score
+    from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+    from feedback_ner.probs import load_word_probs
+
+    run_dir = two_runs / "sweep" / "fast"
+    config = PostprocessConfig(min_words={c: 1 for c in CLASSES}, proba_thresh={c: 0.3 for c in CLASSES})
+    config.save(run_dir / "postprocess.json")
+    probs = load_word_probs(run_dir / "oof.npz")
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    gt = gt[gt["id"].isin(set(probs))]
+    sub = submission_from_probs(probs, config)
+    (run_dir / "rescore").mkdir()
+    sub.iloc[: len(sub) // 2].to_csv(run_dir / "rescore" / "oof_submission.csv", index=False)
+    run = load_run(run_dir, pd.read_csv(corpus_dir / "train.csv", dtype={"id": str}))
+    assert run.tuned == pytest.approx(score(sub, gt).f1)
+    assert run.rescored == pytest.approx(score(sub.iloc[: len(sub) // 2], gt).f1)
+    table, _ = comparison_table([run, load_run(two_runs / "sweep" / "slow")])
+    assert {"tuned", "rescored"} <= set(table.columns)
