@@ -13,10 +13,10 @@ functions ``train`` uses (``kfold.fold_data``, ``kfold.build_trainer``), so a tr
 (the epoch ``train`` would keep); a :class:`PruningCallback` reports every evaluation to Optuna and stops a trial
 the pruner gives up on. Trials keep no checkpoint (``save_strategy="no"``).
 
-Why not ``Trainer.hyperparameter_search``: it applies a trial's values by setting attributes on the Trainer's
-``TrainingArguments`` (``Trainer._hp_search_setup``) and trains on the datasets given when the Trainer was built,
-so a trial cannot change ``max_length`` / ``stride`` (new windows) without overriding private methods. Here
-``study.optimize`` calls :class:`Objective`, which builds a new trainer per trial and fold.
+Why not ``Trainer.hyperparameter_search``: it sets a trial's values as attributes of the Trainer's
+``TrainingArguments`` (``Trainer._hp_search_setup``) and trains on the datasets the Trainer was built with, so a
+trial could not change ``max_length`` / ``stride`` without overriding private methods. Here ``study.optimize``
+calls :class:`Objective`, which builds a new trainer per trial and fold.
 
 Several workers (processes or machines) can share one study through an RDB storage (SQLite, or PostgreSQL for
 several machines): each runs trials until the study has ``n_trials`` finished ones (complete or pruned), counting
@@ -62,11 +62,6 @@ BEST_FILE = "best.yaml"
 STEPS_PER_FOLD = 1000  # reported step = fold position * STEPS_PER_FOLD + evaluation number within the fold
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Search space
-# ---------------------------------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ParamSpec:
     """One swept field: a float / int range (optionally log-scaled or stepped) or a categorical choice."""
@@ -106,16 +101,11 @@ class SearchSpace:
     def check(self, configs: tuple[Any, Any, Any]) -> None:
         """Every value the space can draw must be accepted by the configs (their ``__post_init__`` checks), and the
         shortest window with the largest stride too; raise :class:`FeedbackError` naming the space file if not."""
-        for name, spec in self.params.items():
-            for value in spec.extremes():
-                self._try(configs, {name: value})
-        worst = {}
-        if "max_length" in self.params:
-            worst["max_length"] = min(self.params["max_length"].extremes())
-        if "stride" in self.params:
-            worst["stride"] = max(self.params["stride"].extremes())
-        if worst:
-            self._try(configs, worst)
+        drawn = [{name: value} for name, spec in self.params.items() for value in spec.extremes()]
+        worst = {k: pick(self.params[k].extremes()) for k, pick in (("max_length", min), ("stride", max))
+                 if k in self.params}
+        for values in [*drawn, worst]:
+            self._try(configs, values)
 
     def _try(self, configs: tuple[Any, Any, Any], values: dict[str, Any]) -> None:
         try:
@@ -228,11 +218,6 @@ def apply_params(configs: tuple[Any, Any, Any], params: dict[str, Any]) -> tuple
         mine = {k: v for k, v in params.items() if k in names}
         out.append(dataclasses.replace(cfg, **mine) if mine else cfg)
     return tuple(out)  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The objective
-# ---------------------------------------------------------------------------------------------------------------
 
 
 class PruningCallback(TrainerCallback):
@@ -368,11 +353,6 @@ def counts(study: Any, exclude: set[int] = frozenset()) -> tuple[int, int]:
     return finished, running
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Storage and the sweep
-# ---------------------------------------------------------------------------------------------------------------
-
-
 def open_storage(url: str, heartbeat: int = 30) -> Any:
     """An Optuna RDB storage with heartbeats and one retry of a failed (dead) trial; user errors as one line."""
     import optuna
@@ -494,11 +474,9 @@ def load_configs(opts: SweepOptions, space: SearchSpace) -> tuple[tuple[Any, Any
         message = " ".join(str(e).split())
         raise FeedbackError(message if opts.config in message else f"{opts.config}: {message}") from None
     model_args, data_args, _ = search
-    if not model_args.model_name_or_path:
-        raise FeedbackError(f"{opts.config}: model_name_or_path is not set (or pass --model_name_or_path).")
-    if not data_args.data_dir:
-        raise FeedbackError(f"{opts.config}: data_dir is not set (or pass --data_dir).")
     for name, value in (("data_dir", data_args.data_dir), ("model_name_or_path", model_args.model_name_or_path)):
+        if not value:
+            raise FeedbackError(f"{opts.config}: {name} is not set (or pass --{name}).")
         local = name == "data_dir" or value.startswith(("/", ".", "~"))  # else a Hub name
         if local and not Path(value).expanduser().is_dir():
             raise FeedbackError(f"{name}={value}: folder not found (set it in {opts.config} or pass --{name}).")
@@ -563,11 +541,6 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     return write_results(study, out, base, opts)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Results
-# ---------------------------------------------------------------------------------------------------------------
-
-
 def trials_table(study: Any) -> pd.DataFrame:
     """Every trial: state, eval_f1 (a pruned trial's best reported value), params, windows and minutes; best
     complete trials first."""
@@ -602,10 +575,8 @@ def write_best_config(path: Path, config: dict[str, Any], header: str) -> Path:
     """Write the config YAML and check that it reads back (via feedback_ner.config) with the same values."""
     text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(config, sort_keys=False)
     atomic_write(path, lambda p: p.write_text(text))
-    again = read_yaml(path)
-    if again != config:
-        diff = {k: (config.get(k), again.get(k)) for k in set(config) | set(again) if config.get(k) != again.get(k)}
-        raise RuntimeError(f"{path}: the written config does not read back the same: {diff}")
+    if read_yaml(path) != config:
+        raise RuntimeError(f"{path}: the written config does not read back the same: {read_yaml(path)} != {config}")
     parse_config(path)  # every value is accepted by the training config
     return path
 
@@ -616,30 +587,29 @@ def save_plots(study: Any, out_dir: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna
+    from optuna.visualization import matplotlib as plots
 
     notes = []
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    plots = {"optimization_history.png": optuna.visualization.matplotlib.plot_optimization_history}
-    if len(complete) >= 2:
-        plots["param_importances.png"] = optuna.visualization.matplotlib.plot_param_importances
-    else:
-        notes.append(f"param_importances.png skipped: it needs at least 2 complete trials ({len(complete)} so far)")
-    for name, plot in plots.items():
+    complete = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    for name, plot, least in (("optimization_history", plots.plot_optimization_history, 1),
+                              ("param_importances", plots.plot_param_importances, 2)):
+        if complete < least:
+            notes.append(f"{name}.png skipped: it needs {least} complete trial(s), the study has {complete}")
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 ax = plot(study)
             except (ValueError, RuntimeError) as e:  # e.g. importances when every trial drew the same values
-                notes.append(f"{name} skipped: {e}")
+                notes.append(f"{name}.png skipped: {e}")
                 plt.close("all")
                 continue
-        experimental = optuna.exceptions.ExperimentalWarning
-        notes += [f"{name}: {w.message}" for w in caught if not issubclass(w.category, experimental)]
+        # e.g. "importances will be equal" when every trial scored the same: worth a line, not a traceback
+        notes += [f"{name}.png: {w.message}" for w in caught if "experimental" not in str(w.message).lower()]
         fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
         fig.set_size_inches(8, 5)
         fig.tight_layout()
-        atomic_write(out_dir / name, functools.partial(fig.savefig, dpi=110))
+        atomic_write(out_dir / f"{name}.png", functools.partial(fig.savefig, dpi=110))
         plt.close(fig)
     return notes
 

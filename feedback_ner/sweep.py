@@ -26,7 +26,8 @@ def make_parser() -> ArgumentParser:
         prog="feedback-ner sweep",
         description="Optuna sweep of training, data (max_length, stride) and head settings. Re-running continues "
         "the study; several workers (processes or machines) can share one study. Any config field can be "
-        "overridden as a flag, e.g. --max_essays 100.",
+        "overridden as a flag (e.g. --data_dir DIR); flags belong to the base config and so to best.yaml, while "
+        "plain values in the space file are for the search only.",
     )
     parser.add_argument("--config", required=True, help="Base training config YAML (the fields not swept).")
     parser.add_argument("--space", required=True, help="Search-space YAML (sweeps/<name>.yaml).")
