@@ -18,8 +18,8 @@ Why not ``Trainer.hyperparameter_search``: it sets a trial's values as attribute
 trial could not change ``max_length`` / ``stride`` without overriding private methods. Here ``study.optimize``
 calls :class:`Objective`, which builds a new trainer per trial and fold.
 
-Several workers (processes or machines) can share one study through an RDB storage (SQLite, or PostgreSQL for
-several machines): each runs trials until the study has ``n_trials`` finished ones (complete or pruned), counting
+Several workers (processes or machines) can share one study through an RDB storage (``storage.open_storage``:
+SQLite, or PostgreSQL for several machines): each runs trials until the study has ``n_trials`` finished ones (complete or pruned), counting
 the trials other workers started since it joined. A trial whose worker died is failed by Optuna's heartbeat once
 its grace period passes, and its parameters are tried once more (``RetryFailedTrialCallback``). ``best.yaml`` is the
 base config (YAML file + command-line flags) plus the best trial's swept values: the space's pinned fields are
@@ -45,9 +45,10 @@ import pandas as pd
 import yaml
 from transformers import TrainerCallback
 
-from feedback_ner.config import DATACLASSES, parse_config, read_yaml, to_flat_dict
+from feedback_ner.config import field_names, parse_config, read_yaml, to_flat_dict
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
+from feedback_ner.storage import open_storage, shown_url
 
 logger = logging.getLogger("feedback_ner.search")
 
@@ -132,7 +133,7 @@ def parse_space(data: Any, source: str = "<space>") -> SearchSpace:
     if not isinstance(data, dict) or not data:
         got = type(data).__name__ if data is not None else "an empty file"
         raise FeedbackError(f"{source}: a search space is a mapping of config field: {{type: ..., ...}}, got {got}.")
-    known = {f.name for dc in DATACLASSES for f in dataclasses.fields(dc) if f.init}
+    known = field_names()
     params: dict[str, ParamSpec] = {}
     fixed: dict[str, Any] = {}
     for name, entry in data.items():
@@ -351,76 +352,6 @@ def counts(study: Any, exclude: set[int] = frozenset()) -> tuple[int, int]:
         finished += t.state.name in FINISHED
         running += t.state.name == "RUNNING" and t.number not in exclude
     return finished, running
-
-
-def open_storage(url: str, heartbeat: int = 30) -> Any:
-    """An Optuna RDB storage with heartbeats and one retry of a failed (dead) trial; user errors as one line."""
-    import optuna
-    from optuna.storages import RetryFailedTrialCallback
-    from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
-
-    shown = shown_url(url)
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite:///"):
-        engine_kwargs = {"connect_args": {"timeout": 120}}  # concurrent workers wait for the lock, not fail
-        try:
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FeedbackError(f"--storage {shown}: cannot create the database's folder: {e}") from None
-    attempts = 3
-    for attempt in range(attempts):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    _with_driver(url), engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-                    grace_period=2 * heartbeat, failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-                )
-        except ImportError as e:
-            raise FeedbackError(f"--storage {shown}: its database driver is not installed ({e.__cause__ or e}); "
-                                "for PostgreSQL run pip install -e .[postgres].") from None
-        except ArgumentError as e:
-            raise FeedbackError(f"--storage {shown}: not a storage URL ({e}); use sqlite:///path.db or "
-                                "postgresql://user:password@host/database.") from None
-        except SQLAlchemyError as e:
-            # Workers starting together race to create the tables; the loser finds them made on the next attempt.
-            if attempt + 1 < attempts:
-                continue
-            if isinstance(e, OperationalError):
-                first = str(e.orig or e).strip().splitlines()[0]
-                raise FeedbackError(f"--storage {shown}: cannot open the database: {first}") from None
-            raise
-    raise AssertionError("unreachable")
-
-
-def shown_url(url: str) -> str:
-    """The storage URL with its password hidden (for messages and logs)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
-
-
-def _with_driver(url: str) -> str:
-    """A driverless PostgreSQL URL with the installed driver made explicit (SQLAlchemy 2.1 defaults to psycopg 3,
-    2.0 to psycopg2; either works)."""
-    import importlib
-
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("postgres", "postgresql"):
-        return url
-    for module in ("psycopg2", "psycopg"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            continue
-        return f"postgresql+{module}://{rest}"
-    raise FeedbackError(f"--storage {shown_url(url)}: no PostgreSQL driver is installed; "
-                        "run pip install -e .[postgres] (psycopg2-binary).")
 
 
 @dataclass

@@ -22,7 +22,8 @@ from feedback_ner import train
 from feedback_ner.config import parse_config
 from feedback_ner.errors import FeedbackError
 from feedback_ner.kfold import load_data
-from feedback_ner.search import FINISHED, Objective, PruningCallback, load_space, open_storage, parse_space
+from feedback_ner.search import FINISHED, Objective, PruningCallback, load_space, parse_space
+from feedback_ner.storage import open_storage
 from feedback_ner.sweep import main
 
 ROOT = Path(__file__).resolve().parents[1]
