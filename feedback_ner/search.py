@@ -19,11 +19,11 @@ trial could not change ``max_length`` / ``stride`` without overriding private me
 calls :class:`Objective`, which builds a new trainer per trial and fold.
 
 Several workers (processes or machines) can share one study through an RDB storage (``storage.open_storage``:
-SQLite, or PostgreSQL for several machines): each runs trials until the study has ``n_trials`` finished ones (complete or pruned), counting
-the trials other workers started since it joined. A trial whose worker died is failed by Optuna's heartbeat once
-its grace period passes, and its parameters are tried once more (``RetryFailedTrialCallback``). ``best.yaml`` is the
-base config (YAML file + command-line flags) plus the best trial's swept values: the space's pinned fields are
-search settings and never reach it.
+SQLite, or PostgreSQL for several machines): each runs trials until the study has ``n_trials`` finished ones
+(complete or pruned), counting the trials other workers started since it joined. A trial whose worker died is
+failed by Optuna's heartbeat once its grace period passes, and its parameters are tried once more
+(``RetryFailedTrialCallback``). ``best.yaml`` is the base config (YAML file + command-line flags) plus the best
+trial's swept values: the space's pinned fields are search settings and never reach it.
 """
 
 from __future__ import annotations
@@ -83,6 +83,15 @@ class ParamSpec:
             return trial.suggest_int(self.name, self.low, self.high, log=self.log, step=self.step or 1)
         return trial.suggest_categorical(self.name, list(self.choices))
 
+    def distribution(self) -> Any:
+        """The Optuna distribution the parameter draws from."""
+        from optuna import distributions as dist
+
+        if self.type == "categorical":
+            return dist.CategoricalDistribution(self.choices)
+        kind = dist.FloatDistribution if self.type == "float" else dist.IntDistribution
+        return kind(self.low, self.high, log=self.log, step=self.step or (1 if self.type == "int" else None))
+
     def extremes(self) -> list[Any]:
         """The values that bound what the parameter can take (each choice of a categorical)."""
         return list(self.choices) if self.type == "categorical" else [self.low, self.high]
@@ -107,6 +116,20 @@ class SearchSpace:
                  if k in self.params}
         for values in [*drawn, worst]:
             self._try(configs, values)
+
+    def check_study(self, study: Any) -> None:
+        """The study's stored trials must have drawn from a compatible space (Optuna refuses, e.g., other choices
+        of a categorical field in the middle of a trial)."""
+        from optuna.distributions import check_distribution_compatibility
+
+        for t in study.get_trials(deepcopy=False):
+            for name, stored in t.distributions.items():
+                try:
+                    if name in self.params:
+                        check_distribution_compatibility(stored, self.params[name].distribution())
+                except ValueError as e:
+                    raise FeedbackError(f"{self.source}: {name} differs from the space study {study.study_name!r} "
+                                        f"was run with ({e}); use another --study or that space.") from None
 
     def _try(self, configs: tuple[Any, Any, Any], values: dict[str, Any]) -> None:
         try:
@@ -434,6 +457,8 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     base, search = load_configs(opts, space)
     model_args, data_args, train_args = search
     storage = open_storage(opts.storage, opts.heartbeat)  # before the long work: a bad URL fails now
+    study = optuna.create_study(study_name=opts.study, storage=storage, direction="maximize", load_if_exists=True)
+    space.check_study(study)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     logger.info("sweep %r: %d trials on fold(s) %s, storage %s, out %s", opts.study, opts.n_trials, opts.folds,
@@ -448,7 +473,6 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     # Trials are compared by eval_f1 only: they keep no checkpoint.
     trial_args = dataclasses.replace(train_args, output_dir=str(out / "trials"), save_strategy="no",
                                      load_best_model_at_end=False)
-    study = optuna.create_study(study_name=opts.study, storage=storage, direction="maximize", load_if_exists=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)

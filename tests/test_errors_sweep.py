@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import optuna
 import pytest
 import yaml
 from conftest import assert_one_line_error, run_cli, small_config
@@ -49,6 +50,8 @@ CASES = [
     ("sqlite-folder-unwritable", {"args": ["--storage", "sqlite:////proc/no/such.db"]},
      ["sqlite:////proc/no/such.db"]),
     ("data-missing", {"args": ["--data_dir", "{tmp}/no-data"]}, ["data_dir=", "no-data", "folder not found"]),
+    ("study-of-another-space", {"study": True, "args": ["--study", "s", "--storage", "sqlite:///{tmp}/other.db"]},
+     ["space.yaml", "learning_rate", "study 's'", "another --study"]),
     ("model-missing", {"args": ["--model_name_or_path", "{tmp}/no-model"]}, ["no-model", "folder not found"]),
 ]
 
@@ -80,6 +83,11 @@ def test_bad_input_is_one_line(case, change, needles, base_args, tmp_path, capsy
         for module in ("psycopg2", "psycopg"):  # None in sys.modules makes `import` fail as if not installed
             monkeypatch.setitem(sys.modules, module, None)
     args = [a.replace("{tmp}", str(tmp_path)) for a in change.get("args", [])]
+    if change.get("study"):  # a study whose trials drew learning_rate from a categorical, not a float range
+        study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path}/other.db", direction="maximize")
+        study.add_trial(optuna.trial.create_trial(
+            params={"learning_rate": 0.1}, value=0.5,
+            distributions={"learning_rate": optuna.distributions.CategoricalDistribution([0.1, 0.2])}))
     done = sweep_cli(base_args + args, capsys)
     assert_one_line_error(done, "sweep", *[n.replace("{tmp}", str(tmp_path)) for n in needles])
     assert not (tmp_path / "out").exists(), "found before any file is made"

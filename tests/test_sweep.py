@@ -129,6 +129,7 @@ def test_pruned_trial_stops_training_at_once(tmp_path, corpus_dir, tiny_models):
     assert callback.scores == [0.5] and callback.pruned and control.should_training_stop
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_then_rerun_continues_the_study(tmp_path, corpus_dir, tiny_models):
     """Kill a sweep as its second trial starts (its log line: the trial is stored RUNNING); the same command keeps
     trial 0, fails the dead trial by its stale heartbeat (the re-run's start-up alone outlasts the 2 s grace
