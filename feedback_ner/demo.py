@@ -26,6 +26,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n", type=int, default=DEMO_ESSAYS, help="Essays in the sample corpus.")
     parser.add_argument("--seed", type=int, default=DEMO_SEED, help="Seed of the sample corpus and the tiny model.")
     parser.add_argument("--arch", default="longformer", help="Tiny architecture to build.")
+    parser.add_argument("--setup-only", action="store_true", help="Only write the corpus and the tiny model.")
     return parser
 
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = out / f"tiny-{args.arch}"
     print(f"[2/4] tiny {args.arch} (tokenizer trained on the corpus) in {model_dir}", flush=True)
     print("      built" if ensure_tiny(args.arch, corpus, model_dir, args.seed) else "      found, reused")
+    if args.setup_only:
+        return 0
     run_dir = out / "runs" / Path(args.config).stem
     overrides = {"data_dir": str(corpus), "model_name_or_path": str(model_dir), "output_dir": str(run_dir)}
     model_args, data_args, train_args = parse_config(args.config, overrides=overrides)

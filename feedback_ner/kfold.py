@@ -168,7 +168,7 @@ def build_trainer(
 
 def make_collator(tokenizer: PreTrainedTokenizerBase, model_name_or_path: str) -> FeedbackCollator:
     """The collator for a model: batches padded to the multiple its attention needs (Longformer, BigBird)."""
-    config = encoder_config(AutoConfig.from_pretrained(model_name_or_path))
+    config = encoder_config(AutoConfig.from_pretrained(resolve_model_path(model_name_or_path)))
     return FeedbackCollator(tokenizer, pad_to_multiple_of=pad_multiple_for(config))
 
 

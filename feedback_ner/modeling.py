@@ -160,6 +160,7 @@ def build_model(
     :class:`FeedbackTokenClassifier` with the pretrained encoder weights inside.
     """
     label_kwargs = {"num_labels": NUM_LABELS, "id2label": ID2LABEL, "label2id": LABEL2ID}
+    model_name_or_path = resolve_model_path(model_name_or_path)  # a pkg: name from a sweep or a test
     config = AutoConfig.from_pretrained(model_name_or_path)
     if isinstance(config, FeedbackConfig):  # already one of ours: fine-tune it as it is
         return AutoModelForTokenClassification.from_pretrained(model_name_or_path)
