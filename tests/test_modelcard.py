@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pandas as pd
 import yaml
-from feedback_ner.artifacts import InferenceConfig
 
+from feedback_ner.artifacts import InferenceConfig
 from feedback_ner.labels import CLASSES
 from feedback_ner.modelcard import read_card, write_fold_card, write_run_card
 
