@@ -58,13 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
     # every file is checked and the essays are read before the model libraries load
-    plan_prediction(args.model, args.weights, args.postprocess, args.ensemble, args.out, args.probs_out)
+    plan = plan_prediction(args.model, args.weights, args.postprocess, args.ensemble, args.out, args.probs_out)
     essays = load_texts(args.texts)
     from feedback_ner.inference import predict
 
     timings: dict[str, float] = {}
     submission = predict(
-        args.model, essays, out=args.out, weights=args.weights, postprocess=args.postprocess,
+        [str(f) for f in plan.folders], essays, out=args.out, weights=args.weights, postprocess=args.postprocess,
         ensemble=args.ensemble, batch_size=args.batch_size, device=args.device, probs_out=args.probs_out,
         timings=timings,
     )
