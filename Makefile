@@ -10,7 +10,7 @@ SWEEP_ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint demo bench sweep predict wheels clean
+.PHONY: help install test test-fast lint demo bench sweep predict wheels clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml
 
 test: install ## run the test suite (offline, CPU)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install ## the test suite without the tests marked slow (training subprocesses, accelerate, heads)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install ## ruff check
 	$(VENV)/bin/ruff check feedback_ner tests benchmarks

@@ -377,8 +377,12 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from feedback_ner.cli import setup_logging  # the one logging set-up of every command (issue 17)
+
+    setup_logging()
     try:
+        if not (Path(args.data) / "train.csv").is_file():  # checked before the cache stamp reads it (issue 12)
+            raise DataError(f"{args.data}: no train.csv here; point --data at the Kaggle folder (train.csv, train/)")
         out = prepare(args.data, args.out, k=args.folds, seed=args.seed, skip_bad=args.skip_bad)
     except DataError as err:
         print(f"feedback-ner prepare: error: {err}", file=sys.stderr)

@@ -1208,6 +1208,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
+    from feedback_ner.cli import setup_logging  # the one logging set-up of every command (issue 17)
+
+    setup_logging()
     if args.n < 1 or args.n_test < 0:
         make_parser().error(f"--n must be >= 1 and --n-test >= 0 (got {args.n}, {args.n_test})")
     t0 = time.perf_counter()

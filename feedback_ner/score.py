@@ -63,6 +63,9 @@ def format_table(result: ScoreResult) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
+    from feedback_ner.cli import setup_logging  # the one logging set-up of every command (issue 17)
+
+    setup_logging()
     try:
         gt = read_frame(args.gt, "--gt", ("id", "predictionstring"), one_of=GT_CLASS_COLUMNS)
         pred = read_frame(args.pred, "--pred", PRED_COLUMNS)

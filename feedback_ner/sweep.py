@@ -881,7 +881,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = make_parser()
     known, flags = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from feedback_ner.cli import setup_logging  # the one logging set-up of every command (issue 17)
+
+    setup_logging()
     logging.getLogger("feedback_ner").setLevel(logging.INFO)
     logger.setLevel(logging.INFO)  # under `python -m` this module's logger is "__main__", outside "feedback_ner"
     start = time.time()

@@ -301,7 +301,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from feedback_ner.cli import setup_logging  # the one logging set-up of every command (issue 17)
+
+    setup_logging()
     try:
         out = build_tiny(args.arch, args.corpus, args.out, seed=args.seed, vocab_size=args.vocab_size)
     except (FileNotFoundError, ValueError) as err:
