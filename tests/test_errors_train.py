@@ -143,8 +143,8 @@ def test_one_line_error(case_id, cmd, make, needles, tmp_path, corpus_dir, tiny_
     _check(done, cmd, needles, tmp_path)
 
 
-SUBPROCESS_CASES = ["unknown-field", "wrong-type", "max-length-fraction", "data-dir-missing", "model-no-tokenizer",
-                    "fold-out-of-range", "prepare-missing-data", "demo-unknown-arch"]
+SUBPROCESS_CASES = ["unknown-field", "max-length-fraction", "model-no-tokenizer", "prepare-missing-data",
+                    "demo-unknown-arch"]
 
 
 @pytest.mark.parametrize("case_id", SUBPROCESS_CASES)
