@@ -10,7 +10,7 @@ SWEEP_ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install services test lint demo bench sweep predict wheels clean
+.PHONY: help install services browser test test-fast lint demo bench sweep predict wheels clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ services: ## install PostgreSQL for the sweep tests (apt, as root; otherwise say
 
 test: install services ## run the test suite (offline, CPU)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install ## the test suite without the tests marked slow (training subprocesses, accelerate, heads)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install ## ruff check
 	$(VENV)/bin/ruff check feedback_ner tests benchmarks

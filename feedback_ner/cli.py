@@ -6,6 +6,7 @@ import argparse
 import functools
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("feedback_ner.inspect", "error analysis of a run: HTML page, table and CSV"),
     "runs": ("feedback_ner.runs", "compare training runs: one row each, differing settings marked"),
     "lengths": ("feedback_ner.lengths", "token lengths per tokenizer and what each max_length costs"),
+    "wheels": ("feedback_ner.wheels", "the folder of wheels the offline Kaggle notebook installs from"),
 }
 
 
@@ -42,16 +44,55 @@ class _StderrHandler(logging.StreamHandler):
         pass  # StreamHandler.__init__ assigns a stream; ignored, the getter always answers the current sys.stderr
 
 
+def is_main_process() -> bool:
+    """Whether this is the main process of a launch (``accelerate launch``/``torchrun`` set ``RANK``); no
+    distributed set-up is needed to answer, so commands can call it before anything else."""
+    rank = os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
+    return rank.strip() in ("", "0")
+
+
 def setup_logging(level: int = logging.INFO) -> None:
-    """Show this package's progress lines on stderr (CLI entry points call this)."""
+    """The one logging set-up of every command: our lines at ``level`` on the main process (WARNING on the
+    others), third-party libraries quiet (errors only, no model-loading or shard-writing bars).
+
+    The Trainer's own progress bars and metric dicts are replaced by ``trainer.EpochProgressCallback`` (one bar
+    per epoch) and ``trainer.EvalLogCallback`` (one line per evaluation).
+    """
+    main_process = is_main_process()
     pkg = logging.getLogger("feedback_ner")
-    pkg.setLevel(level)
+    pkg.setLevel(level if main_process else max(level, logging.WARNING))
     # Where the root logger already has handlers (the user's, pytest's), records reach them by propagation;
     # a handler of our own there would print every line twice.
     if not logging.getLogger().handlers and not any(isinstance(h, _StderrHandler) for h in pkg.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         pkg.addHandler(handler)
+    _quiet_third_party()
+
+
+def _quiet_third_party() -> None:
+    """Errors only from transformers, datasets and the Hub client, and none of their progress bars: our own
+    bars (training epochs, tokenisation, prediction) say what is going on."""
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights", "Writing model shards"
+    try:
+        import datasets
+
+        datasets.utils.logging.set_verbosity_error()
+        datasets.disable_progress_bars()  # "Map", "Saving the dataset", "Loading dataset shards"
+    except ImportError:  # pragma: no cover - datasets is a dependency; kept optional for light commands
+        pass
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:  # pragma: no cover
+        pass
+    for name in ("accelerate", "torch.distributed", "optuna"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -8,6 +8,8 @@ only what differs from these defaults; any field can be overridden on the comman
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -18,8 +20,14 @@ from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from feedback_ner.decode import SUBTOKEN_RULES
+from feedback_ner.errors import FeedbackError
 from feedback_ner.modeling import resolve_model_path
 from feedback_ner.windows import stride_error
+
+
+class ConfigError(FeedbackError, ValueError):
+    """A wrong config file, field or value (one line naming the file and field; a ``ValueError`` too)."""
+
 
 HEADS = ("linear", "lstm", "gru")
 
@@ -45,11 +53,11 @@ class ModelArguments:
     def __post_init__(self) -> None:
         resolve_model_path(self.model_name_or_path)  # a pkg: name is checked now, kept, and resolved at load time
         if self.head not in HEADS:
-            raise ValueError(f"head={self.head!r} is not supported; use one of {', '.join(HEADS)}.")
+            raise ConfigError(f"head={self.head!r} is not supported; use one of {', '.join(HEADS)}.")
         if self.multi_sample_dropout < 0:
-            raise ValueError(f"multi_sample_dropout={self.multi_sample_dropout} must be >= 0 (0 turns it off).")
+            raise ConfigError(f"multi_sample_dropout={self.multi_sample_dropout} must be >= 0 (0 turns it off).")
         if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
-            raise ValueError(f"classifier_dropout={self.classifier_dropout} must be in [0, 1).")
+            raise ConfigError(f"classifier_dropout={self.classifier_dropout} must be in [0, 1).")
 
 
 @dataclass
@@ -87,13 +95,13 @@ class DataArguments:
 
     def __post_init__(self) -> None:
         if self.subtoken_rule not in SUBTOKEN_RULES:
-            raise ValueError(f"subtoken_rule={self.subtoken_rule!r}: use one of {', '.join(SUBTOKEN_RULES)}.")
+            raise ConfigError(f"subtoken_rule={self.subtoken_rule!r}: use one of {', '.join(SUBTOKEN_RULES)}.")
         if self.max_length < 16:
-            raise ValueError(f"max_length={self.max_length} is too small; use at least 16 (typical 512-2048).")
+            raise ConfigError(f"max_length={self.max_length} is too small; use at least 16 (typical 512-2048).")
         if stride_error(self.max_length, self.stride):
-            raise ValueError(stride_error(self.max_length, self.stride))
+            raise ConfigError(stride_error(self.max_length, self.stride))
         if self.num_folds < 2:
-            raise ValueError(f"num_folds={self.num_folds} must be >= 2 for k-fold training.")
+            raise ConfigError(f"num_folds={self.num_folds} must be >= 2 for k-fold training.")
 
     @property
     def resolved_cache_dir(self) -> str:
@@ -115,6 +123,10 @@ class FeedbackTrainingArguments(TrainingArguments):
     folds: list[int] = field(default_factory=list, metadata={"help": "Folds to train (default: all)."})
     postprocess: str | None = field(
         default=None, metadata={"help": "Post-processing JSON used in evaluation (default: the FACTS.md baseline)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Start over: delete the finished and interrupted folds of output_dir first "
+                                         "(else a re-run resumes, and refuses other settings)."}
     )
     max_nonfinite_steps: int = field(
         default=3, metadata={"help": "After this many non-finite losses in a row, go back to the last checkpoint."}
@@ -138,11 +150,11 @@ class FeedbackTrainingArguments(TrainingArguments):
         if self.output_dir is None:
             self.output_dir = "runs/default"
         if self.remove_unused_columns:
-            raise ValueError(
+            raise ConfigError(
                 "remove_unused_columns must be False: evaluation needs the word_ids and essay_index columns."
             )
         if self.max_nonfinite_steps < 1:
-            raise ValueError(f"max_nonfinite_steps={self.max_nonfinite_steps} must be >= 1.")
+            raise ConfigError(f"max_nonfinite_steps={self.max_nonfinite_steps} must be >= 1.")
         super().__post_init__()
 
 
@@ -155,41 +167,140 @@ def field_names() -> set[str]:
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """A flat YAML config as a dict; unknown keys raise a one-line error naming the file and the key."""
+    """A flat YAML config as a dict; a missing or malformed file or an unknown key is a one-line
+    :class:`ConfigError` naming the file (and the key, with the closest known field)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: config file not found.")
-    with path.open() as f:
-        data = yaml.safe_load(f) or {}
+        raise ConfigError(f"{path}: config file not found" + (" (it is a folder)" if path.is_dir() else "") + ".")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem}); a config is `field: value` lines.") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file ({e.reason}); a config is `field: value` lines.") from e
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a config is a flat mapping of field: value, got {type(data).__name__}.")
+        raise ConfigError(f"{path}: a config is a flat mapping of field: value, got {type(data).__name__}.")
     known = field_names()
     for key in data:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{path}: unknown config field {key!r}.{hint}")
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else " (--help-fields lists the fields)"
+            raise ConfigError(f"{path}: unknown config field {key!r}.{hint}")
     return data
+
+
+class _FieldParser(HfArgumentParser):
+    """The fields parser; a wrong flag or value is a one-line :class:`ConfigError`, not a usage dump."""
+
+    def error(self, message: str):  # noqa: ANN201 (argparse signature)
+        raise ConfigError(f"{message} (--help-fields lists the fields)")
 
 
 def make_parser() -> HfArgumentParser:
     """The parser over the three dataclasses (every field is a ``--flag``)."""
-    return HfArgumentParser(DATACLASSES)
+    return _FieldParser(DATACLASSES, prog="feedback_ner.train")
+
+
+def _check_value(action: Any, key: str, value: Any, source: str) -> None:
+    """A value from a YAML file or ``overrides`` must have the field's type: argparse would only check strings,
+    with an error that names neither the file nor the field."""
+    if value is None or action.type is None:
+        return
+    items = value if action.nargs in ("+", "*") and isinstance(value, list) else [value]
+    for item in items:
+        if action.type is int and isinstance(item, float) and item.is_integer():
+            continue
+        ok = True
+        if isinstance(item, str):
+            try:
+                converted = action.type(item)
+            except Exception:  # noqa: BLE001 (ValueError, TypeError, argparse's ArgumentTypeError)
+                ok = False
+            else:
+                ok = action.choices is None or converted in action.choices or item in action.choices
+        elif action.type is int:
+            ok = isinstance(item, int) and not isinstance(item, bool)
+        elif action.type is float:
+            ok = isinstance(item, (int, float)) and not isinstance(item, bool)
+        elif getattr(action.type, "__name__", "") == "string_to_bool":
+            ok = isinstance(item, bool)
+        if not ok:
+            kind = {int: "a whole number", float: "a number", str: "a string"}.get(action.type)
+            if kind is None and action.choices is not None:
+                kind = "one of " + ", ".join(map(str, list(action.choices)[:8]))
+            elif kind is None:
+                kind = "true or false" if getattr(action.type, "__name__", "") == "string_to_bool" else "valid"
+            raise ConfigError(f"{source}: field {key!r}: {item!r} is not {kind}.")
 
 
 def parse_config(
     path: str | os.PathLike | None = None, flags: list[str] | None = None, overrides: dict[str, Any] | None = None
 ) -> tuple[ModelArguments, DataArguments, FeedbackTrainingArguments]:
-    """Build the three argument objects: dataclass defaults < YAML file < ``overrides`` < command-line ``flags``."""
+    """Build the three argument objects: dataclass defaults < YAML file < ``overrides`` < command-line ``flags``.
+
+    Every mistake (file, field, type, value) is a one-line :class:`ConfigError` naming the file and the field.
+    """
+    parser = make_parser()
+    actions = {a.dest: a for a in parser._actions}
     values: dict[str, Any] = {}
     if path is not None:
-        values.update(read_yaml(path))
+        for key, value in read_yaml(path).items():
+            _check_value(actions[key], key, value, str(path))
+            values[key] = value
         values.setdefault("output_dir", str(Path("runs") / Path(path).stem))
-    values.update(overrides or {})
-    parser = make_parser()
+    for key, value in (overrides or {}).items():
+        if key not in actions:
+            raise ConfigError(f"unknown config field {key!r} (--help-fields lists the fields)")
+        _check_value(actions[key], key, value, "settings")
+        values[key] = value
     parser.set_defaults(**values)
-    model_args, data_args, train_args = parser.parse_args_into_dataclasses(args=list(flags or []))
+    source = f"{path}: " if path is not None else ""
+    try:
+        model_args, data_args, train_args, rest = parser.parse_args_into_dataclasses(
+            args=list(flags or []), return_remaining_strings=True
+        )
+    except ConfigError as e:
+        if str(e).startswith("argument ") or not source:  # a flag's mistake, or no file to name
+            raise
+        raise ConfigError(f"{source}{e}") from None
+    except ValueError as e:  # TrainingArguments' own checks (strategies, precision, ...)
+        raise ConfigError(source + " ".join(str(e).split())) from None
+    if rest:
+        flag = next((r for r in rest if r.startswith("-")), rest[0])
+        close = difflib.get_close_matches(flag.lstrip("-"), field_names(), n=1)
+        hint = f"; did you mean --{close[0]}?" if close else " (--help-fields lists the fields)"
+        raise ConfigError(f"unknown option {flag!r}{hint}")
     return model_args, data_args, train_args
+
+
+# Fields that do not change a run's results: where and how it is logged, stored or parallelised, which folds are
+# trained now, and how the cache is built. Every other field (model, data, windows, optimisation, seeds,
+# precision, post-processing) is part of a run's fingerprint: a run folder holds one configuration.
+NOT_IN_FINGERPRINT = frozenset({
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "folds", "run_name",
+    "logging_dir", "logging_strategy", "logging_steps", "logging_first_step", "logging_nan_inf_filter",
+    "log_level", "log_level_replica", "log_on_each_node", "report_to", "disable_tqdm", "project",
+    "trackio_space_id", "skip_memory_metrics", "include_num_input_tokens_seen",
+    "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
+    "dataloader_prefetch_factor", "per_device_eval_batch_size", "eval_accumulation_steps", "use_cpu",
+    "cache_dir", "num_proc", "save_total_limit", "ddp_timeout",
+    "push_to_hub", "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo", "hub_always_push",
+    "hub_revision",
+})
+
+
+def fingerprint_fields(flat: dict[str, Any]) -> dict[str, Any]:
+    """The part of a flat config (``to_flat_dict``) that changes results: all but :data:`NOT_IN_FINGERPRINT`."""
+    return {k: flat[k] for k in sorted(flat) if k not in NOT_IN_FINGERPRINT}
+
+
+def fingerprint(flat: dict[str, Any]) -> str:
+    """A short hash of :func:`fingerprint_fields`: equal for two configs exactly when their results should be."""
+    text = json.dumps(fingerprint_fields(flat), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def to_flat_dict(*configs: Any) -> dict[str, Any]:

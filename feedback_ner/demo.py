@@ -12,15 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-from feedback_ner.cli import setup_logging
+from feedback_ner.cli import ArgumentParser, command, setup_logging
+from feedback_ner.errors import FeedbackError
 from feedback_ner.report import format_table
 from feedback_ner.synthetic.demo_data import DEMO_ESSAYS, DEMO_SEED, ensure_corpus, ensure_tiny
 
 logger = logging.getLogger("feedback_ner.demo")
 
+MIN_ESSAYS = 30  # the fewest essays the demo can split into folds
+
+
 def make_parser() -> argparse.ArgumentParser:
     """Options of the demo."""
-    parser = argparse.ArgumentParser(prog="feedback_ner.demo", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="feedback-ner demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo", help="Folder for the corpus, the tiny model, runs and submission.")
     parser.add_argument("--config", default="configs/demo.yaml", help="Training config (paths inside are replaced).")
     parser.add_argument("--n", type=int, default=DEMO_ESSAYS, help="Essays in the sample corpus.")
@@ -30,6 +34,7 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("demo")
 def main(argv: list[str] | None = None) -> int:
     """Run the demo end to end and print where everything is."""
     args = make_parser().parse_args(argv)
@@ -37,20 +42,27 @@ def main(argv: list[str] | None = None) -> int:
     from feedback_ner.config import parse_config
     from feedback_ner.kfold import run
     from feedback_ner.predict import predict
+    from feedback_ner.synthetic.models import ARCHS
 
+    if args.n < MIN_ESSAYS:
+        raise FeedbackError(f"--n {args.n}: the demo needs at least {MIN_ESSAYS} essays to split into folds.")
+    if args.arch not in ARCHS:
+        raise FeedbackError(f"--arch {args.arch!r}: choose one of {', '.join(ARCHS)}.")
     start = time.time()
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FeedbackError(f"--out {str(out)!r} is a file; give a folder for the demo's corpus, model and runs.")
     corpus = out / "corpus"
+    model_dir = out / f"tiny-{args.arch}"
+    run_dir = out / "runs" / Path(args.config).stem
+    overrides = {"data_dir": str(corpus), "model_name_or_path": str(model_dir), "output_dir": str(run_dir)}
+    model_args, data_args, train_args = parse_config(args.config, overrides=overrides)  # its mistakes come first
     print(f"[1/4] sample corpus ({args.n} essays) in {corpus}", flush=True)
     print("      written" if ensure_corpus(corpus, args.n, args.seed) else "      found, reused")
-    model_dir = out / f"tiny-{args.arch}"
     print(f"[2/4] tiny {args.arch} (tokenizer trained on the corpus) in {model_dir}", flush=True)
     print("      built" if ensure_tiny(args.arch, corpus, model_dir, args.seed) else "      found, reused")
     if args.setup_only:
         return 0
-    run_dir = out / "runs" / Path(args.config).stem
-    overrides = {"data_dir": str(corpus), "model_name_or_path": str(model_dir), "output_dir": str(run_dir)}
-    model_args, data_args, train_args = parse_config(args.config, overrides=overrides)
     print(f"[3/4] training {data_args.num_folds} folds into {run_dir}")
     cv = run(model_args, data_args, train_args)
     print(f"\nCV of {run_dir} (macro F1 overall: {cv.loc['macro', 'overall']:.4f})")

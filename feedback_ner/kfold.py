@@ -26,13 +26,17 @@ from accelerate import PartialState
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.trainer_utils import get_last_checkpoint
 
-from feedback_ner.artifacts import InferenceConfig, run_meta
+from feedback_ner.artifacts import FINGERPRINT_FILE, InferenceConfig, run_meta
 from feedback_ner.config import (
     DataArguments,
     FeedbackTrainingArguments,
     ModelArguments,
+    fingerprint_fields,
     to_flat_dict,
 )
+from feedback_ner.config import fingerprint as config_fingerprint
+from feedback_ner.errors import FeedbackError
+from feedback_ner.files import atomic_write
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.modelcard import write_fold_card, write_run_card
@@ -41,7 +45,7 @@ from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart
 from feedback_ner.tokens import TokenCache
-from feedback_ner.trainer import EvalLogCallback, FeedbackTrainer
+from feedback_ner.trainer import EpochProgressCallback, EvalLogCallback, FeedbackTrainer
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 from feedback_ner.wordtable import load_word_table
 
@@ -49,6 +53,7 @@ logger = logging.getLogger("feedback_ner.kfold")
 
 METRICS_FILE = "metrics.json"
 OOF_FILE = "oof.npz"
+CONFIG_FILE = "config.yaml"
 
 
 @dataclass
@@ -66,8 +71,7 @@ def load_data(data_args: DataArguments, token_cache: TokenCache | None = None) -
 
     ``token_cache``: where the table must be built, the essays are tokenised into it in the background meanwhile.
     """
-    if not data_args.data_dir:
-        raise ValueError("data_dir is not set: put `data_dir: <Kaggle folder>` in the config or pass --data_dir.")
+    check_data_dir(data_args)
     with PartialState().main_process_first():
         table, gt = load_word_table(
             data_args.data_dir,
@@ -101,7 +105,9 @@ def fold_data(
     train_table = table[table["fold"] != fold].reset_index(drop=True)
     eval_table = table[table["fold"] == fold].reset_index(drop=True)
     if len(eval_table) == 0 or len(train_table) == 0:
-        raise ValueError(f"fold {fold} is empty or holds every essay; folds present: {sorted(table['fold'].unique())}")
+        raise FeedbackError(
+            f"fold {fold} is empty or holds every essay; folds present: {sorted(table['fold'].unique())}"
+        )
     options = dict(
         label_all_subtokens=data_args.label_all_subtokens,
         keep_newlines=data_args.keep_newlines,
@@ -162,7 +168,7 @@ def build_trainer(
         eval_gt=data.eval_gt,
         postprocess=postprocess,
         subtoken_rule=data_args.subtoken_rule,
-        callbacks=[EvalLogCallback(prefix=log_prefix)],
+        callbacks=[EvalLogCallback(prefix=log_prefix), EpochProgressCallback(prefix=log_prefix)],
     )
 
 
@@ -194,7 +200,8 @@ def train_fold(
         logger.info("fold %d: resuming from %s", fold, last)
     trainer.train(resume_from_checkpoint=last)
     trainer.remove_callback(EvalLogCallback)  # the next evaluation re-scores the best epoch: no new log line
-    metrics = trainer.evaluate()  # the best epoch, reloaded by load_best_model_at_end
+    evaluation = trainer.evaluate_words()  # the best epoch, reloaded by load_best_model_at_end
+    metrics = evaluation.metrics
     logger.info("fold %d: best checkpoint reloaded, eval_f1 %.4f", fold, metrics["eval_f1"])
     if trainer.is_world_process_zero():
         model_dir = fold_dir / "model"
@@ -206,18 +213,22 @@ def train_fold(
             keep_newlines=data_args.keep_newlines,
             label_all_subtokens=data_args.label_all_subtokens,
             postprocess=postprocess.to_dict(),
-            extra={"fold": fold, "train_config": _jsonable(to_flat_dict(model_args, data_args))},
+            extra={
+                "fold": fold,
+                "fingerprint": run_fingerprint(model_args, data_args, train_args),
+                "train_config": _jsonable(to_flat_dict(model_args, data_args)),
+            },
         ).save(model_dir)
-        save_word_probs(fold_dir / OOF_FILE, trainer.word_metric.word_probs, meta={"fold": fold})
+        save_word_probs(fold_dir / OOF_FILE, evaluation.word_probs, meta={"fold": fold})
         summary = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         summary["best_checkpoint"] = trainer.state.best_model_checkpoint
         summary["nonfinite_steps"] = trainer.nonfinite_steps
         write_fold_card(model_dir, summary, trainer.state)  # README.md (model card) + trainer_state.json
-        (fold_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))  # written last: marks the fold done
+        _write_text(fold_dir / METRICS_FILE, json.dumps(summary, indent=2))  # written last: marks the fold done
         for ckpt in fold_dir.glob("checkpoint-*"):
             shutil.rmtree(ckpt, ignore_errors=True)
     _finish_tracking(train_args)
-    del trainer, data
+    del trainer, data, evaluation
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -226,6 +237,116 @@ def train_fold(
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=str))
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def run_fingerprint(model_args: ModelArguments, data_args: DataArguments, train_args: FeedbackTrainingArguments) -> str:
+    """The fingerprint of a run's settings (``config.fingerprint``): what its folder and fold models carry."""
+    return config_fingerprint(_jsonable(to_flat_dict(model_args, data_args, train_args)))
+
+
+def check_data_dir(data_args: DataArguments) -> None:
+    """``data_dir`` is set and is a Kaggle-layout folder with ``train.csv`` (a one-line error otherwise)."""
+    if not data_args.data_dir:
+        raise FeedbackError("data_dir is not set: put `data_dir: <Kaggle folder>` in the config or pass --data_dir.")
+    data_dir = Path(data_args.data_dir)
+    if not data_dir.is_dir():
+        raise FeedbackError(f"data_dir {str(data_dir)!r}: no such folder; point data_dir at the Kaggle folder "
+                            "(train.csv and train/).")
+    if not (data_dir / "train.csv").is_file():
+        raise FeedbackError(f"data_dir {str(data_dir)!r}: no train.csv there; point data_dir at the Kaggle folder "
+                            "(train.csv and train/).")
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spm.model",
+                    "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def check_model(model_name_or_path: str | None) -> None:
+    """A local model folder must hold a readable ``config.json``, a tokenizer and intact ``*.safetensors`` headers;
+    checked before any data work so a broken folder is one line, not a traceback after minutes."""
+    if not model_name_or_path:
+        raise FeedbackError("model_name_or_path is not set: put it in the config or pass --model_name_or_path.")
+    path = Path(model_name_or_path).expanduser()
+    if not path.exists():
+        if model_name_or_path.count("/") <= 1 and not model_name_or_path.startswith((".", "/", "~")):
+            return  # a Hub name (model or org/model): transformers resolves it, or says it is offline
+        raise FeedbackError(f"model_name_or_path {model_name_or_path!r}: no such folder.")
+    name = f"model_name_or_path {model_name_or_path!r}"
+    if not path.is_dir():
+        raise FeedbackError(f"{name}: a file, not a model folder (config.json, tokenizer and weights).")
+    if not (path / "config.json").is_file():
+        raise FeedbackError(f"{name}: no config.json; not a model folder (save one with save_pretrained).")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FeedbackError(f"{name}: config.json is corrupt ({e}); re-copy the model folder.") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise FeedbackError(f"{name}: config.json has no model_type; re-copy the model folder.")
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        raise FeedbackError(f"{name}: no tokenizer files ({', '.join(_TOKENIZER_FILES[:2])}, ...); save the "
+                            "tokenizer into the model folder (tokenizer.save_pretrained).")
+    from safetensors import safe_open
+
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except Exception as e:  # noqa: BLE001 (safetensors raises its own error types for a damaged header)
+            raise FeedbackError(f"{name}: {weights.name} is corrupt ({' '.join(str(e).split())[:120]}); "
+                                "re-copy the model folder.") from None
+
+
+def _load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(model_name_or_path)
+    except (OSError, ValueError, ImportError) as e:
+        first = " ".join(str(e).split())[:160]
+        raise FeedbackError(f"model_name_or_path {model_name_or_path!r}: the tokenizer cannot be loaded ({first})."
+                            ) from None
+
+
+def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwrite: bool) -> None:
+    """A run folder holds one configuration (issue 12): a re-run with other settings that change results stops
+    here; ``overwrite`` deletes the old folds and results first. Main process only."""
+    old_fp_file, old_config = run_dir / FINGERPRINT_FILE, run_dir / CONFIG_FILE
+    if overwrite:
+        removed = [p for p in sorted(run_dir.glob("fold_*")) if p.is_dir()]
+        removed += [run_dir / n for n in (OOF_FILE, "cv.csv", "cv.png", CONFIG_FILE, FINGERPRINT_FILE)]
+        removed = [p for p in removed if p.exists()]
+        for p in removed:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if removed:
+            logger.info("%s: overwrite_output_dir: removed %s", run_dir, ", ".join(p.name for p in removed))
+        return
+    old_flat: dict[str, Any] | None = None
+    if old_config.is_file():
+        try:
+            old_flat = yaml.safe_load(old_config.read_text()) or {}
+        except yaml.YAMLError:
+            old_flat = None
+    if old_fp_file.is_file():
+        old_fp = old_fp_file.read_text().strip()
+    elif old_flat is not None and any(run_dir.glob(f"fold_*/{METRICS_FILE}")):
+        old_fp = config_fingerprint(old_flat)  # a folder written before fingerprints: its config.yaml tells
+    else:
+        return
+    if old_fp == fingerprint:
+        return
+    changes = ""
+    if isinstance(old_flat, dict):
+        old, new = fingerprint_fields(old_flat), fingerprint_fields(flat)
+        diff = [f"{k} {old.get(k)!r} -> {new.get(k)!r}"
+                for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if diff:
+            changes = " (" + ", ".join(diff[:4]) + (", ..." if len(diff) > 4 else "") + ")"
+    raise FeedbackError(
+        f"{run_dir} holds a run with other settings{changes}; use another output_dir, or --overwrite_output_dir "
+        "to delete its folds and start over."
+    )
 
 
 def _finish_tracking(train_args: FeedbackTrainingArguments) -> None:
@@ -265,20 +386,32 @@ def _score_column(probs: dict[str, np.ndarray], gt: pd.DataFrame, postprocess: P
 
 
 def run(model_args: ModelArguments, data_args: DataArguments, train_args: FeedbackTrainingArguments) -> pd.DataFrame:
-    """Train every requested fold of one config and return (and save) its CV table."""
-    if not model_args.model_name_or_path:
-        raise ValueError("model_name_or_path is not set: put it in the config or pass --model_name_or_path.")
+    """Train every requested fold of one config and return (and save) its CV table.
+
+    Every mistake that can be seen before the work (model folder, data folder, folds, a run folder of other
+    settings) is a one-line :class:`FeedbackError` raised before any model or corpus is loaded.
+    """
+    check_model(resolve_model_path(model_args.model_name_or_path))
+    check_data_dir(data_args)
+    folds = list(train_args.folds) or list(range(data_args.num_folds))
+    wrong = [f for f in folds if not 0 <= f < data_args.num_folds]
+    if wrong:
+        raise FeedbackError(f"fold {wrong[0]} is out of range: num_folds is {data_args.num_folds}, so folds are "
+                            f"0..{data_args.num_folds - 1}.")
     run_dir = Path(train_args.output_dir)
     state = PartialState()
+    flat = _jsonable(to_flat_dict(model_args, data_args, train_args))
+    fingerprint = config_fingerprint(flat)
+    if state.is_main_process or not train_args.overwrite_output_dir:
+        check_run_dir(run_dir, fingerprint, flat, train_args.overwrite_output_dir and state.is_main_process)
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        flat = _jsonable(to_flat_dict(model_args, data_args, train_args))
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(flat, sort_keys=False))
+        _write_text(run_dir / CONFIG_FILE, yaml.safe_dump(flat, sort_keys=False))
+        _write_text(run_dir / FINGERPRINT_FILE, fingerprint + "\n")
+    state.wait_for_everyone()
     if "wandb" in (train_args.report_to or []):
         os.environ.setdefault("WANDB_RUN_GROUP", run_dir.name)
-    model_args = replace(model_args, model_name_or_path=resolve_model_path(model_args.model_name_or_path))  # pkg:
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
-    folds = list(train_args.folds) or list(range(data_args.num_folds))
+    tokenizer = _load_tokenizer(resolve_model_path(model_args.model_name_or_path))  # a pkg: name stays in configs
     with TokenCache(tokenizer) as tokens:  # each essay tokenised once for all folds
         table, gt = load_data(data_args, token_cache=tokens)
         logger.info("%s: folds %s on %d process(es), device %s", run_dir, folds, state.num_processes,
@@ -291,7 +424,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
     state.wait_for_everyone()
     cv = cv_table(run_dir, folds, gt)
     if state.is_main_process:
-        cv.to_csv(run_dir / "cv.csv")
+        atomic_write(run_dir / "cv.csv", lambda tmp: cv.to_csv(tmp))
         bar_chart(cv, run_dir / "cv.png", title=f"CV F1 — {run_dir.name}")
         write_run_card(run_dir, cv)
         oof = {}

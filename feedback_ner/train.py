@@ -10,9 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from accelerate import PartialState
-
-from feedback_ner.cli import setup_logging
+from feedback_ner.cli import ArgumentParser, command, is_main_process, setup_logging
 from feedback_ner.config import parse_config
 from feedback_ner.kfold import OOF_FILE, run
 from feedback_ner.report import format_table
@@ -20,8 +18,8 @@ from feedback_ner.report import format_table
 
 def make_parser() -> argparse.ArgumentParser:
     """Options of the driver; every config field is also a flag (``--learning_rate 2e-5``), see ``--help-fields``."""
-    parser = argparse.ArgumentParser(
-        prog="feedback_ner.train",
+    parser = ArgumentParser(
+        prog="feedback-ner train",
         description="k-fold training with best-epoch saving by the competition F1 and a CV table. "
         "Any config field can be overridden as a flag, e.g. --learning_rate 2e-5 --num_train_epochs 3.",
     )
@@ -31,6 +29,7 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("train")
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -44,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     if known.folds is not None:
         flags += ["--folds", *map(str, known.folds)]
     setup_logging()
-    configs = known.config or [None]
-    for path in configs:
-        model_args, data_args, train_args = parse_config(path, flags)
+    # Every config of the queue is read first: a mistake in the last one stops the queue before any training.
+    configs = [parse_config(path, flags) for path in known.config or [None]]
+    for model_args, data_args, train_args in configs:
         cv = run(model_args, data_args, train_args)
-        if PartialState().is_main_process:
+        if is_main_process():
             run_dir = Path(train_args.output_dir)
             print(f"\nCV of {run_dir} (macro F1 overall: {cv.loc['macro', 'overall']:.4f})")
             print(format_table(cv))

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from transformers import Trainer, TrainerCallback
+from tqdm.auto import tqdm
+from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback
 from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
 from feedback_ner.decode import WordProbAccumulator
@@ -73,24 +76,104 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 class EvalLogCallback(TrainerCallback):
-    """One readable line after each evaluation: epoch, F1, best so far, whether this epoch became the best."""
+    """One readable line after each evaluation: epoch, training loss, F1, the best so far and whether this epoch
+    became the best.
+
+    "Best" is the Trainer's own rule (``metric_for_best_model``, ``greater_is_better``), seeded from the
+    ``TrainerState`` when training starts, so after a resume the line agrees with the checkpoint that is kept
+    (issue 12). "kept as the best checkpoint" is said only where the Trainer keeps and reloads one.
+    """
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
-        self.best: tuple[float, float] | None = None  # (f1, epoch)
+        self.best: tuple[float, float] | None = None  # (value of the best metric, its epoch)
+
+    @staticmethod
+    def _key(args: Any) -> str:
+        name = args.metric_for_best_model or "f1"
+        return name if name.startswith("eval_") else f"eval_{name}"
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
+        """Start from the resumed state's best (``state.best_metric``), not from nothing."""
+        self.best = None
+        if state.best_metric is None:
+            return
+        key = self._key(args)
+        epochs = [h.get("epoch", 0.0) for h in state.log_history if h.get(key) == state.best_metric]
+        self.best = (float(state.best_metric), float(epochs[-1]) if epochs else float("nan"))
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 (upstream signature)
-        if not metrics or "eval_f1" not in metrics:
+        key = self._key(args)
+        if not metrics or "eval_f1" not in metrics or key not in metrics:
             return
-        f1, epoch = float(metrics["eval_f1"]), float(state.epoch or 0)
-        is_best = self.best is None or f1 > self.best[0]
+        value, epoch = float(metrics[key]), float(state.epoch or 0)
+        greater = args.greater_is_better is not False
+        is_best = self.best is None or (value > self.best[0] if greater else value < self.best[0])
         if is_best:
-            self.best = (f1, epoch)
-        note = "new best, kept as the best checkpoint" if is_best else "not better, best checkpoint unchanged"
+            self.best = (value, epoch)
+        keeps = args.load_best_model_at_end and args.save_strategy != "no"
+        if is_best:
+            note = "new best, kept as the best checkpoint" if keeps else "new best"
+        else:
+            note = "not better, best checkpoint unchanged" if keeps else "not better"
+        losses = [h["loss"] for h in state.log_history if "loss" in h]
+        train_loss = f" | loss {losses[-1]:.4f}" if losses else ""
+        best_name = key.removeprefix("eval_")
         logger.info(
-            "%sepoch %.2f | eval_f1 %.4f | eval_loss %.4f | best %.4f (epoch %.2f) | %s",
-            self.prefix, epoch, f1, metrics.get("eval_loss", float("nan")), self.best[0], self.best[1], note,
+            "%sepoch %.2f%s | eval_f1 %.4f | eval_loss %.4f | best %s %.4f (epoch %.2f) | %s",
+            self.prefix, epoch, train_loss, float(metrics["eval_f1"]), metrics.get("eval_loss", float("nan")),
+            best_name, self.best[0], self.best[1], note,
         )
+
+
+class EpochProgressCallback(TrainerCallback):
+    """One progress bar per epoch on the main process (terminals only: ``disable=None`` turns it off when
+    stderr is a file), closed before the epoch's evaluation so :class:`EvalLogCallback`'s line stands on its own.
+
+    It replaces the Trainer's ``ProgressCallback``/``PrinterCallback``, which print every log dict.
+    """
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.bar: Any = None
+        self.step = 0
+
+    def on_epoch_begin(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
+        if not state.is_world_process_zero or args.disable_tqdm or not state.max_steps:
+            return
+        epochs = max(1, int(state.num_train_epochs or math.ceil(args.num_train_epochs)))
+        per_epoch = math.ceil(state.max_steps / epochs)
+        epoch = min(int(state.global_step // per_epoch), epochs - 1)
+        self.step = state.global_step
+        self.bar = tqdm(
+            total=per_epoch, initial=state.global_step - epoch * per_epoch, desc=f"{self.prefix}epoch {epoch + 1}/"
+            f"{epochs}", unit="step", leave=False, disable=None, dynamic_ncols=True,
+        )
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.step)
+            self.step = state.global_step
+
+    def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
+        self._close()
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
+        self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@dataclass
+class WordEvaluation:
+    """What one evaluation returns: the flat ``eval_*`` metrics and the word probabilities they were scored on
+    (per essay id, ``[n_words, 15]`` float32), i.e. a fold's out-of-fold predictions."""
+
+    metrics: dict[str, float]
+    word_probs: dict[str, np.ndarray]
 
 
 class FeedbackTrainer(Trainer):
@@ -127,8 +210,26 @@ class FeedbackTrainer(Trainer):
             else:
                 args = (args[0], args_, *args[2:])
         super().__init__(*args, **kwargs)
+        # Our bar (one per epoch) and our evaluation line instead of the Trainer's bars and raw metric dicts.
+        for cb in list(self.callback_handler.callbacks):
+            if isinstance(cb, (PrinterCallback, ProgressCallback)) or type(cb).__name__ == "NotebookProgressCallback":
+                self.remove_callback(cb)
+        if not any(isinstance(cb, EpochProgressCallback) for cb in self.callback_handler.callbacks):
+            self.add_callback(EpochProgressCallback())
         self._nonfinite_run = 0
         self.nonfinite_steps = 0
+
+    def evaluate_words(self, **kwargs: Any) -> WordEvaluation:
+        """``evaluate()`` that also returns the word probabilities it scored (the out-of-fold predictions);
+        keyword arguments go to ``evaluate``."""
+        if self.word_metric is None:
+            raise ValueError("evaluate_words needs eval_table and eval_gt (the evaluation essays).")
+        self.word_metric.word_probs = {}
+        metrics = self.evaluate(**kwargs)
+        word_probs, self.word_metric.word_probs = self.word_metric.word_probs, {}
+        if not word_probs and self.word_metric.ids:
+            raise RuntimeError("evaluation produced no word probabilities (no evaluation batch reached the metric)")
+        return WordEvaluation(metrics=metrics, word_probs=word_probs)
 
     def _model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         pad_id = getattr(self.processing_class, "pad_token_id", None) or 0

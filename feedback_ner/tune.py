@@ -462,7 +462,9 @@ def _storage_url(value: str | None, out: Path) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from feedback_ner.cli import setup_logging  # the one logging set-up of every command (issue 17)
+
+    setup_logging()
     logging.getLogger("feedback_ner").setLevel(logging.INFO)
     out = Path(args.out)
     try:

@@ -171,7 +171,9 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from feedback_ner.cli import setup_logging  # the one logging set-up of every command (issue 17)
+
+    setup_logging()
     try:
         wheels = build_wheels(args.out, no_deps=args.no_deps, include_base=args.include_base,
                               python_version=args.python_version, platform=args.platform)
