@@ -109,7 +109,6 @@ def tune_weights(
             return 0.0
         return ensemble_f1(shared, w, gt_table, postprocess)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     starts = [np.ones(n)] + ([np.eye(n)[i] for i in range(n)] if n > 1 else [])
     for s in starts:
