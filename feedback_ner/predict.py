@@ -36,11 +36,13 @@ import feedback_ner.modeling  # noqa: F401  (registers our custom heads with the
 from feedback_ner.checkpoint import INFERENCE_FILE, InferenceConfig
 from feedback_ner.corpus import DataError, load_texts
 from feedback_ner.decode import WordProbAccumulator
+from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import NUM_LABELS
 from feedback_ner.modeling import encoder_config, model_inputs, trim_to
 from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, submission_from_probs
 from feedback_ner.prepare import test_word_table
 from feedback_ner.probs import save_word_probs
+from feedback_ner.rescoring import Rescorer
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 
 logger = logging.getLogger("feedback_ner.predict")
@@ -336,6 +338,7 @@ def predict(
     device: str | torch.device | None = None,
     probs_out: str | os.PathLike | None = None,
     timings: dict[str, float] | None = None,
+    rescore: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Submission ``id, class, predictionstring`` for ``texts`` by the (weighted) ensemble of checkpoint folders.
 
@@ -345,11 +348,12 @@ def predict(
     (JSON path, dict or config), else the ensemble file's, else the first checkpoint's. Writes ``out`` (CSV) and
     ``probs_out`` (the averaged word probabilities, ``probs.save_word_probs``) when given. ``timings``, if a dict,
     receives seconds per stage (``TIMING_KEYS``; ``forward_s`` is the model forward incl. softmax and the copy to
-    the CPU; ``postprocess_s`` includes writing the files).
+    the CPU; ``postprocess_s`` includes writing the files). ``rescore``: a rescorer folder (``feedback_ner.rescore``)
+    that decodes the word probabilities in place of the post-processing.
     """
     with offline():  # local files only, for the whole call
         return _predict(models, texts, out, weights, postprocess, ensemble, batch_size, device, probs_out,
-                        timings)
+                        timings, rescore)
 
 
 def _predict(
@@ -363,8 +367,10 @@ def _predict(
     device: str | torch.device | None,
     probs_out: str | os.PathLike | None,
     timings: dict[str, float] | None,
+    rescore: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     t_start = time.perf_counter()
+    rescorer = Rescorer.load(rescore) if rescore is not None else None  # a bad folder fails before the models run
     timings = timings if timings is not None else {}
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: use a positive number of windows per batch")
@@ -417,7 +423,10 @@ def _predict(
 
     t0 = time.perf_counter()
     word_probs = {k: total[offsets[j] : offsets[j + 1]] for j, k in enumerate(ids)}
-    submission = submission_from_probs(word_probs, post)[SUBMISSION_COLUMNS]
+    if rescorer is not None:
+        submission = rescorer.spans(word_probs, essays)
+    else:
+        submission = submission_from_probs(word_probs, post)[SUBMISSION_COLUMNS]
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -472,6 +481,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="one weight per checkpoint (normalised; default equal or the ensemble's)")
     parser.add_argument("--postprocess", default=None, help="post-processing JSON (e.g. from feedback_ner.tune)")
     parser.add_argument("--ensemble", default=None, help="ensemble JSON from feedback_ner.ensemble")
+    parser.add_argument("--rescore", default=None, metavar="DIR",
+                        help="decode with the span rescorer in DIR (from feedback_ner.rescore) instead of thresholds")
     parser.add_argument("--probs-out", default=None, help="also write the word probabilities (.npz)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default: 8)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -488,9 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         submission = predict(
             args.model, args.texts, out=args.out, weights=args.weights, postprocess=args.postprocess,
             ensemble=args.ensemble, batch_size=args.batch_size, device=args.device, probs_out=args.probs_out,
-            timings=timings,
+            timings=timings, rescore=args.rescore,
         )
-    except (FileNotFoundError, ValueError, TypeError) as err:
+    except (FileNotFoundError, ValueError, TypeError, FeedbackError) as err:
         print(f"feedback_ner.predict: error: {err}", file=sys.stderr)
         return 2
     counts = submission["class"].value_counts()
