@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from feedback_ner.cli import setup_logging
 from feedback_ner.report import format_table
 
@@ -81,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     submission_path = out / "submission.csv"
     print(f"[4/4] predicting {corpus / 'test'} with {len(folds)} fold checkpoints")
     submission = predict([str(f) for f in folds], corpus / "test", out=submission_path)
+    # the second stage (issue 13): rescore the out-of-fold candidate spans, cross-fitted
+    from feedback_ner.rescore import main as rescore_main
+
+    rescore_dir = run_dir / "rescore"
+    print(f"[+] second stage: rescoring candidate spans into {rescore_dir}", flush=True)
+    if rescore_main(["--oof", str(run_dir / "oof.npz"), "--data", str(corpus), "--out", str(rescore_dir)]) == 0:
+        gains = pd.read_csv(rescore_dir / "report.csv", index_col="class").loc["macro"]
+        print(f"\nsecond stage (cross-fitted macro F1): default {gains.iloc[0]:.4f}, tuned {gains.iloc[1]:.4f}, "
+              f"rescored {gains.iloc[2]:.4f} ({gains.iloc[3]:+.4f} vs default); rescorer: {rescore_dir}")
     minutes = (time.time() - start) / 60
     print(
         f"\ndone in {minutes:.1f} min — CV macro F1 {cv.loc['macro', 'overall']:.4f}\n"

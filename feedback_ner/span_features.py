@@ -58,6 +58,7 @@ class CandidateConfig:
     end_thresh: dict[str, float] = field(default_factory=lambda: {c: 0.05 for c in CLASSES})
     min_mean: float = 0.1  # a candidate's mean class probability must reach this
     max_ends: int = 16  # per start word, the ends with the highest end scores (0: all)
+    end_rule: str = "drop"  # end score of word w: "drop" P_X(w) - P(I-X)(w+1), "product" P_X(w) (1 - P(I-X)(w+1))
     max_words: dict[str, int] = field(default_factory=lambda: {c: 400 for c in CLASSES})
 
     def __post_init__(self) -> None:
@@ -199,7 +200,7 @@ def make_candidates(words: Words, config: CandidateConfig | None = None) -> Cand
         starts = np.flatnonzero((b >= config.start_thresh[cls]) | (pc - prev >= config.jump_thresh[cls]))
         next_i = np.concatenate([i[1:], [0.0]]).astype(np.float32)
         next_i[last_word] = 0.0
-        end_score = pc * (1.0 - next_i)
+        end_score = pc - next_i if config.end_rule == "drop" else pc * (1.0 - next_i)
         lasts = np.flatnonzero(end_score >= config.end_thresh[cls])
         limit = np.minimum(starts + config.max_words[cls] - 1, words.offsets[essay_of[starts] + 1] - 1)
         row, at = _ranges_expand(np.searchsorted(lasts, starts, "left"), np.searchsorted(lasts, limit, "right"))

@@ -69,10 +69,13 @@ def test_candidates_cover_the_span_and_flag_the_decoder_span():
 
 def test_max_words_limits_candidate_length():
     words = sf.stack_words({"a": claim_essay()})
-    cand = sf.make_candidates(words, sf.CandidateConfig(max_words={c: 2 for c in CLASSES}, start_thresh={},
-                                                        min_mean=0.0))
-    generated = ~cand.from_decoder
-    assert (cand.end - cand.start)[generated].max() <= 2
+    for limit in (1, 2, 3, 4):
+        cand = sf.make_candidates(words, sf.CandidateConfig(max_words={c: limit for c in CLASSES},
+                                                            start_thresh={c: 0.0 for c in CLASSES}))
+        own = ~cand.from_decoder
+        assert own.any() and (cand.end - cand.start)[own].max() <= limit
+        # the decoder's span is always a candidate, whatever the limit
+        assert (cand.from_decoder & (cand.start == 2) & (cand.end == 6)).sum() == 1
 
 
 def test_labels_follow_the_competition_overlap_rule():
