@@ -3,10 +3,10 @@
 Word probabilities of 15,594 essays (1,500 with ``--quick``) are made from a sample corpus' labels: the one-hot
 BIO labels as logits (scale 5) plus Gaussian noise (sigma 0.5), in 30% of the essays the second half of the words
 confused with one I- label, through a softmax (:func:`noisy_probs`). A rescorer is trained (untimed) on the first
-500 essays; then, timed, the path ``predict --rescore`` runs on every essay: stack the words with their texts'
-paragraph and sentence structure, make the candidates, compute the features, score with LightGBM, decode. Prints
-the seconds, the share in candidates + features vs LightGBM, and the candidate recall. Target: under 60 s at the
-real size on this machine.
+500 essays (candidate thresholds learned there, as ``rescore`` does); then, timed, the path of
+``predict --rescore`` runs on every essay: stack the words with their texts' paragraph and sentence structure,
+make the candidates, compute the features, score with LightGBM, decode. Prints the seconds, the share in
+candidates + features vs LightGBM, and the candidate recall. Target: under 60 s at the real size on this machine.
 """
 
 from __future__ import annotations
@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> None:
     n_words = sum(len(p) for p in probs.values())
     print(f"rescore_essays: {len(probs)}\nrescore_words: {n_words}")
 
-    config = sf.CandidateConfig(max_words=sf.span_length_limits(gt))
     train_ids = list(probs)[:TRAIN_ESSAYS]
-    train = rs.build_set({i: probs[i] for i in train_ids}, config, {i: texts[i] for i in train_ids},
-                         gt[gt["id"].astype(str).isin(set(train_ids))])
+    train_probs, train_gt = {i: probs[i] for i in train_ids}, gt[gt["id"].astype(str).isin(set(train_ids))]
+    config = sf.fit_candidate_config(sf.stack_words(train_probs), train_gt, sf.span_length_limits(gt))
+    train = rs.build_set(train_probs, config, {i: texts[i] for i in train_ids}, train_gt)
     rescorer = rs.fit_rescorer(train, config, {c: 0.5 for c in CLASSES})
 
     t0 = time.perf_counter()

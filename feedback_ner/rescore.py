@@ -30,7 +30,7 @@ from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
-from feedback_ner.span_features import CandidateConfig, candidate_recall, span_length_limits
+from feedback_ner.span_features import candidate_recall, fit_candidate_config, span_length_limits, stack_words
 
 logger = logging.getLogger("feedback_ner.rescore")
 
@@ -112,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     fold_of = tuning.essay_folds(args.oof, list(probs), args.folds)
     ids = list(probs)
     fold_arr = np.array([fold_of[i] for i in ids])
-    config = CandidateConfig(max_words=span_length_limits(pd.read_csv(Path(args.data) / "train.csv")))
+    # candidate settings from all folds' ground truth (span lengths, thresholds by recall): they decide which spans
+    # are candidates, never which are kept or how they score
+    limits = span_length_limits(pd.read_csv(Path(args.data) / "train.csv"))
+    config = fit_candidate_config(stack_words(probs), gt, limits)
     print(f"{len(ids)} essays in {len(set(fold_arr))} folds; building candidates and features", flush=True)
     data = rescoring.build_set(probs, config, texts, gt)
     recall = candidate_recall(data.words, data.cand, gt)

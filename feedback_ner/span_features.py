@@ -57,7 +57,7 @@ class CandidateConfig:
     jump_thresh: dict[str, float] = field(default_factory=lambda: {c: 0.1 for c in CLASSES})
     end_thresh: dict[str, float] = field(default_factory=lambda: {c: 0.05 for c in CLASSES})
     min_mean: float = 0.1  # a candidate's mean class probability must reach this
-    max_ends: int = 16  # per start word, the ends with the highest end scores (0: all)
+    max_ends: int = 10  # per start word, the ends with the highest end scores (0: all)
     end_rule: str = "drop"  # end score of word w: "drop" P_X(w) - P(I-X)(w+1), "product" P_X(w) (1 - P(I-X)(w+1))
     max_words: dict[str, int] = field(default_factory=lambda: {c: 400 for c in CLASSES})
 
@@ -83,6 +83,49 @@ def span_length_limits(gt: pd.DataFrame, quantile: float = 0.995) -> dict[str, i
     overall = int(np.ceil(np.quantile(lengths, quantile)))
     per_class = lengths.groupby(gt[class_column]).quantile(quantile)
     return {c: int(np.ceil(per_class[c])) if c in per_class.index else overall for c in CLASSES}
+
+
+def fit_candidate_config(
+    words: Words, gt: pd.DataFrame, max_words: Mapping[str, int], recall: float = 0.97, floor: float = 0.02,
+    cap: float = 0.1, **fixed: Any,
+) -> CandidateConfig:
+    """Low per-class thresholds learned from the data, as the winners set theirs "by recall": for each class the
+    start (``B`` or jump) and end scores that ``recall`` of its ground-truth spans reach, clipped to
+    ``[floor, cap]``; ``min_mean`` likewise over all spans. A sharp model gets the cap (few spurious starts), a weak
+    one low thresholds (recall first). Classes without ground truth keep the defaults."""
+    base = CandidateConfig(max_words=dict(max_words), **fixed)
+    table = _gt_table(gt, words)
+    if table is None:
+        return base
+    essay_index = {k: i for i, k in enumerate(words.ids)}
+    gt_essay = np.array([essay_index[str(x)] for x in table.ids], np.int64)[table.essay]
+    gt_class = np.array([CLASSES.index(x) if x in CLASSES else -1 for x in table.class_names], np.int64)[table.cls]
+    ok = (table.size > 0) & (gt_class >= 0)
+    start = words.offsets[gt_essay] + table.start
+    end = words.offsets[gt_essay] + np.maximum(table.end, table.start + 1)
+    n = int(words.offsets[-1])
+    ok &= end <= n
+    q = 1.0 - recall
+    means = []
+    for c, cls in enumerate(CLASSES):
+        rows = np.flatnonzero(ok & (gt_class == c))
+        if len(rows) == 0:
+            continue
+        b, i = words.probs[:, B_COLS[c]], words.probs[:, I_COLS[c]]
+        pc = b + i
+        s, e = start[rows], end[rows]
+        prev = np.where(np.isin(s, words.offsets[:-1]), 0.0, pc[np.maximum(s - 1, 0)])
+        start_score = np.maximum(b[s], pc[s] - prev)
+        nxt = np.where(np.isin(e, words.offsets[1:]), 0.0, i[np.minimum(e, n - 1)])
+        end_score = pc[e - 1] - nxt if base.end_rule == "drop" else pc[e - 1] * (1.0 - nxt)
+        t_start = round(float(np.clip(np.quantile(start_score, q), floor, cap)), 4)
+        base.start_thresh[cls] = base.jump_thresh[cls] = t_start
+        base.end_thresh[cls] = round(float(np.clip(np.quantile(end_score, q), floor, cap)), 4)
+        cs = np.concatenate([[0.0], np.cumsum(pc, dtype=np.float64)])
+        means.append((cs[e] - cs[s]) / (e - s))
+    if means:
+        base.min_mean = round(float(np.clip(np.quantile(np.concatenate(means), q), 0.01, cap)), 4)
+    return base
 
 
 @dataclass

@@ -272,3 +272,16 @@ def test_rescorer_folder_damage_is_one_clear_error(tmp_path, corpus, damage, nee
     with pytest.raises(FeedbackError, match=needle) as err:
         rs.Rescorer.load(folder)
     assert "\n" not in str(err.value)
+
+
+def test_candidate_thresholds_learned_by_recall():
+    probs, gt = synthetic(30, seed=2, sigma=2.5)
+    words = sf.stack_words(probs)
+    limits = sf.span_length_limits(gt)
+    sharp = sf.fit_candidate_config(sf.stack_words({"a": claim_essay()}), pd.DataFrame(
+        {"id": ["a"], "discourse_type": ["Claim"], "predictionstring": ["2 3 4 5"]}), limits)
+    assert sharp.start_thresh["Claim"] == pytest.approx(0.1) and sharp.end_thresh["Claim"] == pytest.approx(0.1)
+    assert sharp.start_thresh["Lead"] == sf.CandidateConfig().start_thresh["Lead"]  # no Lead: the default
+    learned = sf.fit_candidate_config(words, gt, limits, recall=0.99)
+    recall = sf.candidate_recall(words, sf.make_candidates(words, learned), gt)
+    assert recall.loc["mean", "recall"] >= 0.95 and learned.max_words == limits
