@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("feedback_ner.sweep", "Optuna hyper-parameter sweep (incl. max_length)"),
     "predict": ("feedback_ner.predict", "predict essays into a submission.csv"),
     "ensemble": ("feedback_ner.ensemble", "find ensemble weights on out-of-fold probabilities"),
+    "rescore": ("feedback_ner.rescore", "second stage: rescore candidate spans with LightGBM (cross-fitted)"),
     "demo": ("feedback_ner.demo", "the whole job on the embedded sample corpus"),
     "inspect": ("feedback_ner.inspect", "error analysis of a run: HTML page, table and CSV"),
     "runs": ("feedback_ner.runs", "compare training runs: one row each, differing settings marked"),

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.report import format_table
@@ -57,26 +59,39 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = out / "runs" / Path(args.config).stem
     overrides = {"data_dir": str(corpus), "model_name_or_path": str(model_dir), "output_dir": str(run_dir)}
     model_args, data_args, train_args = parse_config(args.config, overrides=overrides)  # its mistakes come first
-    print(f"[1/4] sample corpus ({args.n} essays) in {corpus}", flush=True)
+    print(f"[1/5] sample corpus ({args.n} essays) in {corpus}", flush=True)
     print("      written" if ensure_corpus(corpus, args.n, args.seed) else "      found, reused")
-    print(f"[2/4] tiny {args.arch} (tokenizer trained on the corpus) in {model_dir}", flush=True)
+    print(f"[2/5] tiny {args.arch} (tokenizer trained on the corpus) in {model_dir}", flush=True)
     print("      built" if ensure_tiny(args.arch, corpus, model_dir, args.seed) else "      found, reused")
     if args.setup_only:
         return 0
-    print(f"[3/4] training {data_args.num_folds} folds into {run_dir}")
+    print(f"[3/5] training {data_args.num_folds} folds into {run_dir}")
     cv = run(model_args, data_args, train_args)
     print(f"\nCV of {run_dir} (macro F1 overall: {cv.loc['macro', 'overall']:.4f})")
     print(format_table(cv))
     folds = sorted(run_dir.glob("fold_*/model"))
+    # the second stage (issue 13): candidate spans rescored by LightGBM, cross-fitted over the folds
+    from feedback_ner.rescore import main as rescore_main
+
+    rescore_dir = run_dir / "rescore"
+    print(f"[4/5] second stage: rescoring candidate spans into {rescore_dir}", flush=True)
+    rescored = rescore_main(["--oof", str(run_dir / "oof.npz"), "--data", str(corpus), "--out", str(rescore_dir)]) == 0
+    if rescored:
+        gains = pd.read_csv(rescore_dir / "report.csv", index_col="class").loc["macro"]
+        print(f"\nsecond stage (cross-fitted macro F1): default {gains.iloc[0]:.4f}, tuned {gains.iloc[1]:.4f}, "
+              f"rescored {gains.iloc[2]:.4f} ({gains.iloc[3]:+.4f} vs default)")
     submission_path = out / "submission.csv"
-    print(f"[4/4] predicting {corpus / 'test'} with {len(folds)} fold checkpoints")
-    submission = predict([str(f) for f in folds], corpus / "test", out=submission_path)
+    print(f"[5/5] predicting {corpus / 'test'} with {len(folds)} fold checkpoints"
+          + (" and the rescorer" if rescored else ""))
+    submission = predict([str(f) for f in folds], corpus / "test", out=submission_path,
+                         rescore=rescore_dir if rescored else None)
     minutes = (time.time() - start) / 60
     print(
         f"\ndone in {minutes:.1f} min — CV macro F1 {cv.loc['macro', 'overall']:.4f}\n"
         f"  corpus:      {corpus}\n  tiny model:  {model_dir}\n  run:         {run_dir} (cv.csv, cv.png, oof.npz)\n"
         f"  checkpoints: {', '.join(map(str, folds))}\n"
-        f"  submission:  {submission_path} ({len(submission)} rows)"
+        + (f"  rescorer:    {rescore_dir}\n" if rescored else "")
+        + f"  submission:  {submission_path} ({len(submission)} rows)"
     )
     return 0
 

@@ -38,6 +38,7 @@ from feedback_ner.labels import NUM_LABELS, O_ID
 from feedback_ner.modeling import encoder_config, model_inputs, trim_to
 from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, submission_from_probs
 from feedback_ner.probs import save_word_probs
+from feedback_ner.rescoring import Rescorer
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 from feedback_ner.wordtable import test_word_table
 
@@ -296,6 +297,7 @@ def predict(
     device: str | torch.device | None = None,
     probs_out: str | os.PathLike | None = None,
     timings: dict[str, float] | None = None,
+    rescore: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Submission ``id, class, predictionstring`` for ``texts`` by the (weighted) ensemble of checkpoint folders.
 
@@ -307,11 +309,12 @@ def predict(
     defaults; one log line says which. Writes ``out`` (CSV) and ``probs_out`` (the averaged word probabilities,
     ``probs.save_word_probs``) atomically when given; both are checked before any model runs. ``timings``, if a
     dict, receives seconds per stage (``TIMING_KEYS``; ``forward_s`` is the model forward incl. softmax and the copy
-    to the CPU; ``postprocess_s`` includes writing the files).
+    to the CPU; ``postprocess_s`` includes writing the files). ``rescore``: a rescorer folder (written by
+    ``feedback_ner.rescore``) that decodes the word probabilities instead of the threshold post-processing.
     """
     with offline():  # local files only, for the whole call
         return _predict(models, texts, out, weights, postprocess, ensemble, batch_size, device, probs_out,
-                        timings)
+                        timings, rescore)
 
 
 def _predict(
@@ -325,6 +328,7 @@ def _predict(
     device: str | torch.device | None,
     probs_out: str | os.PathLike | None,
     timings: dict[str, float] | None,
+    rescore: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     t_start = time.perf_counter()
     timings = timings if timings is not None else {}
@@ -332,8 +336,9 @@ def _predict(
         raise InvalidInputError(f"batch_size={batch_size}: use a positive number of windows per batch")
     plan = plan_prediction(models, weights, postprocess, ensemble, out, probs_out)  # all checks before any work
     folders, w, chosen, out, probs_out = plan.folders, plan.weights, plan.postprocess, plan.out, plan.probs_out
+    rescorer = Rescorer.load(rescore) if rescore is not None else None  # a bad folder fails before the models run
     dev = resolve_device(device)
-    logger.info("post-processing: %s", chosen.source)
+    logger.info("post-processing: %s", f"span rescorer {rescore}" if rescorer is not None else chosen.source)
 
     essays = read_texts(texts)
     if not essays:
@@ -377,7 +382,10 @@ def _predict(
 
     t0 = time.perf_counter()
     word_probs = {k: total[offsets[j] : offsets[j + 1]] for j, k in enumerate(ids)}
-    submission = submission_from_probs(word_probs, chosen.config)[SUBMISSION_COLUMNS]
+    if rescorer is not None:
+        submission = rescorer.spans(word_probs, essays)[SUBMISSION_COLUMNS]
+    else:
+        submission = submission_from_probs(word_probs, chosen.config)[SUBMISSION_COLUMNS]
     if out is not None:
         atomic_write(out, lambda tmp: submission.to_csv(tmp, index=False))
     if probs_out is not None:

@@ -1,7 +1,8 @@
 """Command: predict essays into a Kaggle ``submission.csv`` with one or more checkpoints, offline.
 
 ``python -m feedback_ner.predict --model DIR [DIR ...] --texts DIR --out submission.csv [--weights W ...]
-[--postprocess tuned.json] [--ensemble ensemble.json] [--probs-out probs.npz] [--batch-size 8] [--device cuda]``.
+[--postprocess tuned.json] [--ensemble ensemble.json] [--rescore RUN/rescore] [--probs-out probs.npz]
+[--batch-size 8] [--device cuda]``.
 
 The library is :mod:`feedback_ner.inference`; :func:`predict` is re-exported here for notebooks
 (``from feedback_ner.predict import predict``), lazily: a mistake in the arguments is reported before torch and
@@ -47,6 +48,8 @@ def make_parser() -> argparse.ArgumentParser:
                         "else the checkpoint's)")
     parser.add_argument("--ensemble", default=None, help="ensemble JSON from feedback_ner.ensemble")
     parser.add_argument("--probs-out", default=None, help="also write the word probabilities (.npz)")
+    parser.add_argument("--rescore", default=None, metavar="DIR",
+                        help="decode with the span rescorer in DIR (from feedback_ner.rescore) instead of thresholds")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default: 8)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     return parser
@@ -60,13 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     # every file is checked and the essays are read before the model libraries load
     plan = plan_prediction(args.model, args.weights, args.postprocess, args.ensemble, args.out, args.probs_out)
     essays = load_texts(args.texts)
+    if args.rescore is not None:
+        from feedback_ner.rescoring import Rescorer
+
+        Rescorer.load(args.rescore)  # a missing or corrupt folder is one line before the models load
     from feedback_ner.inference import predict
 
     timings: dict[str, float] = {}
     submission = predict(
         [str(f) for f in plan.folders], essays, out=args.out, weights=args.weights, postprocess=args.postprocess,
         ensemble=args.ensemble, batch_size=args.batch_size, device=args.device, probs_out=args.probs_out,
-        timings=timings,
+        timings=timings, rescore=args.rescore,
     )
     counts = submission["class"].value_counts()
     print(f"wrote {args.out}: {len(submission)} spans in {submission['id'].nunique()} essays "

@@ -1,425 +1,34 @@
-"""Tuning of the post-processing (:class:`PostprocessConfig`) on out-of-fold word probabilities, with Optuna.
+"""Command: tune the post-processing on out-of-fold word probabilities (library: :mod:`feedback_ner.tuning`).
 
-``python -m feedback_ner.tune --oof runs/x/oof.npz --gt data/train.csv --out runs/x/postprocess.json``
-
-The search is coordinate-wise. The macro F1 is the mean of per-class F1s, and a class's F1 depends only on that
-class's own parameters (``min_words``, ``proba_thresh``, and with rules ``one_per_essay``, ``join_adjacent``) and
-on the two shared rule parameters (``fill_gaps``, ``join_gap``). So a round is one Optuna study per ground-truth
-class, scoring only that class's candidate spans (cheap, and 2-4 dimensions instead of one joint ~30-dimensional
-study), then, with rules on, one study of the shared parameters on the macro F1. Another round follows only if the
-shared parameters changed. Every study gets the current config as its first (enqueued) trial, and its best trial
-replaces the current values only when strictly better, so the result never scores below the start on this data.
-
-The candidate spans (:func:`postprocess.candidate_spans`) are decoded once; a trial runs only
-:func:`postprocess.filter_spans` and the array path of the metric (``metric.SpanTable.from_arrays``).
-
-Studies and resuming: with a storage (e.g. ``sqlite:///tune.db``) each study is saved under
-``<study>/<rules|no-rules>/round<r>/<class or shared>/<context>``, where the context is the fixed part of the
-config it searched under; running the same command again continues each study up to ``n_trials`` (trial numbers
-go on, finished studies are reused as they are), and a study made on other data is refused. The CLI keeps its
-studies by default in a SQLite file beside ``--out`` (``<out>.optuna.db``), so an interrupted run resumes by
-re-running it; ``--storage memory`` keeps them in memory. The TPE samplers are seeded; a resumed study draws from
-a fresh sampler, so its later trials differ from those of an uninterrupted run with the same seed.
+``python -m feedback_ner.tune --oof runs/x/oof.npz --gt data/train.csv`` writes ``runs/x/postprocess.json`` (beside
+the OOF file, where ``predict``/``ensemble`` look for a run's tuned post-processing) and a before/after chart. It
+prints two figures: the in-sample gain (tuned and scored on the same essays, optimistic) and the cross-fitted one
+(for each fold, tuned on the other folds and applied to it), the number to trust.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
-import logging
-import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import optuna
 import pandas as pd
-from tqdm.auto import tqdm
 
-from feedback_ner.labels import CLASSES
-from feedback_ner.metric import GT_CLASS_COLUMNS, SpanTable, match_counts
-from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
+from feedback_ner import tuning
+from feedback_ner.cli import ArgumentParser, command, setup_logging
+from feedback_ner.errors import FeedbackError
+from feedback_ner.metric import score
+from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
+from feedback_ner.tuning import DEFAULT_ROUNDS, REPORT_COLUMNS, chart_path, display_table, tune  # noqa: F401
 
-logger = logging.getLogger("feedback_ner.tune")
-
-MAX_FILL_GAPS = 4  # fill_gaps searched in 0..4 O words
-MAX_JOIN_GAP = 8  # join_gap searched in 0..8 O words
-MIN_WORDS_HIGH = 40  # min_words searched in 1..max(40, 3 * start value)
-DEFAULT_ROUNDS = 2
-REPORT_COLUMNS = [f"{m} {w}" for m in ("TP", "FP", "FN", "F1") for w in ("before", "after")]
-_DATA_ATTR = "feedback_ner_data"  # user attr of every study: fingerprint of the candidates and ground truth
-
-
-class _Scorer:
-    """Scores configs on fixed candidate spans against a fixed ground truth, for one class or all of them."""
-
-    def __init__(self, candidates: pd.DataFrame, gt: pd.DataFrame, class_column: str) -> None:
-        self.candidates = candidates
-        self.gt = SpanTable.from_frame(gt, class_column=class_column, name="ground truth")
-        present = set(gt[class_column])
-        self.classes = [c for c in CLASSES if c in present]
-        self.class_candidates = {c: candidates[candidates["class"] == c] for c in self.classes}
-        self.class_gt = {
-            c: SpanTable.from_frame(gt[gt[class_column] == c], class_column=class_column, name=f"ground truth ({c})")
-            for c in self.classes
-        }
-        digest = hashlib.sha1()
-        digest.update(pd.util.hash_pandas_object(candidates, index=False).to_numpy().tobytes())
-        digest.update(pd.util.hash_pandas_object(gt[["id", class_column, "predictionstring"]], index=False)
-                      .to_numpy().tobytes())
-        self.fingerprint = digest.hexdigest()
-
-    def table(self, config: PostprocessConfig) -> pd.DataFrame:
-        """Per ground-truth class: TP, FP, FN, F1 of ``config`` (all classes)."""
-        return match_counts(_span_table(filter_spans(self.candidates, config, with_predictionstring=False)), self.gt)
-
-    def class_f1(self, cls: str, config: PostprocessConfig) -> float:
-        """F1 of class ``cls`` under ``config`` (the same as its row of :meth:`table`, for a fraction of the work)."""
-        kept = filter_spans(self.class_candidates[cls], config, with_predictionstring=False)
-        return float(match_counts(_span_table(kept), self.class_gt[cls])["F1"].iloc[0])
-
-    def macro_f1(self, config: PostprocessConfig) -> float:
-        return float(self.table(config)["F1"].mean())
-
-
-def _span_table(kept: pd.DataFrame) -> SpanTable:
-    return SpanTable.from_arrays(kept["id"].to_numpy(), kept["class"].to_numpy(), kept["start"], kept["end"])
-
-
-# --- the two kinds of study: one class's parameters, and the shared rule parameters ---------------------------
-
-
-def _class_params(config: PostprocessConfig, cls: str, rules: bool) -> dict[str, Any]:
-    params: dict[str, Any] = {"min_words": config.min_words[cls], "proba_thresh": config.proba_thresh[cls]}
-    if rules:
-        params["one_per_essay"] = cls in config.one_per_essay
-        params["join_adjacent"] = cls in config.join_adjacent
-    return params
-
-
-def _with_class_params(config: PostprocessConfig, cls: str, params: Mapping[str, Any]) -> PostprocessConfig:
-    def toggled(names: list[str], on: bool) -> list[str]:
-        return [c for c in CLASSES if (c == cls and on) or (c != cls and c in names)]
-
-    return replace(
-        config,
-        min_words={**config.min_words, cls: int(params["min_words"])},
-        proba_thresh={**config.proba_thresh, cls: float(params["proba_thresh"])},
-        one_per_essay=toggled(config.one_per_essay, params.get("one_per_essay", cls in config.one_per_essay)),
-        join_adjacent=toggled(config.join_adjacent, params.get("join_adjacent", cls in config.join_adjacent)),
-    )
-
-
-def _suggest_class(trial: optuna.Trial, cls: str, start: PostprocessConfig, rules: bool) -> dict[str, Any]:
-    # bounds depend on the start only (not on the current config), so a resumed study keeps its search space
-    params: dict[str, Any] = {
-        "min_words": trial.suggest_int("min_words", 1, max(MIN_WORDS_HIGH, 3 * start.min_words[cls])),
-        "proba_thresh": trial.suggest_float("proba_thresh", 0.0, 1.0),
-    }
-    if rules:
-        params["one_per_essay"] = trial.suggest_categorical("one_per_essay", [False, True])
-        params["join_adjacent"] = trial.suggest_categorical("join_adjacent", [False, True])
-    return params
-
-
-def _shared_params(config: PostprocessConfig) -> dict[str, Any]:
-    return {"fill_gaps": config.fill_gaps, "join_gap": config.join_gap}
-
-
-def _suggest_shared(trial: optuna.Trial, start: PostprocessConfig) -> dict[str, Any]:
-    return {
-        "fill_gaps": trial.suggest_int("fill_gaps", 0, max(MAX_FILL_GAPS, start.fill_gaps)),
-        "join_gap": trial.suggest_int("join_gap", 0, max(MAX_JOIN_GAP, start.join_gap)),
-    }
-
-
-def _shared_grid_size(start: PostprocessConfig) -> int:
-    return (max(MAX_FILL_GAPS, start.fill_gaps) + 1) * (max(MAX_JOIN_GAP, start.join_gap) + 1)
-
-
-def _context_key(values: Mapping[str, Any]) -> str:
-    """A short stable name for the fixed part of the config a study searched under."""
-    return hashlib.sha1(repr(sorted(values.items())).encode()).hexdigest()[:10]
-
-
-# --- running one study -----------------------------------------------------------------------------------------
-
-
-class _Runner:
-    """Opens, continues and reads the studies of one tuning run (shared storage, naming, seeds, progress bar)."""
-
-    def __init__(
-        self, storage: str | optuna.storages.BaseStorage | None, study_name: str, fingerprint: str, seed: int,
-        show_progress: bool,
-    ) -> None:
-        self.storage = optuna.storages.get_storage(storage) if isinstance(storage, str) else storage
-        self.study_name = study_name
-        self.fingerprint = fingerprint
-        self.seed = seed
-        self.n_studies = 0
-        self.bar = tqdm(total=0, desc="tune", unit="trial", disable=None if show_progress else True)
-
-    def run(
-        self,
-        name: str,
-        first: dict[str, Any],
-        n_trials: int,
-        objective: Callable[[optuna.Trial], float],
-    ) -> optuna.Study:
-        """Continues (or starts) study ``name`` up to ``n_trials`` finished trials, ``first`` as its first trial."""
-        full_name = f"{self.study_name}/{name}"
-        # distinct seeds: studies of the same shape must not propose the same sequence
-        sampler = optuna.samplers.TPESampler(seed=self.seed + 1000 * self.n_studies)
-        self.n_studies += 1
-        study = optuna.create_study(
-            study_name=full_name, storage=self.storage, sampler=sampler, direction="maximize", load_if_exists=True
-        )
-        made_on = study.user_attrs.get(_DATA_ATTR)
-        if made_on is None:
-            study.set_user_attr(_DATA_ATTR, self.fingerprint)
-        elif made_on != self.fingerprint:
-            raise ValueError(
-                f"study {full_name!r} in the storage was made on other out-of-fold probabilities or ground truth; "
-                "pass another study name (--study) or delete the storage to start over"
-            )
-        done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-        remaining = n_trials - done
-        if remaining > 0:
-            study.enqueue_trial(first, skip_if_exists=True)
-            self.bar.total += remaining
-            self.bar.refresh()
-            study.optimize(objective, n_trials=remaining, callbacks=[lambda *_: self.bar.update()])
-        return study
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return max(trials, key=lambda t: (t.value, -t.number)) if trials else None
-
-
-def _cached(evaluate: Callable[[tuple], float]) -> Callable[[tuple], float]:
-    """TPE proposes the same discrete point again and again; score each point once."""
-    cache: dict[tuple, float] = {}
-
-    def get(key: tuple) -> float:
-        if key not in cache:
-            cache[key] = evaluate(key)
-        return cache[key]
-
-    return get
-
-
-def _tune_class(
-    runner: _Runner, scorer: _Scorer, cls: str, current: PostprocessConfig, start: PostprocessConfig,
-    round_no: int, rules: bool, n_trials: int,
-) -> PostprocessConfig:
-    """One class's study, the other parameters held at ``current``; returns the (possibly) improved config."""
-    keys = list(_class_params(current, cls, rules))
-    score_of = _cached(lambda values: scorer.class_f1(cls, _with_class_params(current, cls, dict(zip(keys, values)))))
-
-    def objective(trial: optuna.Trial) -> float:
-        return score_of(tuple(_suggest_class(trial, cls, start, rules).values()))
-
-    # a class's F1 depends on its own parameters and on the shared ones only: they name the study's context
-    context = f"fill{current.fill_gaps}-gap{current.join_gap}"
-    slug = cls.replace(" ", "_")
-    study = runner.run(f"round{round_no}/{slug}/{context}", _class_params(current, cls, rules), n_trials, objective)
-    before = scorer.class_f1(cls, current)
-    best = _best(study)
-    if best is None or best.value <= before:
-        logger.info("round %d %s: F1 %.4f kept", round_no, cls, before)
-        return current
-    params = _tidy(best.params, best.value, lambda p: scorer.class_f1(cls, _with_class_params(current, cls, p)))
-    logger.info("round %d %s: F1 %.4f -> %.4f %s", round_no, cls, before, best.value, params)
-    return _with_class_params(current, cls, params)
-
-
-def _tidy(params: dict[str, Any], value: float, evaluate: Callable[[dict[str, Any]], float]) -> dict[str, Any]:
-    """Rounds ``proba_thresh`` to 2 or 3 decimals when that scores the same, for a readable JSON."""
-    for digits in (2, 3):
-        rounded = {**params, "proba_thresh": round(float(params["proba_thresh"]), digits)}
-        if evaluate(rounded) >= value:
-            return rounded
-    return dict(params)
-
-
-def _tune_shared(
-    runner: _Runner, scorer: _Scorer, current: PostprocessConfig, start: PostprocessConfig, round_no: int,
-    n_trials: int,
-) -> PostprocessConfig:
-    """The study of ``fill_gaps`` and ``join_gap`` on the macro F1, every class's parameters held at ``current``."""
-    score_of = _cached(lambda values: scorer.macro_f1(replace(current, fill_gaps=values[0], join_gap=values[1])))
-
-    def objective(trial: optuna.Trial) -> float:
-        p = _suggest_shared(trial, start)
-        return score_of((p["fill_gaps"], p["join_gap"]))
-
-    fixed = {k: v for k, v in current.to_dict().items() if k not in ("fill_gaps", "join_gap")}
-    n = min(n_trials, _shared_grid_size(start))  # a small grid: more trials would only repeat points
-    study = runner.run(f"round{round_no}/shared/{_context_key(fixed)}", _shared_params(current), n, objective)
-    before = scorer.macro_f1(current)
-    best = _best(study)
-    if best is None or best.value <= before:
-        logger.info("round %d shared rules: macro F1 %.4f kept (%s)", round_no, before, _shared_params(current))
-        return current
-    logger.info("round %d shared rules: macro F1 %.4f -> %.4f %s", round_no, before, best.value, best.params)
-    return replace(current, fill_gaps=int(best.params["fill_gaps"]), join_gap=int(best.params["join_gap"]))
-
-
-# --- the public function ---------------------------------------------------------------------------------------
-
-
-def restrict_gt(gt: pd.DataFrame, essay_ids: list[str]) -> tuple[pd.DataFrame, str]:
-    """The ground-truth rows of ``essay_ids`` (as strings) and the name of its class column."""
-    class_column = next((c for c in GT_CLASS_COLUMNS if c in gt.columns), None)
-    missing = [c for c in ("id", "predictionstring") if c not in gt.columns]
-    missing += [] if class_column else ["discourse_type"]
-    if missing:
-        raise ValueError(
-            f"ground truth lacks column(s) {missing}; it needs id, discourse_type (or class) and predictionstring, "
-            "as train.csv has"
-        )
-    gt = gt.assign(id=gt["id"].astype(str))
-    wanted = set(essay_ids)
-    kept = gt[gt["id"].isin(wanted)].reset_index(drop=True)
-    if kept.empty:
-        raise ValueError(
-            f"none of the {len(wanted)} essays of the word probabilities occurs in the ground truth "
-            f"({len(gt)} rows, column id); are the probabilities and the ground truth from the same data?"
-        )
-    unlabelled = len(wanted - set(kept["id"]))
-    if unlabelled:
-        logger.warning(
-            "%d of %d essays have no ground-truth row; every span predicted in them counts as a false positive",
-            unlabelled, len(wanted),
-        )
-    return kept, class_column
-
-
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Optuna logs one line per trial at INFO; thousands of cheap trials would bury the result."""
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(previous)
-
-
-def tune(
-    word_probs: Mapping[str, np.ndarray],
-    gt: pd.DataFrame,
-    n_trials: int = 200,
-    seed: int = 0,
-    start: PostprocessConfig | None = None,
-    storage: str | optuna.storages.BaseStorage | None = None,
-    study_name: str | None = None,
-    *,
-    rules: bool = True,
-    rounds: int = DEFAULT_ROUNDS,
-    show_progress: bool = False,
-) -> tuple[PostprocessConfig, pd.DataFrame]:
-    """Tunes the post-processing on ``word_probs`` (out-of-fold) against ``gt`` (train.csv rows; restricted to
-    the essays of ``word_probs``), starting from ``start`` (default: :class:`PostprocessConfig` defaults).
-
-    ``n_trials`` is per study: each class's study in each round, and the shared-rules study (capped at its grid
-    size). ``rules=False`` searches only ``min_words`` and ``proba_thresh`` and keeps ``start``'s rules. With a
-    ``storage`` (Optuna URL), studies are kept under ``study_name`` (default ``tune-<data fingerprint>``) and
-    resumed by a later call. Returns the tuned config (never worse than ``start`` on this data) and the per-class
-    report: ``TP/FP/FN/F1 before/after`` (``REPORT_COLUMNS``), one row per ground-truth class and ``macro``
-    (TP/FP/FN summed, F1 the macro mean).
-    """
-    if n_trials < 1:
-        raise ValueError(f"n_trials={n_trials}: use at least 1 trial per study")
-    if rounds < 1:
-        raise ValueError(f"rounds={rounds}: use at least 1 round")
-    if not word_probs:
-        raise ValueError("no word probabilities to tune on (the out-of-fold file is empty)")
-    start = start if start is not None else PostprocessConfig()
-    gt, class_column = restrict_gt(gt, [str(k) for k in word_probs])
-    scorer = _Scorer(candidate_spans(word_probs), gt, class_column)
-    if study_name is None:
-        study_name = f"tune-{scorer.fingerprint[:10]}"
-    logger.info(
-        "tuning on %d essays, %d candidate spans, %d ground-truth rows; study %r",
-        len(word_probs), len(scorer.candidates), len(gt), study_name,
-    )
-    runner = _Runner(storage, f"{study_name}/{'rules' if rules else 'no-rules'}", scorer.fingerprint, seed,
-                     show_progress)
-    current = start
-    try:
-        with _quiet_optuna():
-            for round_no in range(1, rounds + 1):
-                for cls in scorer.classes:
-                    if scorer.class_candidates[cls].empty:
-                        logger.info("%s: no candidate span, nothing to tune", cls)
-                        continue
-                    current = _tune_class(runner, scorer, cls, current, start, round_no, rules, n_trials)
-                if not rules:
-                    break  # the classes' studies are independent of each other: another round would repeat them
-                shared_before = _shared_params(current)
-                current = _tune_shared(runner, scorer, current, start, round_no, n_trials)
-                if _shared_params(current) == shared_before:
-                    break  # the classes were tuned under these very shared parameters
-    finally:
-        runner.close()
-    before, after = scorer.table(start), scorer.table(current)
-    if after["F1"].mean() < before["F1"].mean():  # cannot happen by construction; guard the promise anyway
-        logger.warning("tuned config scored below the start (%.4f < %.4f); keeping the start",
-                       after["F1"].mean(), before["F1"].mean())
-        current, after = start, before
-    return current, before_after(before, after)
-
-
-def before_after(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
-    """Per-class ``TP/FP/FN/F1 before/after`` from two :func:`metric.match_counts` tables, plus a ``macro`` row."""
-    out = pd.DataFrame(index=before.index)
-    for metric in ("TP", "FP", "FN", "F1"):
-        out[f"{metric} before"] = before[metric]
-        out[f"{metric} after"] = after[metric].reindex(before.index)
-    macro = {c: out[c].sum() for c in out.columns if not c.startswith("F1")}
-    macro.update({"F1 before": before["F1"].mean(), "F1 after": after["F1"].mean()})
-    out.loc["macro"] = pd.Series(macro)
-    for c in out.columns:
-        out[c] = out[c].astype(float if c.startswith("F1") else np.int64)
-    out.index.name = "class"
-    return out[REPORT_COLUMNS]
-
-
-def display_table(report: pd.DataFrame) -> pd.DataFrame:
-    """The report as ``before -> after`` text cells, for :func:`report.format_table`."""
-    cells = pd.DataFrame(index=report.index)
-    for metric in ("TP", "FP", "FN", "F1"):
-        b, a = report[f"{metric} before"], report[f"{metric} after"]
-        if metric == "F1":
-            cells[metric] = [f"{x:.4f} -> {y:.4f}" for x, y in zip(b, a, strict=True)]
-            cells["change"] = [f"{y - x:+.4f}" for x, y in zip(b, a, strict=True)]
-        else:
-            cells[metric] = [f"{x} -> {y}" for x, y in zip(b, a, strict=True)]
-    return cells
-
-
-def chart_path(out: str | os.PathLike) -> Path:
-    """Where the CLI saves the before/after chart: beside the JSON, ``<name>.png``."""
-    return Path(out).with_suffix(".png")
-
-
-# --- CLI -------------------------------------------------------------------------------------------------------
+POSTPROCESS_FILE = "postprocess.json"
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Options of ``feedback_ner.tune``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="feedback_ner.tune",
         description="Tune the post-processing (per-class min_words and proba_thresh, optional rules) on "
         "out-of-fold word probabilities with Optuna; writes the JSON that predict and train (--postprocess) read, "
@@ -427,7 +36,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--oof", required=True, help="out-of-fold word probabilities (.npz, e.g. runs/<name>/oof.npz)")
     parser.add_argument("--gt", required=True, help="ground truth: the Kaggle train.csv (restricted to the OOF essays)")
-    parser.add_argument("--out", default="postprocess.json", help="tuned config JSON to write (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help=f"tuned config JSON to write (default: {POSTPROCESS_FILE} beside --oof, the file "
+                        "predict and ensemble pick up for the run)")
     parser.add_argument("--trials", type=int, default=200,
                         help="trials per study: one study per class and round, plus the shared rules "
                         "(default: %(default)s)")
@@ -445,44 +56,52 @@ def make_parser() -> argparse.ArgumentParser:
                         "(--no-rules: only min_words and proba_thresh; the start's rules are kept)")
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
                         help="most rounds of per-class then shared-rule studies (default: %(default)s)")
+    parser.add_argument("--folds", default=None,
+                        help="CSV id,fold giving each essay's fold for the cross-fitted figure (default: the run's "
+                        "fold_<k>/oof.npz files beside --oof)")
+    parser.add_argument("--cross-fit", action=argparse.BooleanOptionalAction, default=True,
+                        help="also report the cross-fitted gain (tune on the other folds, apply to each fold)")
     return parser
 
 
-def _storage_url(value: str | None, out: Path) -> str | None:
-    """The Optuna storage of the CLI: None (in memory), a URL, or a SQLite URL for a plain file path."""
-    if value == "memory":
-        return None
-    if value is None:
-        return f"sqlite:///{out.resolve().with_suffix('.optuna.db')}"
-    if "://" not in value:
-        return f"sqlite:///{Path(value).resolve()}"
-    return value
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
-    args = make_parser().parse_args(argv)
-    from feedback_ner.cli import setup_logging  # the one logging set-up of every command (issue 17)
-
-    setup_logging()
-    logging.getLogger("feedback_ner").setLevel(logging.INFO)
-    out = Path(args.out)
+def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None, dict, pd.DataFrame, str | None]:
+    """Inputs checked before any tuning work; user mistakes become one-line errors."""
+    storage = tuning.storage_url(args.storage, out)
+    if args.trials < 1 or args.rounds < 1:
+        raise FeedbackError(f"--trials {args.trials} --rounds {args.rounds}: use at least 1 of each")
+    if out.is_dir():
+        raise FeedbackError(f"--out {out}: is a folder; give the JSON file to write")
     try:
         start = PostprocessConfig.load(args.start) if args.start else None
         word_probs = load_word_probs(args.oof)
-        gt_path = Path(args.gt)
-        if not gt_path.is_file():
-            raise FileNotFoundError(f"{gt_path}: no such ground-truth file (the Kaggle train.csv)")
-        gt = pd.read_csv(gt_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        config, report = tune(
-            word_probs, gt, n_trials=args.trials, seed=args.seed, start=start,
-            storage=_storage_url(args.storage, out), study_name=args.study, rules=args.rules, rounds=args.rounds,
-            show_progress=True,
-        )
     except (FileNotFoundError, ValueError) as err:
-        print(f"feedback_ner.tune: error: {err}", file=sys.stderr)
-        return 2
+        raise FeedbackError(str(err)) from None
+    if not word_probs:
+        raise FeedbackError(f"{args.oof}: no word probabilities to tune on (the out-of-fold file is empty)")
+    gt_path = Path(args.gt)
+    if not gt_path.is_file():
+        raise FeedbackError(f"{gt_path}: no such ground-truth file (the Kaggle train.csv)")
+    return start, word_probs, pd.read_csv(gt_path), storage
+
+
+@command("tune")
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    args = make_parser().parse_args(argv)
+    setup_logging()
+    out = Path(args.out) if args.out else Path(args.oof).parent / POSTPROCESS_FILE
+    start, word_probs, gt, storage = _load(args, out)
+    fold_of = tuning.essay_folds(args.oof, list(word_probs), args.folds) if args.cross_fit else None
+    if fold_of is not None and len(set(fold_of.values())) < 2:
+        print(f"note: the essays of {args.oof} are all in one fold: no cross-fitted figure (train more folds)")
+        fold_of = None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    options = dict(n_trials=args.trials, seed=args.seed, start=start, rules=args.rules, rounds=args.rounds)
+    try:
+        config, report = tune(word_probs, gt, storage=storage, study_name=args.study, show_progress=True, **options)
+        crossed = tuning.cross_fit_tune(word_probs, gt, fold_of, **options)[0] if fold_of else None
+    except ValueError as err:
+        raise FeedbackError(str(err)) from None
     config.save(out)
     chart = bar_chart(
         pd.DataFrame({"before": report["F1 before"], "after": report["F1 after"]}),
@@ -491,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     macro = report.loc["macro"]
     print(f"\nmacro F1 {macro['F1 before']:.4f} -> {macro['F1 after']:.4f} "
-          f"({'--start' if args.start else 'defaults'} -> tuned)")
+          f"({'--start' if args.start else 'defaults'} -> tuned, in-sample: tuned and scored on the same essays)")
+    if crossed is not None:
+        essays_gt = gt[gt["id"].astype(str).isin(set(map(str, word_probs)))]
+        honest = score(crossed, essays_gt).f1
+        print(f"macro F1 {macro['F1 before']:.4f} -> {honest:.4f} cross-fitted (each fold tuned on the others; "
+              f"{len(set(fold_of.values()))} folds)")
     print(format_table(display_table(report)))
     print(f"\nsaved: {out}, {chart}")
     return 0

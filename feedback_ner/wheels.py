@@ -7,7 +7,8 @@ find every requirement that the Kaggle image does not already satisfy. The folde
 - the runtime dependency closure of ``feedback_ner`` as installed here, pinned to the installed versions (the
   combination the tests ran with), downloaded from PyPI as binary wheels. This covers what a Kaggle image lacks
   (``iterative-stratification``) or has too old (``transformers`` 5 with its ``tokenizers``, ``huggingface-hub``
-  and ``safetensors``; ``accelerate``, ``datasets``, ``optuna``).
+  and ``safetensors``; ``accelerate``, ``datasets``, ``optuna``; ``lightgbm`` for ``predict --rescore``, whose
+  Kaggle version may be older than the one the rescorer's text models were written with).
 
 Left out on purpose, and why:
 

@@ -15,6 +15,7 @@ import pytest
 from conftest import small_config
 
 from feedback_ner.config import parse_config
+from feedback_ner.errors import FeedbackError
 from feedback_ner.kfold import run
 from feedback_ner.labels import CLASSES, NUM_LABELS, bio_labels, parse_predictionstring, split_words
 from feedback_ner.metric import score
@@ -209,3 +210,60 @@ def test_bad_inputs_get_one_line_errors(oof, tmp_path, capsys, corpus_dir):
         code = main(["--oof", str(oof_file), "--gt", str(corpus_dir / "train.csv"), "--out", str(tmp_path / "x.json")])
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1
+
+
+def _two_fold_run(corpus_dir: Path, tmp_path: Path) -> tuple[Path, dict, pd.DataFrame]:
+    """A run folder as training leaves it: fold_0/oof.npz, fold_1/oof.npz and the run-level oof.npz."""
+    probs, gt = noisy_probs(corpus_dir, sigma=1.0, seed=5, n=40)
+    ids = list(probs)
+    run_dir = tmp_path / "run"
+    for k in (0, 1):
+        save_word_probs(run_dir / f"fold_{k}" / "oof.npz", {i: probs[i] for i in ids[k::2]}, meta={"fold": k})
+    save_word_probs(run_dir / "oof.npz", probs, meta={"folds": [0, 1]})
+    return run_dir, probs, gt
+
+
+def test_cross_fitted_tuning_never_sees_the_folds_own_truth(corpus_dir, tmp_path):
+    """Issue 13: fold k's tuned spans come from tuning on the other folds only."""
+    from feedback_ner.tuning import cross_fit_tune, essay_folds
+
+    run_dir, probs, gt = _two_fold_run(corpus_dir, tmp_path)
+    fold_of = essay_folds(run_dir / "oof.npz", list(probs))
+    assert sorted(set(fold_of.values())) == [0, 1] and list(fold_of) == list(probs)
+    fold0 = [i for i, k in fold_of.items() if k == 0]
+    sub, configs = cross_fit_tune(probs, gt, fold_of, n_trials=6, seed=0, rounds=1)
+    assert set(configs) == {0, 1} and set(sub["id"]) <= set(probs)
+    altered = gt[~(gt["id"].isin(fold0) & (gt.index % 2 == 0))]
+    sub2, configs2 = cross_fit_tune(probs, altered, fold_of, n_trials=6, seed=0, rounds=1)
+    assert configs2[0] == configs[0]
+    pd.testing.assert_frame_equal(sub[sub["id"].isin(fold0)].reset_index(drop=True),
+                                  sub2[sub2["id"].isin(fold0)].reset_index(drop=True))
+    # a folds CSV works as well; an OOF file with neither is a clear error
+    pd.DataFrame({"id": list(fold_of), "fold": list(fold_of.values())}).to_csv(tmp_path / "folds.csv", index=False)
+    assert essay_folds(tmp_path / "elsewhere.npz", list(probs), tmp_path / "folds.csv") == fold_of
+    with pytest.raises(FeedbackError, match="--folds"):
+        essay_folds(tmp_path / "elsewhere.npz", list(probs))
+
+
+def test_cli_prints_in_sample_and_cross_fitted_and_writes_the_run_postprocess(corpus_dir, tmp_path, capsys):
+    run_dir, _, _ = _two_fold_run(corpus_dir, tmp_path)
+    argv = ["--oof", str(run_dir / "oof.npz"), "--gt", str(corpus_dir / "train.csv"), "--trials", "4",
+            "--rounds", "1", "--storage", "memory"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "in-sample" in printed and "cross-fitted" in printed
+    assert PostprocessConfig.load(run_dir / "postprocess.json")
+
+
+def test_postgresql_url_without_driver_is_one_line(oof_run, corpus_dir, tmp_path, capsys):
+    import importlib.util
+
+    driver = next((d for d in ("psycopg2", "psycopg", "pg8000") if importlib.util.find_spec(d) is None), None)
+    if driver is None:
+        pytest.skip("every PostgreSQL driver is installed here")
+    url = f"postgresql+{driver}://user@localhost/db"
+    code = main(["--oof", str(oof_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"), "--storage", url,
+                 "--out", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and driver in err and "feedback-ner tune: error:" in err
+    assert not (tmp_path / "x.json").exists()

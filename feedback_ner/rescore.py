@@ -1,0 +1,173 @@
+"""Command: train the second stage (span rescorer) on a run's out-of-fold word probabilities (issue 13).
+
+``python -m feedback_ner.rescore --oof RUN/oof.npz --data DATA_DIR --out RUN/rescore`` (an ensemble's OOF file too,
+with ``--folds``). Prints candidate recall per class, then per class and macro F1 of the same essays by three
+routes: the default post-processing, the tuned post-processing (cross-fitted) and the rescored spans
+(cross-fitted); writes the final rescorer (trained on every fold) into ``--out`` with ``oof_submission.csv`` (the
+cross-fitted spans), ``report.csv``, ``summary.json``, ``gains.png`` and ``folds/fold_<k>/`` (the rescorer that
+scored fold k, trained without it). ``predict --rescore DIR`` applies the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from feedback_ner import rescoring, tuning
+from feedback_ner.cli import ArgumentParser, command, setup_logging
+from feedback_ner.corpus import load_texts
+from feedback_ner.errors import FeedbackError
+from feedback_ner.files import atomic_write
+from feedback_ner.labels import CLASSES
+from feedback_ner.metric import score
+from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.probs import load_word_probs
+from feedback_ner.report import bar_chart, format_table
+from feedback_ner.span_features import candidate_recall, fit_candidate_config, span_length_limits, stack_words
+
+logger = logging.getLogger("feedback_ner.rescore")
+
+SUBMISSION_FILE = "oof_submission.csv"
+REPORT_FILE = "report.csv"
+CHART_FILE = "gains.png"
+ROUTES = ("default", "tuned (cross-fitted)", "rescored (cross-fitted)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Options of ``feedback_ner.rescore``."""
+    parser = ArgumentParser(prog="feedback_ner.rescore", description=__doc__.splitlines()[0])
+    parser.add_argument("--oof", required=True, help="out-of-fold word probabilities (RUN/oof.npz or an ensemble's)")
+    parser.add_argument("--data", required=True, help="the Kaggle folder (train.csv and train/*.txt)")
+    parser.add_argument("--out", required=True, help="folder for the rescorer, oof_submission.csv and the chart")
+    parser.add_argument("--folds", default=None,
+                        help="CSV id,fold (default: the run's fold_<k>/oof.npz beside --oof)")
+    parser.add_argument("--model", choices=("single", "per-class", "compare"), default="single",
+                        help="one LightGBM model with the class as a categorical feature, one per class, or both "
+                        "(the better cross-fitted one is kept) (default: %(default)s)")
+    parser.add_argument("--overlap", type=float, default=rescoring.DEFAULT_OVERLAP,
+                        help="drop a candidate overlapping a kept span by more than this share of its length "
+                        "(default: %(default)s)")
+    parser.add_argument("--nested", action=argparse.BooleanOptionalAction, default=True,
+                        help="tune fold k's thresholds on scores from models that never saw fold k (K*K models); "
+                        "--no-nested: K models, a small leak")
+    parser.add_argument("--tune-trials", type=int, default=40,
+                        help="Optuna trials per study of the tuned post-processing row (default: %(default)s)")
+    parser.add_argument("--no-texts", action="store_true",
+                        help="leave out the paragraph/sentence features (then predict needs no texts)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of LightGBM and the tuning (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="LightGBM threads (default: %(default)s; more only on cores nothing else uses)")
+    return parser
+
+
+def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None]:
+    """OOF probabilities, ground truth and texts, checked before the work."""
+    if not 0.0 <= args.overlap <= 1.0:
+        raise FeedbackError(f"--overlap {args.overlap}: use a share between 0 and 1")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FeedbackError(f"--out {out}: is a file; give a folder for the rescorer")
+    data = Path(args.data)
+    if not (data / "train.csv").is_file():
+        raise FeedbackError(f"--data {data}: no train.csv there; point at the Kaggle folder (train.csv, train/)")
+    try:
+        probs = load_word_probs(args.oof)
+    except (FileNotFoundError, ValueError) as err:
+        raise FeedbackError(str(err)) from None
+    if not probs:
+        raise FeedbackError(f"{args.oof}: no essays in the out-of-fold file")
+    gt = pd.read_csv(data / "train.csv", dtype={"id": str})
+    gt = gt[gt["id"].isin(set(probs))].reset_index(drop=True)
+    if gt.empty:
+        raise FeedbackError(f"none of the {len(probs)} essays of {args.oof} occurs in {data / 'train.csv'}; "
+                            "are the probabilities and the data from the same corpus?")
+    texts = None
+    if not args.no_texts:
+        files = [data / "train" / f"{i}.txt" for i in probs]
+        texts = load_texts(files)
+    return probs, gt, texts
+
+
+def _f1_column(sub: pd.DataFrame, gt: pd.DataFrame) -> pd.Series:
+    result = score(sub, gt)
+    column = result.table["F1"].reindex([c for c in CLASSES if c in set(result.table.index)]).astype(float)
+    column["macro"] = result.f1
+    return column
+
+
+@command("rescore")
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    args = make_parser().parse_args(argv)
+    setup_logging()
+    started = time.time()
+    probs, gt, texts = _inputs(args)
+    fold_of = tuning.essay_folds(args.oof, list(probs), args.folds)
+    ids = list(probs)
+    fold_arr = np.array([fold_of[i] for i in ids])
+    # candidate settings from all folds' ground truth (span lengths, thresholds by recall): they decide which spans
+    # are candidates, never which are kept or how they score
+    limits = span_length_limits(pd.read_csv(Path(args.data) / "train.csv"))
+    config = fit_candidate_config(stack_words(probs), gt, limits)
+    print(f"{len(ids)} essays in {len(set(fold_arr))} folds; building candidates and features", flush=True)
+    data = rescoring.build_set(probs, config, texts, gt)
+    recall = candidate_recall(data.words, data.cand, gt)
+    print(f"\ncandidates: {len(data.cand)} ({len(data.cand) / max(len(ids), 1):.0f} per essay), "
+          f"{int(data.y.sum())} positive; recall per class (share of ground truths some candidate matches)")
+    print(format_table(recall))
+
+    columns = {ROUTES[0]: _f1_column(submission_from_probs(probs, PostprocessConfig()), gt)}
+    tuned_sub, _ = tuning.cross_fit_tune(probs, gt, fold_of, n_trials=args.tune_trials, seed=args.seed, rounds=1)
+    columns[ROUTES[1]] = _f1_column(tuned_sub, gt)
+    modes = {"single": [False], "per-class": [True], "compare": [False, True]}[args.model]
+    best = None
+    for per_class in modes:
+        fit = rescoring.cross_fit(data, fold_arr, gt, per_class=per_class, overlap=args.overlap, nested=args.nested,
+                                  seed=args.seed, threads=args.threads)
+        sub = rescoring.submission(data.words, data.cand, fit.kept)
+        f1 = _f1_column(sub, gt)
+        name = "per-class models" if per_class else "one model, class categorical"
+        print(f"rescored ({name}): cross-fitted macro F1 {f1['macro']:.4f}")
+        if best is None or f1["macro"] > best[2]["macro"]:
+            best = (per_class, fit, f1, sub)
+    per_class, fit, columns[ROUTES[2]], sub = best
+    table = pd.DataFrame(columns)
+    table["gain vs default"] = table[ROUTES[2]] - table[ROUTES[0]]
+    table["gain vs tuned"] = table[ROUTES[2]] - table[ROUTES[1]]
+    table.index.name = "class"
+    print(f"\nF1 of the same {len(ids)} essays (cross-fitted: each fold from models/tuning that never saw it)")
+    print(format_table(table))
+
+    out = Path(args.out)
+    thresholds = rescoring.tune_thresholds(data.words, data.cand, fit.scores, gt, args.overlap)
+    final = rescoring.fit_rescorer(data, config, thresholds, per_class, args.overlap, texts is not None, args.seed,
+                                   args.threads)
+    final.save(out)
+    for k, models in fit.models.items():  # what scored fold k: predict --rescore out/folds/fold_k reproduces it
+        rescoring.Rescorer(models, fit.thresholds[k], config, args.overlap, texts is not None).save(
+            out / "folds" / f"fold_{k}")
+    atomic_write(out / SUBMISSION_FILE, lambda tmp: sub.to_csv(tmp, index=False))
+    atomic_write(out / REPORT_FILE, lambda tmp: table.to_csv(tmp))
+    summary = {"candidates": len(data.cand), "recall": recall["recall"].to_dict(),
+               "f1": {k: float(v) for k, v in table.loc["macro", list(ROUTES)].items()},
+               "fold_thresholds": {str(k): v for k, v in fit.thresholds.items()}, "per_class_models": per_class}
+    text = json.dumps(summary, indent=2) + "\n"
+    atomic_write(out / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    bar_chart(table[list(ROUTES)], out / CHART_FILE, title="Second stage: F1 per class (cross-fitted)")
+    macro = table.loc["macro"]
+    print(f"\nmacro F1: default {macro[ROUTES[0]]:.4f}, tuned {macro[ROUTES[1]]:.4f}, rescored "
+          f"{macro[ROUTES[2]]:.4f} ({macro['gain vs default']:+.4f} vs default, {macro['gain vs tuned']:+.4f} vs "
+          f"tuned)\nsaved: {out} (rescorer.json, model*.txt, folds/fold_<k>/, {SUBMISSION_FILE}, {REPORT_FILE}, "
+          f"{CHART_FILE}) in {(time.time() - started) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

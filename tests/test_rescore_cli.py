@@ -1,0 +1,111 @@
+"""The rescore command end to end on a small trained run, ``predict --rescore`` reproducing a fold's cross-fitted
+F1, and one-line errors for bad inputs (issue 13)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import assert_one_line_error, run_cli, small_config
+
+from feedback_ner.config import parse_config
+from feedback_ner.corpus import load_texts
+from feedback_ner.kfold import run
+from feedback_ner.metric import score
+from feedback_ner.predict import predict
+from feedback_ner.probs import load_word_probs, save_word_probs
+from feedback_ner.rescoring import CONFIG_FILE
+from feedback_ner.span_features import FEATURES
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, corpus_dir, tiny_models) -> Path:
+    """Two folds of a tiny BERT trained long enough to predict spans (as tests/test_tune.py does for one)."""
+    out = tmp_path_factory.mktemp("rescore") / "run"
+    config = small_config(corpus_dir, tiny_models("bert"), out, learning_rate=1e-3, num_train_epochs=6,
+                          per_device_train_batch_size=4)
+    run(*parse_config(None, overrides=config))
+    return out
+
+
+@pytest.fixture(scope="module")
+def rescored(trained_run, corpus_dir) -> tuple[Path, str]:
+    out = trained_run / "rescore"
+    done = run_cli("feedback_ner.rescore", "--oof", str(trained_run / "oof.npz"), "--data", str(corpus_dir),
+                   "--out", str(out), "--tune-trials", "4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, done.stdout
+
+
+def test_rescore_prints_three_routes_and_writes_the_folder(rescored, corpus_dir, trained_run):
+    out, printed = rescored
+    for needle in ("recall", "default", "tuned (cross-fitted)", "rescored (cross-fitted)", "macro"):
+        assert needle in printed
+    meta = json.loads((out / CONFIG_FILE).read_text())
+    assert meta["features"] == list(FEATURES) and set(meta["thresholds"]) >= {"Claim", "Evidence"}
+    assert (out / "model.txt").read_text().startswith("tree")
+    assert (out / "gains.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {p.name for p in (out / "folds").iterdir()} == {"fold_0", "fold_1"}
+    # oof_submission.csv is the cross-fitted rescored row of the report, by the competition metric
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    probs = load_word_probs(trained_run / "oof.npz")
+    sub = pd.read_csv(out / "oof_submission.csv")
+    report = pd.read_csv(out / "report.csv", index_col="class")
+    assert score(sub, gt[gt["id"].isin(set(probs))]).f1 == pytest.approx(
+        report.loc["macro", "rescored (cross-fitted)"], abs=1e-9)
+
+
+def test_predict_rescore_reproduces_the_folds_cross_fitted_f1(rescored, corpus_dir, trained_run):
+    """Issue 13: one code path: predict --rescore on fold 0's essays with fold 0's checkpoint and the rescorer
+    trained without fold 0 gives fold 0's cross-fitted out-of-fold F1."""
+    out, _ = rescored
+    fold0 = list(load_word_probs(trained_run / "fold_0" / "oof.npz"))
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    gt0 = gt[gt["id"].isin(set(fold0))]
+    texts = load_texts([corpus_dir / "train" / f"{i}.txt" for i in fold0])
+    predicted = predict([trained_run / "fold_0" / "model"], texts, rescore=out / "folds" / "fold_0")
+    oof_sub = pd.read_csv(out / "oof_submission.csv")
+    expected = score(oof_sub[oof_sub["id"].isin(set(fold0))], gt0).f1
+    assert score(predicted, gt0).f1 == pytest.approx(expected, abs=1e-9)
+
+
+def _bad_inputs(tmp: Path, corpus_dir: Path, trained_run: Path) -> dict[str, tuple[list[str], list[str]]]:
+    lone = tmp / "lone" / "oof.npz"  # an OOF file with no fold files beside it (as an ensemble's)
+    probs = load_word_probs(trained_run / "oof.npz")
+    save_word_probs(lone, probs)
+    no_data = tmp / "nodata"
+    no_data.mkdir(exist_ok=True)
+    oof = str(trained_run / "oof.npz")
+    return {
+        "missing oof": (["--oof", str(tmp / "none.npz"), "--data", str(corpus_dir), "--out", str(tmp / "o")],
+                        ["none.npz"]),
+        "no train.csv": (["--oof", oof, "--data", str(no_data), "--out", str(tmp / "o")], ["nodata", "train.csv"]),
+        "no folds": (["--oof", str(lone), "--data", str(corpus_dir), "--out", str(tmp / "o")], ["--folds"]),
+        "overlap": (["--oof", oof, "--data", str(corpus_dir), "--out", str(tmp / "o"), "--overlap", "2"],
+                    ["--overlap", "2"]),
+        "out is a file": (["--oof", oof, "--data", str(corpus_dir), "--out", oof], ["--out", "is a file"]),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing oof", "no train.csv", "no folds", "overlap", "out is a file"])
+def test_rescore_bad_inputs_are_one_line(case, tmp_path, corpus_dir, trained_run):
+    args, needles = _bad_inputs(tmp_path, corpus_dir, trained_run)[case]
+    assert_one_line_error(run_cli("feedback_ner.rescore", *args), "rescore", *needles)
+
+
+@pytest.mark.parametrize("damage", ["missing folder", "corrupt json"])
+def test_predict_rescore_with_a_bad_folder_is_one_line(damage, rescored, tmp_path, corpus_dir, trained_run):
+    out, _ = rescored
+    folder = tmp_path / "r"
+    if damage == "corrupt json":
+        folder.mkdir()
+        (folder / "model.txt").write_text((out / "model.txt").read_text())
+        (folder / CONFIG_FILE).write_text("{")
+    done = run_cli("feedback_ner.predict", "--model", str(trained_run / "fold_0" / "model"), "--texts",
+                   str(corpus_dir / "test"), "--out", str(tmp_path / "s.csv"), "--rescore", str(folder))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1 and str(folder) in lines[0], done.stderr[-2000:]
+    assert not (tmp_path / "s.csv").exists()
