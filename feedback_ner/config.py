@@ -133,6 +133,14 @@ class FeedbackTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Must stay False: evaluation needs word_ids and essay_index."}
     )
     logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={
+            "help": "Training batches: group_by_length (default: windows of similar length share a batch, shuffled "
+            "and seeded every epoch; far less padding), random, sequential or batch_rebalance.",
+            "choices": ["group_by_length", "random", "sequential", "batch_rebalance"],
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.output_dir is None:

@@ -130,6 +130,15 @@ class FeedbackTrainer(Trainer):
         self._nonfinite_run = 0
         self.nonfinite_steps = 0
 
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        """Evaluation windows longest first (least padding, an out-of-memory error at once); the word-level
+        accumulator keys each window by its essay, so the order changes nothing else (issue 16)."""
+        columns = getattr(eval_dataset, "column_names", None) or []
+        if self.args.world_size <= 1 and self.args.length_column_name in columns:
+            lengths = np.asarray(eval_dataset[self.args.length_column_name])
+            return np.argsort(-lengths, kind="stable").tolist()
+        return super()._get_eval_sampler(eval_dataset)
+
     def _model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         pad_id = getattr(self.processing_class, "pad_token_id", None) or 0
         return model_inputs(inputs, self.model.config, pad_id)

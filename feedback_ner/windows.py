@@ -52,7 +52,7 @@ from feedback_ner.tokens import Encoder, TokenArrays, TokenCache, private_backen
 logger = logging.getLogger("feedback_ner.windows")
 
 # Part of every cache key: bump when the windows written for the same inputs change.
-WINDOWS_VERSION = "1"
+WINDOWS_VERSION = "2"  # 2: the length column
 IGNORE_INDEX = -100
 # Vocabulary tokens tried, in order, as the paragraph-break marker of tokenizers that drop newlines: a real newline
 # token first, then the pilcrow (a pre-trained token whose meaning is "paragraph"), then "|", which essays hardly
@@ -68,8 +68,11 @@ WINDOW_FEATURES = Features(
         "labels": List(Value("int8")),
         "word_ids": List(Value("int32")),
         "essay_index": Value("int64"),
+        "length": Value("int32"),
     }
 )
+# The column the Trainer's length-grouped sampler reads (``TrainingArguments.length_column_name``'s default).
+LENGTH_COLUMN = "length"
 
 # B-X -> I-X, identity elsewhere: the label of a word's later sub-tokens under label_all_subtokens.
 _CONTINUATION = np.arange(NUM_LABELS, dtype=np.int64)
@@ -231,6 +234,7 @@ class _WindowMaker:
         out_words = np.where(content, words[src] if len(words) else 0, -1)
         columns["word_ids"] = _list_array(out_off, out_words.astype(np.int32))
         columns["essay_index"] = pa.array(essay_index[win_essay].astype(np.int64))
+        columns[LENGTH_COLUMN] = pa.array(out_len.astype(np.int32))
         return pa.table(columns)
 
 
@@ -415,7 +419,8 @@ def tokenize_windows(
     """The word table's essays as windows of ``max_length`` tokens (specials included) sharing ``stride`` tokens.
 
     Columns ``input_ids``, ``attention_mask``, ``labels`` (only when ``table`` has labels), ``word_ids`` (-1 for
-    special/whitespace/marker tokens), ``essay_index`` (row position in ``table``). Labels: the word's label on its
+    special/whitespace/marker tokens), ``essay_index`` (row position in ``table``), ``length`` (tokens of the window:
+    what length-grouped batching reads without touching the token lists). Labels: the word's label on its
     first sub-token, -100 on the others (or, with ``label_all_subtokens``, the word's label with B-X turned into I-X).
     ``keep_newlines`` inserts :func:`newline_token_id` at each paragraph break for tokenizers that drop newlines.
     With ``cache_dir`` the windows are cached there as ``windows-<key>*.arrow``, the key hashing the tokenizer, the
