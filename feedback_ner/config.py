@@ -18,7 +18,8 @@ from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from feedback_ner.decode import SUBTOKEN_RULES
-from feedback_ner.modeling import resolve_model_path
+from feedback_ner.errors import InvalidInputError
+from feedback_ner.modeling import ATTN_IMPLEMENTATIONS, packing_problem, resolve_model_path
 from feedback_ner.windows import stride_error
 
 HEADS = ("linear", "lstm", "gru")
@@ -41,8 +42,26 @@ class ModelArguments:
         default=0, metadata={"help": "Average the classifier over this many dropout samples in training (0 = off)."}
     )
     rnn_hidden_size: int = field(default=256, metadata={"help": "Hidden size per direction of the lstm/gru head."})
+    attn_implementation: str = field(
+        default="auto",
+        metadata={"help": "Attention kernel: auto (flash_attention_2 on a GPU where flash-attn is installed and the "
+                          "model has it, else sdpa where the model has it, else eager), sdpa, eager, "
+                          "flash_attention_2.", "choices": list(ATTN_IMPLEMENTATIONS)},
+    )
+    packed: bool = field(
+        default=False,
+        metadata={"help": "Padding-free training batches (the batch's windows packed into one row). Needs flash "
+                          "attention: with sdpa or eager the packed windows would attend to each other."},
+    )
 
     def __post_init__(self) -> None:
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise InvalidInputError(f"attn_implementation={self.attn_implementation!r}: use one of "
+                                    f"{', '.join(ATTN_IMPLEMENTATIONS)}.")
+        if self.packed:
+            problem = packing_problem(self.attn_implementation)
+            if problem:
+                raise InvalidInputError(problem)
         resolve_model_path(self.model_name_or_path)  # a pkg: name is checked now, kept, and resolved at load time
         if self.head not in HEADS:
             raise ValueError(f"head={self.head!r} is not supported; use one of {', '.join(HEADS)}.")

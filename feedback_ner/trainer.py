@@ -21,7 +21,7 @@ from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
 from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.metric import score
-from feedback_ner.modeling import model_inputs, trim_to
+from feedback_ner.modeling import model_inputs, pack_inputs, trim_to
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 
 logger = logging.getLogger("feedback_ner.trainer")
@@ -97,7 +97,8 @@ class FeedbackTrainer(Trainer):
     """``Trainer`` whose evaluation returns the competition F1, with a guard against non-finite losses.
 
     Extra keyword arguments: ``eval_table`` (the word table of the evaluation essays, row order = ``essay_index``),
-    ``eval_gt`` (their ground-truth rows), ``postprocess`` (a :class:`PostprocessConfig`) and ``subtoken_rule``.
+    ``eval_gt`` (their ground-truth rows), ``postprocess`` (a :class:`PostprocessConfig`), ``subtoken_rule`` and
+    ``packed`` (training batches padding-free, :func:`modeling.pack_inputs`; flash attention only).
     """
 
     def __init__(
@@ -107,8 +108,10 @@ class FeedbackTrainer(Trainer):
         eval_gt: pd.DataFrame | None = None,
         postprocess: PostprocessConfig | None = None,
         subtoken_rule: str = "first",
+        packed: bool = False,
         **kwargs: Any,
     ) -> None:
+        self.packed = packed
         self.word_metric: WordF1Metric | None = None
         if eval_table is not None:
             if eval_gt is None:
@@ -144,7 +147,10 @@ class FeedbackTrainer(Trainer):
         return model_inputs(inputs, self.model.config, pad_id)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-        return super().compute_loss(model, self._model_inputs(inputs), return_outputs, num_items_in_batch)
+        inputs = self._model_inputs(inputs)
+        if self.packed and model.training:  # evaluation keeps padded batches: it needs logits per window
+            inputs = pack_inputs(inputs)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):  # noqa: ANN001
         word_ids, essay_index = inputs["word_ids"], inputs["essay_index"]
