@@ -102,3 +102,17 @@ def test_evaluation_in_length_order_gives_the_same_word_probabilities(bert, tabl
     assert got.keys() == want.keys()
     for essay_id in want:
         np.testing.assert_allclose(got[essay_id], want[essay_id], atol=1e-5)
+
+
+def test_bench_padding_counts_padding_as_the_model_computes_it():
+    """The benchmark's pad share: batch width rounded up to the model's multiple; grouped batches cover each window
+    once and pad less than random ones."""
+    from benchmarks.bench_padding import batch_orders, pad_share
+
+    lengths = np.array([100, 500, 510, 90])
+    assert pad_share(lengths, [np.array([0, 1]), np.array([2, 3])], 8) == pytest.approx(1 - 1200 / (2 * 504 + 2 * 512))
+    assert pad_share(lengths, [np.array([1, 2]), np.array([0, 3])], 512) == pytest.approx(1 - 1200 / 2048)
+    many = np.random.default_rng(0).integers(20, 1024, 400)
+    grouped = batch_orders(many, grouped=True, seed=0)
+    assert sorted(np.concatenate(grouped).tolist()) == list(range(400))
+    assert pad_share(many, grouped, 8) < 0.5 * pad_share(many, batch_orders(many, grouped=False, seed=0), 8)
