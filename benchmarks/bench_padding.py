@@ -1,13 +1,14 @@
 """Padding in training batches, random vs length-grouped, and the training step time both ways (issue 16).
 
 On the sample corpus (450 essays, as in the demo) the windows of max_length 512/1024/1536 (stride 128) are batched
-four at a time as the Trainer batches them: in random order (``train_sampling_strategy="random"``) and length-grouped
-(``"group_by_length"``, the default here: transformers' ``LengthGroupedSampler`` fed from the windows' ``length``
-column, shuffled by a seeded generator). ``train_pad_share`` is the share of the tokens a model computes that are
-padding, for a Longformer (batches padded to a multiple of its 512-token attention window, as
-``allenai/longformer-*-4096`` needs) and a BERT/DeBERTa-style model (padded to a multiple of 8 for tensor cores),
-averaged over 5 epochs' orders. Then the training step (forward, backward, AdamW) of one fixed model, the tiny BERT
-(hidden 64, 2 layers) at max_length 1024, is timed on the same number of batches drawn from each order.
+four at a time as the Trainer batches them: in random order (``train_sampling_strategy="random"``) and
+length-grouped (``"group_by_length"``, the default here: ``windows.LengthGroupedBatches`` fed from the windows'
+``length`` column, seeded: windows of similar length share a batch, the batches come in random order).
+``train_pad_share`` is the share of the tokens a model computes that are padding, for a Longformer (batches padded to
+a multiple of its 512-token attention window, as ``allenai/longformer-*-4096`` needs) and a BERT/DeBERTa-style
+model (padded to a multiple of 8 for tensor cores), averaged over 5 epochs' orders. Then the training step
+(forward, backward, AdamW) of one fixed model, the tiny BERT (hidden 64, 2 layers) at max_length 1024, is timed on
+the same number of batches drawn from each order.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from benchmarks import sample_corpus
 from feedback_ner.corpus import load_train
 from feedback_ner.inference import WindowArrays
 from feedback_ner.synthetic.models import build_tiny
-from feedback_ner.windows import FeedbackCollator, tokenize_windows
+from feedback_ner.windows import FeedbackCollator, LengthGroupedBatches, tokenize_windows
 from feedback_ner.wordtable import build_word_table
 
 BATCH = 4
@@ -40,7 +40,7 @@ def batch_orders(lengths: np.ndarray, grouped: bool, seed: int) -> list[np.ndarr
     """The batches of one epoch, as the Trainer's sampler orders them (random or length-grouped)."""
     generator = torch.Generator().manual_seed(seed)
     if grouped:
-        order = np.fromiter(LengthGroupedSampler(BATCH, lengths=lengths.tolist(), generator=generator), np.int64)
+        order = np.fromiter(LengthGroupedBatches(lengths, BATCH, generator=generator), np.int64)
     else:
         order = torch.randperm(len(lengths), generator=generator).numpy()
     return [order[i : i + BATCH] for i in range(0, len(order), BATCH)]

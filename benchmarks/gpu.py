@@ -166,14 +166,11 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 def train_figures(model: torch.nn.Module, windows: Any, tokenizer: Any, spec: Spec, steps: int, warmup: int,
                   device: torch.device) -> dict[str, float]:
     """Seconds, real and computed tokens of ``steps`` training steps on length-grouped batches, and peak memory."""
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
     from feedback_ner.modeling import encoder_config, model_inputs
-    from feedback_ner.windows import FeedbackCollator, pad_multiple_for
+    from feedback_ner.windows import FeedbackCollator, LengthGroupedBatches, pad_multiple_for
 
     collator = FeedbackCollator(tokenizer, pad_to_multiple_of=pad_multiple_for(encoder_config(model.config)))
-    order = list(LengthGroupedSampler(spec.batch_size, lengths=windows.lengths.tolist(),
-                                      generator=torch.Generator().manual_seed(0)))
+    order = list(LengthGroupedBatches(windows.lengths, spec.batch_size, generator=torch.Generator().manual_seed(0)))
     batches = [np.asarray(order[i : i + spec.batch_size]) for i in range(0, len(order), spec.batch_size)]
     batches = [batches[i % len(batches)] for i in range(warmup + steps)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")

@@ -23,6 +23,7 @@ from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.metric import score
 from feedback_ner.modeling import model_inputs, pack_inputs, trim_to
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.windows import LengthGroupedBatches
 
 logger = logging.getLogger("feedback_ner.trainer")
 
@@ -132,6 +133,15 @@ class FeedbackTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self._nonfinite_run = 0
         self.nonfinite_steps = 0
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """``group_by_length``: :class:`windows.LengthGroupedBatches` over the windows' stored lengths (batches of
+        similar length in random order; the stock sampler runs long-to-short within chunks, which hurt the CV)."""
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        columns = getattr(dataset, "column_names", None) or []
+        if self.args.train_sampling_strategy == "group_by_length" and self.args.length_column_name in columns:
+            return LengthGroupedBatches(dataset[self.args.length_column_name], self.args.train_batch_size)
+        return super()._get_train_sampler(train_dataset)
 
     def _get_eval_sampler(self, eval_dataset: Any) -> Any:
         """Evaluation windows longest first (least padding, an out-of-memory error at once); the word-level

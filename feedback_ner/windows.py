@@ -540,6 +540,46 @@ class FeedbackCollator:
         return batch
 
 
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Training order whose consecutive ``batch_size`` windows have similar lengths, the batches in random order.
+
+    Each epoch: a random permutation (torch's global generator unless ``generator`` is given, so ``set_seed`` makes it
+    reproducible and every epoch differs), cut into chunks of ``group_batches`` batches, each chunk sorted by length
+    and cut into batches; then the batches are shuffled, the one holding the longest window first (an out-of-memory
+    error comes at once), a short last batch last. transformers' ``LengthGroupedSampler`` leaves each chunk's batches
+    in descending length order, so the model sees long-to-short runs of tens of batches; on the demo that cost ~0.12
+    CV F1 against random batches (issue 16). Shuffling the batches keeps the padding and removes the drift.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, group_batches: int = 50,
+                 generator: torch.Generator | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        self.lengths = torch.as_tensor(np.asarray(lengths, dtype=np.int64))
+        self.batch_size = int(batch_size)
+        self.group_batches = int(group_batches)
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        perm = torch.randperm(len(self.lengths), generator=self.generator)
+        chunk = self.batch_size * max(1, min(self.group_batches, len(perm) // (4 * self.batch_size)))
+        batches = []
+        for part in perm.split(chunk):
+            part = part[torch.argsort(self.lengths[part], descending=True, stable=True)]
+            batches.extend(part.split(self.batch_size))
+        last = batches.pop() if batches and len(batches[-1]) < self.batch_size else None
+        order = torch.randperm(len(batches), generator=self.generator).tolist()
+        if order:
+            longest = max(range(len(batches)), key=lambda b: int(self.lengths[batches[b][0]]))
+            at = order.index(longest)
+            order[0], order[at] = order[at], order[0]
+        out = [batches[b] for b in order] + ([last] if last is not None else [])
+        return iter(torch.cat(out).tolist() if out else [])
+
+
 def pad_multiple_for(config: Any) -> int | None:
     """The length batches must be a multiple of: Longformer's attention window, BigBird's block size (block-sparse
     attention); None for other models."""
