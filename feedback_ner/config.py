@@ -21,7 +21,7 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from feedback_ner.decode import SUBTOKEN_RULES
 from feedback_ner.errors import FeedbackError
-from feedback_ner.modeling import resolve_model_path
+from feedback_ner.modeling import ATTN_IMPLEMENTATIONS, packing_problem, resolve_model_path
 from feedback_ner.windows import stride_error
 
 
@@ -49,8 +49,26 @@ class ModelArguments:
         default=0, metadata={"help": "Average the classifier over this many dropout samples in training (0 = off)."}
     )
     rnn_hidden_size: int = field(default=256, metadata={"help": "Hidden size per direction of the lstm/gru head."})
+    attn_implementation: str = field(
+        default="auto",
+        metadata={"help": "Attention kernel: auto (flash_attention_2 on a GPU where flash-attn is installed and the "
+                          "model has it, else sdpa where the model has it, else eager), sdpa, eager, "
+                          "flash_attention_2.", "choices": list(ATTN_IMPLEMENTATIONS)},
+    )
+    packed: bool = field(
+        default=False,
+        metadata={"help": "Padding-free training batches (the batch's windows packed into one row). Needs flash "
+                          "attention: with sdpa or eager the packed windows would attend to each other."},
+    )
 
     def __post_init__(self) -> None:
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ConfigError(f"attn_implementation={self.attn_implementation!r}: use one of "
+                                    f"{', '.join(ATTN_IMPLEMENTATIONS)}.")
+        if self.packed:
+            problem = packing_problem(self.attn_implementation)
+            if problem:
+                raise ConfigError(problem)
         resolve_model_path(self.model_name_or_path)  # a pkg: name is checked now, kept, and resolved at load time
         if self.head not in HEADS:
             raise ConfigError(f"head={self.head!r} is not supported; use one of {', '.join(HEADS)}.")
@@ -145,6 +163,14 @@ class FeedbackTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Must stay False: evaluation needs word_ids and essay_index."}
     )
     logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={
+            "help": "Training batches: group_by_length (default: windows of similar length share a batch, shuffled "
+            "and seeded every epoch; far less padding), random, sequential or batch_rebalance.",
+            "choices": ["group_by_length", "random", "sequential", "batch_rebalance"],
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.output_dir is None:

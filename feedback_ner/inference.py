@@ -193,7 +193,7 @@ class WindowArrays:
 
     def __init__(self, ds: Any) -> None:
         table = ds.data.table
-        self.columns = [c for c in ("input_ids", "attention_mask", "word_ids") if c in table.column_names]
+        self.columns = [c for c in ("input_ids", "attention_mask", "labels", "word_ids") if c in table.column_names]
         self.flat: dict[str, np.ndarray] = {}
         offsets = None
         for name in self.columns:

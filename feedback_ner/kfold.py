@@ -135,6 +135,7 @@ def make_model_init(model_args: ModelArguments):
             classifier_dropout=params.get("classifier_dropout", model_args.classifier_dropout),
             multi_sample_dropout=params.get("multi_sample_dropout", model_args.multi_sample_dropout),
             rnn_hidden_size=model_args.rnn_hidden_size,
+            attn_implementation=model_args.attn_implementation,
         )
 
     return model_init
@@ -168,6 +169,7 @@ def build_trainer(
         eval_gt=data.eval_gt,
         postprocess=postprocess,
         subtoken_rule=data_args.subtoken_rule,
+        packed=model_args.packed,
         callbacks=[EvalLogCallback(prefix=log_prefix), EpochProgressCallback(prefix=log_prefix)],
     )
 

@@ -30,6 +30,55 @@ logger = logging.getLogger("feedback_ner.modeling")
 PIPELINE_KEYS = ("word_ids", "essay_index")
 # model_name_or_path prefix of a model shipped inside an installed Python package
 PACKAGED_PREFIX = "pkg:"
+# ModelArguments.attn_implementation: "auto" picks (see resolve_attn_implementation), the others go to from_pretrained.
+ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "eager", "flash_attention_2")
+FLASH = "flash_attention_2"
+
+
+def flash_available() -> bool:
+    """Whether flash attention 2 can run here (the flash-attn package and a CUDA GPU)."""
+    from transformers.utils import is_flash_attn_2_available
+
+    return bool(is_flash_attn_2_available())
+
+
+def packing_problem(attn_implementation: str) -> str | None:
+    """Why padding-free (packed) batches cannot be used with ``attn_implementation`` here, or None when they can."""
+    if attn_implementation not in ("auto", FLASH) or not flash_available():
+        return (
+            f"packed=True needs flash attention (attn_implementation auto or {FLASH}, the flash-attn package and a "
+            f"CUDA GPU); here attn_implementation={attn_implementation}, flash attention "
+            f"{'available' if flash_available() else 'not available'}: with sdpa or eager the packed windows would "
+            "attend to each other, so set packed=False"
+        )
+    return None
+
+
+def resolve_attn_implementation(name: str | None, config: PretrainedConfig) -> str | None:
+    """The ``attn_implementation`` to load ``config``'s model with: ``auto`` -> flash attention 2 where it is available
+    and the model class has it, else None (transformers' own choice: sdpa where the class has it, else eager)."""
+    if name in (None, "auto"):
+        if flash_available():
+            try:
+                model_class = AutoModelForTokenClassification._model_mapping[type(config)]
+            except KeyError:
+                model_class = None
+            if getattr(model_class, "_supports_flash_attn", False):
+                return FLASH
+        return None
+    return name
+
+
+def pack_inputs(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A padded training batch as one padding-free row: the real tokens of every window end to end, with
+    ``position_ids`` restarting at each window (flash attention reads the window boundaries from them) and no
+    attention mask. Only flash attention keeps the windows apart (:func:`packing_problem`)."""
+    mask = inputs["attention_mask"].bool()
+    positions = (torch.cumsum(mask, dim=1) - 1)[mask]
+    packed = {"input_ids": inputs["input_ids"][mask].unsqueeze(0), "position_ids": positions.unsqueeze(0)}
+    if "labels" in inputs:
+        packed["labels"] = inputs["labels"][mask].unsqueeze(0)
+    return packed
 
 
 def resolve_model_path(name: str) -> str:
@@ -153,15 +202,39 @@ def build_model(
     classifier_dropout: float | None = None,
     multi_sample_dropout: int = 0,
     rnn_hidden_size: int = 256,
+    attn_implementation: str | None = "auto",
 ) -> PreTrainedModel:
     """A token classifier over the pretrained encoder at ``model_name_or_path`` with 15 labels.
+
+    ``attn_implementation``: see :func:`resolve_attn_implementation`; a kernel the model lacks is a one-line error.
 
     ``head="linear"`` without multi-sample dropout gives the stock Auto class (loads anywhere); other options give
     :class:`FeedbackTokenClassifier` with the pretrained encoder weights inside.
     """
-    label_kwargs = {"num_labels": NUM_LABELS, "id2label": ID2LABEL, "label2id": LABEL2ID}
     model_name_or_path = resolve_model_path(model_name_or_path)  # a pkg: name from a sweep or a test
     config = AutoConfig.from_pretrained(model_name_or_path)
+    attn = resolve_attn_implementation(attn_implementation, encoder_config(config))
+    attn_kwargs: dict[str, Any] = {} if attn is None else {"attn_implementation": attn}
+    try:
+        return _build_model(model_name_or_path, config, head, classifier_dropout, multi_sample_dropout,
+                            rnn_hidden_size, attn_kwargs)
+    except (ValueError, ImportError) as err:
+        if attn is None or attn not in str(err):
+            raise
+        raise FeedbackError(f"attn_implementation={attn}: {str(err).strip().splitlines()[0][:300]}; use "
+                            "attn_implementation auto") from None
+
+
+def _build_model(
+    model_name_or_path: str,
+    config: PretrainedConfig,
+    head: str,
+    classifier_dropout: float | None,
+    multi_sample_dropout: int,
+    rnn_hidden_size: int,
+    attn_kwargs: dict[str, Any],
+) -> PreTrainedModel:
+    label_kwargs = {"num_labels": NUM_LABELS, "id2label": ID2LABEL, "label2id": LABEL2ID}
     if isinstance(config, FeedbackConfig):  # already one of ours: fine-tune it as it is
         return AutoModelForTokenClassification.from_pretrained(model_name_or_path)
     # Stock classes take classifier_dropout only where their config has it (BERT, DeBERTa; not Longformer).
@@ -172,9 +245,9 @@ def build_model(
             kwargs["classifier_dropout"] = classifier_dropout
         # Token-classification heads of a plain encoder checkpoint are new: the size mismatch is expected.
         return AutoModelForTokenClassification.from_pretrained(
-            model_name_or_path, ignore_mismatched_sizes=True, **kwargs
+            model_name_or_path, ignore_mismatched_sizes=True, **kwargs, **attn_kwargs
         )
-    encoder = AutoModel.from_pretrained(model_name_or_path)
+    encoder = AutoModel.from_pretrained(model_name_or_path, **attn_kwargs)
     fconfig = FeedbackConfig(
         encoder=encoder.config,
         head=head,

@@ -24,8 +24,9 @@ from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
 from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.metric import score
-from feedback_ner.modeling import model_inputs, trim_to
+from feedback_ner.modeling import model_inputs, pack_inputs, trim_to
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.windows import LengthGroupedBatches
 
 logger = logging.getLogger("feedback_ner.trainer")
 
@@ -180,7 +181,8 @@ class FeedbackTrainer(Trainer):
     """``Trainer`` whose evaluation returns the competition F1, with a guard against non-finite losses.
 
     Extra keyword arguments: ``eval_table`` (the word table of the evaluation essays, row order = ``essay_index``),
-    ``eval_gt`` (their ground-truth rows), ``postprocess`` (a :class:`PostprocessConfig`) and ``subtoken_rule``.
+    ``eval_gt`` (their ground-truth rows), ``postprocess`` (a :class:`PostprocessConfig`), ``subtoken_rule`` and
+    ``packed`` (training batches padding-free, :func:`modeling.pack_inputs`; flash attention only).
     """
 
     def __init__(
@@ -190,8 +192,10 @@ class FeedbackTrainer(Trainer):
         eval_gt: pd.DataFrame | None = None,
         postprocess: PostprocessConfig | None = None,
         subtoken_rule: str = "first",
+        packed: bool = False,
         **kwargs: Any,
     ) -> None:
+        self.packed = packed
         self.word_metric: WordF1Metric | None = None
         if eval_table is not None:
             if eval_gt is None:
@@ -231,12 +235,33 @@ class FeedbackTrainer(Trainer):
             raise RuntimeError("evaluation produced no word probabilities (no evaluation batch reached the metric)")
         return WordEvaluation(metrics=metrics, word_probs=word_probs)
 
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """``group_by_length``: :class:`windows.LengthGroupedBatches` over the windows' stored lengths (batches of
+        similar length in random order; the stock sampler runs long-to-short within chunks, which hurt the CV)."""
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        columns = getattr(dataset, "column_names", None) or []
+        if self.args.train_sampling_strategy == "group_by_length" and self.args.length_column_name in columns:
+            return LengthGroupedBatches(dataset[self.args.length_column_name], self.args.train_batch_size)
+        return super()._get_train_sampler(train_dataset)
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        """Evaluation windows longest first (least padding, an out-of-memory error at once); the word-level
+        accumulator keys each window by its essay, so the order changes nothing else (issue 16)."""
+        columns = getattr(eval_dataset, "column_names", None) or []
+        if self.args.world_size <= 1 and self.args.length_column_name in columns:
+            lengths = np.asarray(eval_dataset[self.args.length_column_name])
+            return np.argsort(-lengths, kind="stable").tolist()
+        return super()._get_eval_sampler(eval_dataset)
+
     def _model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         pad_id = getattr(self.processing_class, "pad_token_id", None) or 0
         return model_inputs(inputs, self.model.config, pad_id)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-        return super().compute_loss(model, self._model_inputs(inputs), return_outputs, num_items_in_batch)
+        inputs = self._model_inputs(inputs)
+        if self.packed and model.training:  # evaluation keeps padded batches: it needs logits per window
+            inputs = pack_inputs(inputs)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):  # noqa: ANN001
         word_ids, essay_index = inputs["word_ids"], inputs["essay_index"]

@@ -138,7 +138,7 @@ def test_oracle_round_trip(arch, max_length, stride, table, gt, tokenizers):
     """Token labels of the windows, taken back to words and decoded, give exactly train.csv's predictionstrings."""
     tok = tokenizers[arch]
     ds = tokenize_windows(table, tok, max_length, stride)
-    assert set(ds.column_names) == {"input_ids", "attention_mask", "labels", "word_ids", "essay_index"}
+    assert set(ds.column_names) == {"input_ids", "attention_mask", "labels", "word_ids", "essay_index", "length"}
     word_labels = word_labels_from_windows(ds, table)
     # every word of every essay is covered (and labelled) by some window
     assert all((labels >= 0).all() for labels in word_labels)
@@ -261,7 +261,7 @@ def test_keep_newlines_is_a_no_op_for_byte_level_bpe(table, tokenizers):
 def test_unlabelled_table_has_no_labels_column(table, tokenizers):
     texts = dict(zip(table["id"][:5], table["text"][:5]))
     ds = tokenize_windows(test_word_table(texts), tokenizers["bert"], 256, 32)
-    assert set(ds.column_names) == {"input_ids", "attention_mask", "word_ids", "essay_index"}
+    assert set(ds.column_names) == {"input_ids", "attention_mask", "word_ids", "essay_index", "length"}
     batch = FeedbackCollator(tokenizers["bert"])([ds[i] for i in range(len(ds))])
     assert "labels" not in batch
 

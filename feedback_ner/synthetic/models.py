@@ -12,6 +12,10 @@ way a pretrained checkpoint loaded by that class does under the installed transf
 - ``deberta-v2``: Unigram with Metaspace, ``[CLS] [SEP] [PAD] [UNK] [MASK]`` (``DebertaV2Tokenizer``); offsets of a
   word's first token include the one whitespace character before it.
 - ``bert``: lower-cased WordPiece (``BertTokenizer``); no whitespace in any offset.
+- ``modernbert``: byte-level BPE with ``[CLS] [SEP] [PAD] [UNK] [MASK]`` and a ``[CLS] $A [SEP]`` template, saved as
+  ``PreTrainedTokenizerFast`` as ``answerdotai/ModernBERT-*`` is; no prefix space (word-split input would need
+  ``add_prefix_space=True``; this package tokenises whole essays and maps tokens to words by offsets), newlines are
+  tokens. The model alternates sliding-window (128) and global attention (every third layer) like the real one.
 
 Command: ``python -m feedback_ner.tiny --arch longformer --corpus DIR --out DIR [--seed S]``.
 """
@@ -26,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+from tokenizers.decoders import ByteLevel as ByteLevelDecoder
 from transformers import (
     BertConfig,
     BertForTokenClassification,
@@ -38,6 +43,8 @@ from transformers import (
     DebertaV2Tokenizer,
     LongformerConfig,
     LongformerForTokenClassification,
+    ModernBertConfig,
+    ModernBertForTokenClassification,
     PretrainedConfig,
     PreTrainedModel,
     RobertaTokenizer,
@@ -49,7 +56,7 @@ from feedback_ner.labels import ID2LABEL, LABEL2ID, NUM_LABELS
 
 logger = logging.getLogger("feedback_ner.synthetic.models")
 
-ARCHS: tuple[str, ...] = ("longformer", "bigbird", "deberta-v2", "bert")
+ARCHS: tuple[str, ...] = ("longformer", "bigbird", "deberta-v2", "bert", "modernbert")
 DEFAULT_VOCAB_SIZE = 4096
 # Long enough for 4,096-token windows, the longest the package trains or predicts with.
 MAX_TOKENS = 4096
@@ -63,6 +70,7 @@ _INTERMEDIATE = 4 * _HIDDEN
 _ROBERTA_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # RoBERTa's id order: <s>=0, <pad>=1, </s>=2
 _DEBERTA_SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]")  # DeBERTa-v3's id order
 _BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+_MODERNBERT_SPECIALS = ("[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]")
 # Unigram and WordPiece have no byte fallback: seed them with the printable ASCII characters so that text the
 # small corpus lacks maps to characters rather than to [UNK] (BERT's normaliser lower-cases them).
 _ALPHABET = [c for c in string.printable if not c.isspace()]
@@ -162,6 +170,29 @@ def _train_wordpiece(texts: list[str], vocab_size: int) -> TokenizersBackend:
     return BertTokenizer(vocab=backend.get_vocab(), do_lower_case=True)
 
 
+def _train_modernbert_bpe(texts: list[str], vocab_size: int) -> TokenizersBackend:
+    """ModernBERT-style byte-level BPE (GPT-NeoX/OLMo pre-tokeniser, no prefix space) with BERT special tokens."""
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=list(_MODERNBERT_SPECIALS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = ByteLevelDecoder()
+    backend.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    return TokenizersBackend(
+        tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
+        mask_token="[MASK]", model_input_names=["input_ids", "attention_mask"],
+    )
+
+
 def _common(tokenizer: TokenizersBackend) -> dict:
     """Config fields every tiny model shares."""
     return {
@@ -221,11 +252,22 @@ def _bert_config(tokenizer: TokenizersBackend) -> PretrainedConfig:
     return BertConfig(**_common(tokenizer), max_position_embeddings=MAX_TOKENS)
 
 
+def _modernbert_config(tokenizer: TokenizersBackend) -> PretrainedConfig:
+    # Three layers: two with 128-token sliding-window attention, the third global, as in ModernBERT-base/large.
+    common = _common(tokenizer)
+    common.update(num_hidden_layers=3, cls_token_id=tokenizer.cls_token_id)
+    return ModernBertConfig(
+        **common, max_position_embeddings=MAX_TOKENS, local_attention=128, global_attn_every_n_layers=3,
+        attn_implementation="sdpa",
+    )
+
+
 _ARCHS: dict[str, _Arch] = {
     "longformer": _Arch(_train_byte_bpe, _longformer_config, LongformerForTokenClassification),
     "bigbird": _Arch(_train_byte_bpe, _bigbird_config, BigBirdForTokenClassification),
     "deberta-v2": _Arch(_train_unigram, _deberta_config, DebertaV2ForTokenClassification),
     "bert": _Arch(_train_wordpiece, _bert_config, BertForTokenClassification),
+    "modernbert": _Arch(_train_modernbert_bpe, _modernbert_config, ModernBertForTokenClassification),
 }
 
 
