@@ -21,7 +21,8 @@ from feedback_ner.decode import SUBTOKEN_RULES
 from feedback_ner.modeling import resolve_model_path
 from feedback_ner.windows import stride_error
 
-HEADS = ("linear", "lstm", "gru")
+HEADS = ("linear", "lstm", "gru", "mlp")
+HEAD_ACTIVATIONS = ("relu", "gelu", "tanh")
 
 
 @dataclass
@@ -32,7 +33,9 @@ class ModelArguments:
         default=None, metadata={"help": "Local folder (or Hub name on a connected machine) of the pretrained encoder."}
     )
     head: str = field(
-        default="linear", metadata={"help": "Head over the encoder: linear (stock model class), lstm or gru (BiRNN)."}
+        default="linear",
+        metadata={"help": "Head over the encoder: linear (stock model class), lstm or gru (BiRNN), mlp (one hidden "
+                          "layer of head_hidden_size with head_activation)."},
     )
     classifier_dropout: float | None = field(
         default=None, metadata={"help": "Dropout before the classifier (None keeps the encoder config's value)."}
@@ -41,11 +44,19 @@ class ModelArguments:
         default=0, metadata={"help": "Average the classifier over this many dropout samples in training (0 = off)."}
     )
     rnn_hidden_size: int = field(default=256, metadata={"help": "Hidden size per direction of the lstm/gru head."})
+    head_hidden_size: int = field(default=256, metadata={"help": "Hidden size of the mlp head."})
+    head_activation: str = field(default="gelu", metadata={"help": "Activation of the mlp head: relu, gelu or tanh."})
 
     def __post_init__(self) -> None:
         resolve_model_path(self.model_name_or_path)  # a pkg: name is checked now, kept, and resolved at load time
         if self.head not in HEADS:
             raise ValueError(f"head={self.head!r} is not supported; use one of {', '.join(HEADS)}.")
+        if self.head_activation not in HEAD_ACTIVATIONS:
+            raise ValueError(
+                f"head_activation={self.head_activation!r} is not supported; use one of {', '.join(HEAD_ACTIVATIONS)}."
+            )
+        if self.head_hidden_size < 1:
+            raise ValueError(f"head_hidden_size={self.head_hidden_size} must be >= 1.")
         if self.multi_sample_dropout < 0:
             raise ValueError(f"multi_sample_dropout={self.multi_sample_dropout} must be >= 0 (0 turns it off).")
         if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
@@ -133,6 +144,41 @@ class FeedbackTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Must stay False: evaluation needs word_ids and essay_index."}
     )
     logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    # Training recipes of the top solutions (issue 14), all off by default; see feedback_ner/recipes/.
+    awp_lr: float = field(
+        default=0.0, metadata={"help": "AWP: adversarial weight perturbation of every weight matrix, step size "
+                                       "relative to the weight norm (1st place: 5e-4; 0 = off); one more "
+                                       "forward/backward per step."}
+    )
+    awp_eps: float = field(
+        default=1e-3, metadata={"help": "AWP: each weight moves at most this fraction of its own magnitude."}
+    )
+    awp_start_epoch: float = field(
+        default=1.0, metadata={"help": "AWP: start attacking at this (fractional) epoch (the 1st place: after one)."}
+    )
+    fgm_epsilon: float = field(
+        default=0.0, metadata={"help": "FGM: adversarial step of norm epsilon on the word "
+                                       "embeddings (15th: 0.6; 0 = off)."}
+    )
+    ema_decay: float | None = field(
+        default=None, metadata={"help": "EMA of the weights with this decay per step (15th: 0.999; None = off); "
+                                        "evaluation, best-epoch selection and the saved model use the average."}
+    )
+    mask_prob: float = field(
+        default=0.0, metadata={"help": "Token masking: replace this share of text tokens of training batches by the "
+                                       "mask token (3rd place: 0.15; labels unchanged; 0 = off)."}
+    )
+    cutmix_prob: float = field(
+        default=0.0, metadata={"help": "Cutmix: probability per training window of pasting in a run of tokens and "
+                                       "labels from another window of the batch (3rd place: 0.5; 0 = off)."}
+    )
+    cutmix_ratio: float = field(
+        default=0.25, metadata={"help": "Cutmix: length of the pasted run, as a share of the window's text tokens."}
+    )
+    layerwise_lr_decay: float | None = field(
+        default=None, metadata={"help": "Layer-wise LR decay: each encoder layer gets this times the LR of the "
+                                        "layer above, the head the full LR (e.g. 0.9; None = off)."}
+    )
 
     def __post_init__(self) -> None:
         if self.output_dir is None:
@@ -143,7 +189,23 @@ class FeedbackTrainingArguments(TrainingArguments):
             )
         if self.max_nonfinite_steps < 1:
             raise ValueError(f"max_nonfinite_steps={self.max_nonfinite_steps} must be >= 1.")
+        _check_recipes(self)
         super().__post_init__()
+
+
+def _check_recipes(args: FeedbackTrainingArguments) -> None:
+    """One-line errors naming a recipe field whose value is out of range."""
+    shares = {"mask_prob": args.mask_prob, "cutmix_prob": args.cutmix_prob, "cutmix_ratio": args.cutmix_ratio}
+    for name, value in shares.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name}={value} must be in [0, 1] (0 turns it off).")
+    for name in ("awp_lr", "awp_eps", "awp_start_epoch", "fgm_epsilon"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"{name}={getattr(args, name)} must be >= 0.")
+    if args.ema_decay is not None and not 0.0 < args.ema_decay < 1.0:
+        raise ValueError(f"ema_decay={args.ema_decay} must be in (0, 1) (e.g. 0.999) or unset (off).")
+    if args.layerwise_lr_decay is not None and not 0.0 < args.layerwise_lr_decay <= 1.0:
+        raise ValueError(f"layerwise_lr_decay={args.layerwise_lr_decay} must be in (0, 1] (e.g. 0.9) or unset (off).")
 
 
 DATACLASSES = (ModelArguments, DataArguments, FeedbackTrainingArguments)

@@ -129,6 +129,8 @@ def make_model_init(model_args: ModelArguments):
             classifier_dropout=params.get("classifier_dropout", model_args.classifier_dropout),
             multi_sample_dropout=params.get("multi_sample_dropout", model_args.multi_sample_dropout),
             rnn_hidden_size=model_args.rnn_hidden_size,
+            head_hidden_size=params.get("head_hidden_size", model_args.head_hidden_size),
+            head_activation=params.get("head_activation", model_args.head_activation),
         )
 
     return model_init

@@ -30,6 +30,8 @@ logger = logging.getLogger("feedback_ner.modeling")
 PIPELINE_KEYS = ("word_ids", "essay_index")
 # model_name_or_path prefix of a model shipped inside an installed Python package
 PACKAGED_PREFIX = "pkg:"
+# Activations of the mlp head
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
 def resolve_model_path(name: str) -> str:
@@ -68,6 +70,8 @@ class FeedbackConfig(PretrainedConfig):
         classifier_dropout: float = 0.1,
         multi_sample_dropout: int = 0,
         rnn_hidden_size: int = 256,
+        head_hidden_size: int = 256,
+        head_activation: str = "gelu",
         **kwargs: Any,
     ) -> None:
         if isinstance(encoder, dict):
@@ -78,6 +82,8 @@ class FeedbackConfig(PretrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.multi_sample_dropout = multi_sample_dropout
         self.rnn_hidden_size = rnn_hidden_size
+        self.head_hidden_size = head_hidden_size
+        self.head_activation = head_activation
         kwargs.setdefault("id2label", ID2LABEL)
         kwargs.setdefault("label2id", LABEL2ID)
         super().__init__(**kwargs)
@@ -90,7 +96,7 @@ class FeedbackConfig(PretrainedConfig):
 
 
 class FeedbackTokenClassifier(PreTrainedModel):
-    """Encoder -> optional BiLSTM/BiGRU -> dropout (multi-sample in training) -> linear over the 15 labels."""
+    """Encoder -> optional BiLSTM/BiGRU or MLP layer -> dropout (multi-sample in training) -> linear (15 labels)."""
 
     config_class = FeedbackConfig
     base_model_prefix = "encoder"
@@ -111,13 +117,17 @@ class FeedbackTokenClassifier(PreTrainedModel):
             hidden = 2 * config.rnn_hidden_size
         else:
             self.rnn = None
+        self.mlp = None
+        if config.head == "mlp":  # one hidden layer (issue 14): Linear -> activation, then dropout -> classifier
+            self.mlp = nn.Sequential(nn.Linear(hidden, config.head_hidden_size), ACTIVATIONS[config.head_activation]())
+            hidden = config.head_hidden_size
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(hidden, config.num_labels)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
         # Only the head is ours to initialise; the encoder keeps its pretrained (or its own initial) weights.
-        if module is self.classifier:
+        if module is self.classifier or (self.mlp is not None and module is self.mlp[0]):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
 
@@ -134,6 +144,8 @@ class FeedbackTokenClassifier(PreTrainedModel):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_kwargs)[0]
         if self.rnn is not None:
             hidden, _ = self.rnn(hidden)
+        if self.mlp is not None:
+            hidden = self.mlp(hidden)
         samples = max(1, self.config.multi_sample_dropout) if self.training else 1
         # Multi-sample dropout: average the classifier over several dropout masks (a cheap, steadier ensemble).
         logits = torch.stack([self.classifier(self.dropout(hidden)) for _ in range(samples)]).mean(0)
@@ -153,6 +165,8 @@ def build_model(
     classifier_dropout: float | None = None,
     multi_sample_dropout: int = 0,
     rnn_hidden_size: int = 256,
+    head_hidden_size: int = 256,
+    head_activation: str = "gelu",
 ) -> PreTrainedModel:
     """A token classifier over the pretrained encoder at ``model_name_or_path`` with 15 labels.
 
@@ -181,6 +195,8 @@ def build_model(
         classifier_dropout=0.1 if classifier_dropout is None else classifier_dropout,
         multi_sample_dropout=multi_sample_dropout,
         rnn_hidden_size=rnn_hidden_size,
+        head_hidden_size=head_hidden_size,
+        head_activation=head_activation,
         **label_kwargs,
     )
     return FeedbackTokenClassifier(fconfig, encoder=encoder)
