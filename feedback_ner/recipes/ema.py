@@ -9,14 +9,10 @@ checkpoint's (averaged) weights.
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from transformers import TrainerCallback
-
-logger = logging.getLogger("feedback_ner.recipes.ema")
 
 
 class EMACallback(TrainerCallback):
