@@ -126,8 +126,8 @@ class FeedbackTrainingArguments(TrainingArguments):
     folds: list[int] = field(default_factory=list, metadata={"help": "Folds to train (default: all)."})
     postprocess: str | None = field(
         default=None, metadata={"help": "Post-processing JSON used in evaluation and best-epoch selection; "
-                                      "`baseline` = the public baseline's table; default: learned from the training "
-                                      "folds' span lengths (feedback_ner.postprocess_defaults)."}
+                                      "`baseline` = the public baseline's table; default: learned from the span "
+                                      "lengths of the run's essays (feedback_ner.postprocess_defaults)."}
     )
     max_nonfinite_steps: int = field(
         default=3, metadata={"help": "After this many non-finite losses in a row, go back to the last checkpoint."}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -139,8 +140,8 @@ def make_model_init(model_args: ModelArguments):
 
 def load_postprocess(train_args: FeedbackTrainingArguments, train_gt: pd.DataFrame | None = None) -> PostprocessConfig:
     """The post-processing used in evaluation and best-epoch selection: a JSON file if given, ``baseline`` for the
-    public baseline's table, else learned from the training folds' spans ``train_gt`` (issue 14; the baseline table
-    when they are not given)."""
+    public baseline's table, else learned from the training spans ``train_gt`` (issue 14; the baseline table when
+    they are not given)."""
     if train_args.postprocess == BASELINE_POSTPROCESS:
         return PostprocessConfig()
     if train_args.postprocess:
@@ -195,8 +196,9 @@ def train_fold(
     fold_dir = Path(train_args.output_dir) / f"fold_{fold}"
     run_name = f"{train_args.run_name or Path(train_args.output_dir).name}-fold{fold}"
     args = replace(train_args, output_dir=str(fold_dir), run_name=run_name)
-    train_ids = set(table.loc[table["fold"] != fold, "id"])
-    postprocess = load_postprocess(train_args, gt[gt["id"].isin(train_ids)])
+    # One config per run, learned from the spans of all its essays: predict, tune and inspect decode a run with
+    # one config. (Its eval fold's span lengths take part: a label statistic, never a model output.)
+    postprocess = load_postprocess(train_args, gt[gt["id"].isin(set(table["id"]))])
     data = fold_data(table, gt, fold, tokenizer, data_args, token_cache=token_cache)
     trainer = build_trainer(model_args, data_args, args, data, tokenizer, postprocess, log_prefix=f"fold {fold} | ")
     last = get_last_checkpoint(str(fold_dir)) if fold_dir.is_dir() else None
@@ -251,24 +253,24 @@ def cv_table(run_dir: str | os.PathLike, folds: list[int], gt: pd.DataFrame) -> 
     """Per-class and macro F1 per fold and overall (all folds' OOF predictions scored together)."""
     run_dir = Path(run_dir)
     columns: dict[str, pd.Series] = {}
-    ids: set[str] = set()
-    submissions = []
+    all_probs: dict[str, np.ndarray] = {}
+    postprocess = None
     for fold in folds:
         fold_dir = run_dir / f"fold_{fold}"
         probs = load_word_probs(fold_dir / OOF_FILE)
-        # each fold is decoded with its own config (learned from its training folds, issue 14)
-        postprocess = PostprocessConfig.from_dict(InferenceConfig.load(fold_dir / "model").postprocess or {})
-        submissions.append(submission_from_probs(probs, postprocess))
-        ids.update(probs)
-        columns[f"fold_{fold}"] = _score_column(submissions[-1], gt[gt["id"].isin(set(probs))])
-    columns["overall"] = _score_column(pd.concat(submissions, ignore_index=True), gt[gt["id"].isin(ids)])
+        if postprocess is None:  # every fold of a run is evaluated with the same config
+            postprocess = PostprocessConfig.from_dict(InferenceConfig.load(fold_dir / "model").postprocess or {})
+        all_probs.update(probs)
+        fold_gt = gt[gt["id"].isin(set(probs))]
+        columns[f"fold_{fold}"] = _score_column(probs, fold_gt, postprocess)
+    columns["overall"] = _score_column(all_probs, gt[gt["id"].isin(set(all_probs))], postprocess)
     table = pd.DataFrame(columns)
     table.index.name = "class"
     return table
 
 
-def _score_column(submission: pd.DataFrame, gt: pd.DataFrame) -> pd.Series:
-    result = score(submission, gt)
+def _score_column(probs: dict[str, np.ndarray], gt: pd.DataFrame, postprocess: PostprocessConfig) -> pd.Series:
+    result = score(submission_from_probs(probs, postprocess), gt)
     column = result.table["F1"].reindex(list(CLASSES)).astype(float)
     column["macro"] = result.f1
     return column
