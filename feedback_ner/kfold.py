@@ -42,6 +42,7 @@ from feedback_ner.metric import score
 from feedback_ner.modelcard import write_fold_card, write_run_card
 from feedback_ner.modeling import build_model, encoder_config, resolve_model_path
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.postprocess_defaults import learn_postprocess
 from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart
 from feedback_ner.tokens import TokenCache
@@ -54,6 +55,7 @@ logger = logging.getLogger("feedback_ner.kfold")
 METRICS_FILE = "metrics.json"
 OOF_FILE = "oof.npz"
 CONFIG_FILE = "config.yaml"
+BASELINE_POSTPROCESS = "baseline"  # postprocess value naming the public baseline's table
 
 
 @dataclass
@@ -136,14 +138,22 @@ def make_model_init(model_args: ModelArguments):
             multi_sample_dropout=params.get("multi_sample_dropout", model_args.multi_sample_dropout),
             rnn_hidden_size=model_args.rnn_hidden_size,
             attn_implementation=model_args.attn_implementation,
+            head_hidden_size=params.get("head_hidden_size", model_args.head_hidden_size),
+            head_activation=params.get("head_activation", model_args.head_activation),
         )
 
     return model_init
 
 
-def load_postprocess(train_args: FeedbackTrainingArguments) -> PostprocessConfig:
-    """The post-processing used in evaluation: a JSON file if given, else the baseline defaults."""
-    return PostprocessConfig.load(train_args.postprocess) if train_args.postprocess else PostprocessConfig()
+def load_postprocess(train_args: FeedbackTrainingArguments, train_gt: pd.DataFrame | None = None) -> PostprocessConfig:
+    """The post-processing used in evaluation and best-epoch selection: a JSON file if given, ``baseline`` for the
+    public baseline's table, else learned from the training spans ``train_gt`` (issue 14; the baseline table when
+    they are not given)."""
+    if train_args.postprocess == BASELINE_POSTPROCESS:
+        return PostprocessConfig()
+    if train_args.postprocess:
+        return PostprocessConfig.load(train_args.postprocess)
+    return learn_postprocess(train_gt) if train_gt is not None and len(train_gt) else PostprocessConfig()
 
 
 def build_trainer(
@@ -194,7 +204,9 @@ def train_fold(
     fold_dir = Path(train_args.output_dir) / f"fold_{fold}"
     run_name = f"{train_args.run_name or Path(train_args.output_dir).name}-fold{fold}"
     args = replace(train_args, output_dir=str(fold_dir), run_name=run_name)
-    postprocess = load_postprocess(train_args)
+    # One config per run, learned from the spans of all its essays: predict, tune and inspect decode a run with
+    # one config. (Its eval fold's span lengths take part: a label statistic, never a model output.)
+    postprocess = load_postprocess(train_args, gt[gt["id"].isin(set(table["id"]))])
     data = fold_data(table, gt, fold, tokenizer, data_args, token_cache=token_cache)
     trainer = build_trainer(model_args, data_args, args, data, tokenizer, postprocess, log_prefix=f"fold {fold} | ")
     last = get_last_checkpoint(str(fold_dir)) if fold_dir.is_dir() else None

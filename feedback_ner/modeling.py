@@ -79,6 +79,8 @@ def pack_inputs(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if "labels" in inputs:
         packed["labels"] = inputs["labels"][mask].unsqueeze(0)
     return packed
+# Activations of the mlp head
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
 def resolve_model_path(name: str) -> str:
@@ -117,6 +119,8 @@ class FeedbackConfig(PretrainedConfig):
         classifier_dropout: float = 0.1,
         multi_sample_dropout: int = 0,
         rnn_hidden_size: int = 256,
+        head_hidden_size: int = 256,
+        head_activation: str = "gelu",
         **kwargs: Any,
     ) -> None:
         if isinstance(encoder, dict):
@@ -127,6 +131,8 @@ class FeedbackConfig(PretrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.multi_sample_dropout = multi_sample_dropout
         self.rnn_hidden_size = rnn_hidden_size
+        self.head_hidden_size = head_hidden_size
+        self.head_activation = head_activation
         kwargs.setdefault("id2label", ID2LABEL)
         kwargs.setdefault("label2id", LABEL2ID)
         super().__init__(**kwargs)
@@ -139,7 +145,7 @@ class FeedbackConfig(PretrainedConfig):
 
 
 class FeedbackTokenClassifier(PreTrainedModel):
-    """Encoder -> optional BiLSTM/BiGRU -> dropout (multi-sample in training) -> linear over the 15 labels."""
+    """Encoder -> optional BiLSTM/BiGRU or MLP layer -> dropout (multi-sample in training) -> linear (15 labels)."""
 
     config_class = FeedbackConfig
     base_model_prefix = "encoder"
@@ -160,13 +166,17 @@ class FeedbackTokenClassifier(PreTrainedModel):
             hidden = 2 * config.rnn_hidden_size
         else:
             self.rnn = None
+        self.mlp = None
+        if config.head == "mlp":  # one hidden layer (issue 14): Linear -> activation, then dropout -> classifier
+            self.mlp = nn.Sequential(nn.Linear(hidden, config.head_hidden_size), ACTIVATIONS[config.head_activation]())
+            hidden = config.head_hidden_size
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(hidden, config.num_labels)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
         # Only the head is ours to initialise; the encoder keeps its pretrained (or its own initial) weights.
-        if module is self.classifier:
+        if module is self.classifier or (self.mlp is not None and module is self.mlp[0]):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
 
@@ -183,6 +193,8 @@ class FeedbackTokenClassifier(PreTrainedModel):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_kwargs)[0]
         if self.rnn is not None:
             hidden, _ = self.rnn(hidden)
+        if self.mlp is not None:
+            hidden = self.mlp(hidden)
         samples = max(1, self.config.multi_sample_dropout) if self.training else 1
         # Multi-sample dropout: average the classifier over several dropout masks (a cheap, steadier ensemble).
         logits = torch.stack([self.classifier(self.dropout(hidden)) for _ in range(samples)]).mean(0)
@@ -203,6 +215,8 @@ def build_model(
     multi_sample_dropout: int = 0,
     rnn_hidden_size: int = 256,
     attn_implementation: str | None = "auto",
+    head_hidden_size: int = 256,
+    head_activation: str = "gelu",
 ) -> PreTrainedModel:
     """A token classifier over the pretrained encoder at ``model_name_or_path`` with 15 labels.
 
@@ -217,7 +231,7 @@ def build_model(
     attn_kwargs: dict[str, Any] = {} if attn is None else {"attn_implementation": attn}
     try:
         return _build_model(model_name_or_path, config, head, classifier_dropout, multi_sample_dropout,
-                            rnn_hidden_size, attn_kwargs)
+                            rnn_hidden_size, attn_kwargs, head_hidden_size, head_activation)
     except (ValueError, ImportError) as err:
         if attn is None or attn not in str(err):
             raise
@@ -233,6 +247,8 @@ def _build_model(
     multi_sample_dropout: int,
     rnn_hidden_size: int,
     attn_kwargs: dict[str, Any],
+    head_hidden_size: int = 256,
+    head_activation: str = "gelu",
 ) -> PreTrainedModel:
     label_kwargs = {"num_labels": NUM_LABELS, "id2label": ID2LABEL, "label2id": LABEL2ID}
     if isinstance(config, FeedbackConfig):  # already one of ours: fine-tune it as it is
@@ -254,6 +270,8 @@ def _build_model(
         classifier_dropout=0.1 if classifier_dropout is None else classifier_dropout,
         multi_sample_dropout=multi_sample_dropout,
         rnn_hidden_size=rnn_hidden_size,
+        head_hidden_size=head_hidden_size,
+        head_activation=head_activation,
         **label_kwargs,
     )
     return FeedbackTokenClassifier(fconfig, encoder=encoder)

