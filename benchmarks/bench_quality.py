@@ -84,6 +84,11 @@ def scores_of(submission: pd.DataFrame, gt: pd.DataFrame) -> dict[str, float]:
     return {"macro": float(result.f1), **{c: float(f1[c]) for c in CLASSES}}
 
 
+def fold_scores(metrics: dict) -> dict[str, float]:
+    """Macro and per-class F1 from a fold's metrics.json (keys ``eval_f1_<class with _ for spaces>``)."""
+    return {"macro": metrics["eval_f1"], **{c: metrics[f"eval_f1_{c.replace(' ', '_')}"] for c in CLASSES}}
+
+
 # ---- the run_ner-style baseline (deliberately independent of feedback_ner's pipeline) ----------------------------
 
 BASELINE_LABELS = ["O"] + [f"{p}-{c}" for c in CLASSES for p in ("B", "I")]
@@ -337,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = RECIPES.get(name, {})
             if not cached(name):
                 seconds, metrics, _ = run_feedback(args, args.data, args.out / name, extra)
-                f1 = {"macro": metrics["eval_f1"], **{c: metrics.get(f"eval_f1_{c}", 0.0) for c in CLASSES}}
+                f1 = fold_scores(metrics)
                 record(name, f1, seconds, extra)
             if name == "default":
                 state = args.out / name / f"fold_{args.fold}" / "model" / "trainer_state.json"
@@ -357,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             extra = {k: v for r in winners for k, v in RECIPES[r].items()}
             seconds, metrics, _ = run_feedback(args, args.data, args.out / name, extra)
-            f1 = {"macro": metrics["eval_f1"], **{c: metrics.get(f"eval_f1_{c}", 0.0) for c in CLASSES}}
+            f1 = fold_scores(metrics)
             record(name, f1, seconds, {"recipes": winners, **extra})
         elif name == "tuned" and not cached(name):
             source = next((r for r in ("best", "default") if (args.out / r / f"fold_{args.fold}").is_dir()), None)

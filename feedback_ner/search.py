@@ -483,7 +483,7 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
         with TokenCache(tokenizer) as tokens:  # each essay tokenised once, whatever max_length a trial asks for
             table, gt = load_data(data_args, token_cache=tokens)
             objective = Objective((model_args, data_args, trial_args), space, opts.folds, tokenizer, table, gt,
-                                  tokens, load_postprocess(train_args), opts.study)
+                                  tokens, load_postprocess(train_args, gt), opts.study)
             # Offsetting the seed by the trials stored keeps a resumed sweep from replaying the same draws;
             # constant_liar: parallel workers see running trials as bad results and draw elsewhere.
             seed = None if opts.seed is None else opts.seed + 1009 * len(study.trials)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from benchmarks.__main__ import available
-from benchmarks.bench_quality import _tags_to_spans, main
+from benchmarks.bench_quality import _tags_to_spans, fold_scores, main
+from feedback_ner.labels import CLASSES
 
 
 def test_baseline_joins_argmax_tags_into_spans_like_run_ner_notebooks():
@@ -22,3 +23,9 @@ def test_unknown_row_is_refused_before_any_work(capsys, tmp_path):
     assert main(["--rows", "baseline,nope", "--out", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_fold_scores_read_every_class_of_metrics_json():
+    metrics = {"eval_f1": 0.5, **{f"eval_f1_{c.replace(' ', '_')}": i / 10 for i, c in enumerate(CLASSES)}}
+    scores = fold_scores(metrics)
+    assert scores["macro"] == 0.5 and scores["Concluding Statement"] == CLASSES.index("Concluding Statement") / 10
