@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from feedback_ner.analysis import analyse
-from feedback_ner.cli import ArgumentParser, command
+from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import load_train
 from feedback_ner.errorpage import load_predictions, page_data, write_page
 from feedback_ner.errors import FeedbackError
@@ -35,13 +35,6 @@ def make_parser() -> ArgumentParser:
                         "(default: the checkpoints' own, as in the CV table)")
     parser.add_argument("--max-essays", type=int, default=300, help="worst essays shown on the page (default 300)")
     return parser
-
-
-def setup_logging() -> None:
-    """Progress lines on stderr."""
-    from feedback_ner import cli
-
-    cli.setup_logging()
 
 
 @command("inspect")

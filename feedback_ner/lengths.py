@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from feedback_ner.cli import ArgumentParser, command
+from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import DataError, load_texts
 from feedback_ner.errors import FeedbackError
 from feedback_ner.report import format_table
@@ -32,13 +32,6 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("--keep-newlines", action="store_true", help="count the paragraph markers keep_newlines adds")
     parser.add_argument("--png", default="lengths.png", help="histogram PNG to write (default: lengths.png)")
     return parser
-
-
-def setup_logging() -> None:
-    """Progress lines on stderr."""
-    from feedback_ner import cli
-
-    cli.setup_logging()
 
 
 @command("lengths")

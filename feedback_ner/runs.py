@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from feedback_ner.cli import ArgumentParser, command
+from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.report import format_table
 from feedback_ner.runtable import comparison_table, load_runs, table_png
@@ -27,13 +27,6 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("--data", default=None, help="Kaggle folder for tuned/rescored scores (default: each "
                         "run's data_dir); `--data none` skips them")
     return parser
-
-
-def setup_logging() -> None:
-    """Progress lines on stderr."""
-    from feedback_ner import cli
-
-    cli.setup_logging()
 
 
 @command("runs")
