@@ -8,6 +8,8 @@ TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= demo
 SWEEP_ARGS ?=
 PYTEST_ARGS ?=
+# the suite runs on every core (pytest-xdist); PYTEST_WORKERS=0 runs it in one process
+PYTEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help install services browser test test-fast lint demo bench bench-quality sweep predict wheels clean
@@ -37,10 +39,10 @@ services: ## install PostgreSQL for the sweep tests (apt, as root; otherwise say
 	fi
 
 test: install services ## run the test suite (offline, CPU)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: install ## the test suite without the tests marked slow (training subprocesses, accelerate, heads)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 lint: install ## ruff check
 	$(VENV)/bin/ruff check feedback_ner tests benchmarks

@@ -42,8 +42,16 @@ def bar_chart(df: pd.DataFrame, path: str | os.PathLike, title: str, ylabel: str
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=min(len(df.columns), 6))
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:  # noqa: ANN001 (a matplotlib Figure)
+    """Lay out ``fig``, write it as a PNG at ``path`` (folders created), close it; the path written."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

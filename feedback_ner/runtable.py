@@ -27,6 +27,7 @@ from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.probs import load_word_probs
+from feedback_ner.report import save_figure
 
 logger = logging.getLogger("feedback_ner.runtable")
 
@@ -251,12 +252,7 @@ def table_png(table: pd.DataFrame, differ: list[str], path: str | os.PathLike, t
             cell.set_facecolor("#fff2cc")
         elif name == "CV" and r == 1:
             cell.set_text_props(weight="bold")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _cell(value: Any, name: str = "") -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from feedback_ner.errors import FeedbackError
+from feedback_ner.report import save_figure
 from feedback_ner.tokens import Encoder
 from feedback_ner.windows import _BREAK, newline_token_id, special_tokens  # _BREAK: where keep_newlines adds markers
 
@@ -141,9 +142,4 @@ def histogram_png(
     ax.set_ylabel("essays")
     ax.set_title("Essay lengths in tokens")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
