@@ -21,13 +21,14 @@ import numpy as np
 import pandas as pd
 
 from feedback_ner import rescoring, tuning
+from feedback_ner.artifacts import choose_postprocess
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import load_texts
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
 from feedback_ner.span_features import candidate_recall, fit_candidate_config, span_length_limits, stack_words
@@ -123,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{int(data.y.sum())} positive; recall per class (share of ground truths some candidate matches)")
     print(format_table(recall))
 
-    columns = {ROUTES[0]: _f1_column(submission_from_probs(probs, PostprocessConfig()), gt)}
+    # "default": what the run's CV table decoded with (its checkpoints' settings); an ensemble's OOF: the defaults
+    run_models = sorted(Path(args.oof).parent.glob("fold_*/model"))
+    default = choose_postprocess(checkpoint=run_models[0] if run_models else None)
+    logger.info("default post-processing: %s", default.source)
+    columns = {ROUTES[0]: _f1_column(submission_from_probs(probs, default.config), gt)}
     tuned_sub, _ = tuning.cross_fit_tune(probs, gt, fold_of, n_trials=args.tune_trials, seed=args.seed, rounds=1)
     columns[ROUTES[1]] = _f1_column(tuned_sub, gt)
     modes = {"single": [False], "per-class": [True], "compare": [False, True]}[args.model]
