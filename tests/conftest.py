@@ -101,3 +101,18 @@ def assert_one_line_error(done, command: str, *needles: str) -> str:
     for needle in needles:
         assert needle in line, f"{needle!r} not in {line!r}"
     return line
+
+
+@pytest.fixture(scope="session")
+def bert_run(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, tiny_models) -> Path:
+    """A trained run (2 folds of a tiny BERT, 6 epochs: long enough to predict spans), built once per session.
+
+    Read it as it is; a test that writes into a run folder takes a copy (``shutil.copytree``)."""
+    from feedback_ner.config import parse_config
+    from feedback_ner.kfold import run
+
+    out = tmp_path_factory.mktemp("bert_run") / "run"
+    config = small_config(corpus_dir, tiny_models("bert"), out, learning_rate=1e-3, num_train_epochs=6,
+                          per_device_train_batch_size=4)
+    run(*parse_config(None, overrides=config))
+    return out

@@ -11,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli, small_config
+from conftest import run_cli
 
 from feedback_ner.analysis import GT_KINDS, NONE, PRED_KINDS, analyse, length_f1, span_length_bin
-from feedback_ner.config import parse_config
 from feedback_ner.errorpage import page_data, render
-from feedback_ner.kfold import run
 from feedback_ner.labels import CLASSES, NUM_LABELS, bio_labels, parse_predictionstring, split_words
 from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
@@ -107,12 +105,10 @@ def test_page_data_escapes_script_tags(corpus_dir):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, corpus_dir, tiny_models) -> Path:
-    """Two folds of a tiny BERT, trained long enough to predict spans."""
+def run_dir(tmp_path_factory, bert_run) -> Path:
+    """A copy of the session's trained run (the page and the CSV are written into it)."""
     out = tmp_path_factory.mktemp("inspect") / "run"
-    config = small_config(corpus_dir, tiny_models("bert"), out, learning_rate=1e-3, num_train_epochs=6,
-                          per_device_train_batch_size=4)
-    run(*parse_config(None, overrides=config))
+    shutil.copytree(bert_run, out)
     return out
 
 

@@ -5,22 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import small_config
 
 import feedback_ner
-from feedback_ner.config import parse_config
-from feedback_ner.kfold import run
 from feedback_ner.predict import predict
 from feedback_ner.probs import load_word_probs
 
 
 @pytest.fixture(scope="module")
-def fold_run(tmp_path_factory, corpus_dir, tiny_models) -> Path:
-    out = tmp_path_factory.mktemp("pipeline") / "run"
-    config = small_config(corpus_dir, tiny_models("bert"), out, learning_rate=1e-3, num_train_epochs=4,
-                          per_device_train_batch_size=4)
-    run(*parse_config(None, overrides=config))
-    return out
+def fold_run(bert_run) -> Path:
+    """The session's trained run, read only."""
+    return bert_run
 
 
 def held_out(run_dir: Path, corpus_dir: Path, fold: int = 0) -> dict[str, str]:

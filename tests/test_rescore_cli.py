@@ -4,15 +4,14 @@ F1, and one-line errors for bad inputs (issue 13)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import assert_one_line_error, run_cli, small_config
+from conftest import assert_one_line_error, run_cli
 
-from feedback_ner.config import parse_config
 from feedback_ner.corpus import load_texts
-from feedback_ner.kfold import run
 from feedback_ner.metric import score
 from feedback_ner.predict import predict
 from feedback_ner.probs import load_word_probs, save_word_probs
@@ -21,12 +20,10 @@ from feedback_ner.span_features import FEATURES
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, corpus_dir, tiny_models) -> Path:
-    """Two folds of a tiny BERT trained long enough to predict spans (as tests/test_tune.py does for one)."""
+def trained_run(tmp_path_factory, bert_run) -> Path:
+    """A copy of the session's trained run (the rescorer is written into it)."""
     out = tmp_path_factory.mktemp("rescore") / "run"
-    config = small_config(corpus_dir, tiny_models("bert"), out, learning_rate=1e-3, num_train_epochs=6,
-                          per_device_train_batch_size=4)
-    run(*parse_config(None, overrides=config))
+    shutil.copytree(bert_run, out)
     return out
 
 
