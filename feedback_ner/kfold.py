@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 import yaml
 from accelerate import PartialState
-from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, PreTrainedTokenizerBase
 from transformers.trainer_utils import get_last_checkpoint
 
 from feedback_ner.artifacts import FINGERPRINT_FILE, InferenceConfig, run_meta
@@ -40,7 +40,7 @@ from feedback_ner.files import atomic_write
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.modelcard import write_fold_card, write_run_card
-from feedback_ner.modeling import build_model, encoder_config, resolve_model_path
+from feedback_ner.modeling import build_model, encoder_config, load_tokenizer, resolve_model_path
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.postprocess_defaults import learn_postprocess
 from feedback_ner.probs import load_word_probs, save_word_probs
@@ -314,15 +314,6 @@ def check_model(model_name_or_path: str | None) -> None:
                                 "re-copy the model folder.") from None
 
 
-def _load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
-    try:
-        return AutoTokenizer.from_pretrained(model_name_or_path)
-    except (OSError, ValueError, ImportError) as e:
-        first = " ".join(str(e).split())[:160]
-        raise FeedbackError(f"model_name_or_path {model_name_or_path!r}: the tokenizer cannot be loaded ({first})."
-                            ) from None
-
-
 def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwrite: bool) -> None:
     """A run folder holds one configuration (issue 12): a re-run with other settings that change results stops
     here; ``overwrite`` deletes the old folds and results first. Main process only."""
@@ -425,7 +416,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
     state.wait_for_everyone()
     if "wandb" in (train_args.report_to or []):
         os.environ.setdefault("WANDB_RUN_GROUP", run_dir.name)
-    tokenizer = _load_tokenizer(resolve_model_path(model_args.model_name_or_path))  # a pkg: name stays in configs
+    tokenizer = load_tokenizer(model_args.model_name_or_path)  # a pkg: name stays in configs, resolved here
     with TokenCache(tokenizer) as tokens:  # each essay tokenised once for all folds
         table, gt = load_data(data_args, token_cache=tokens)
         logger.info("%s: folds %s on %d process(es), device %s", run_dir, folds, state.num_processes,

@@ -13,8 +13,9 @@ from pathlib import Path
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import DataError, load_texts
 from feedback_ner.errors import FeedbackError
+from feedback_ner.modeling import load_tokenizer
 from feedback_ner.report import format_table
-from feedback_ner.tokenlengths import LENGTHS, histogram_png, length_quantiles, load_tokenizer, summary, token_lengths
+from feedback_ner.tokenlengths import LENGTHS, histogram_png, length_quantiles, summary, token_lengths
 
 
 def make_parser() -> ArgumentParser:
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         texts = load_texts(folder)
     except DataError as err:
         raise FeedbackError(str(err)) from None
-    lengths = [token_lengths(Path(m).name or m, load_tokenizer(m), texts, args.keep_newlines) for m in args.model]
+    lengths = [token_lengths(Path(m).name or m, load_tokenizer(m, "--model"), texts, args.keep_newlines)
+               for m in args.model]
     table = summary(lengths, args.lengths, args.stride)
     print(f"{len(texts)} essays from {folder}; stride {args.stride}\n")
     print(format_table(length_quantiles(lengths), floatfmt=".1f", index_name="tokenizer"))

@@ -208,6 +208,19 @@ AutoConfig.register(FeedbackConfig.model_type, FeedbackConfig, exist_ok=True)
 AutoModelForTokenClassification.register(FeedbackConfig, FeedbackTokenClassifier, exist_ok=True)
 
 
+def load_tokenizer(name: str, label: str = "model_name_or_path") -> Any:
+    """The tokenizer of a model folder, a ``pkg:`` model or a cached Hub name; a :class:`FeedbackError` naming
+    ``label`` and ``name`` when it cannot be loaded (missing folder, no network, broken files: one message)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_model_path(name))
+    except Exception as err:  # noqa: BLE001 (tokenizer loading raises many types; all mean "cannot load")
+        first = " ".join(str(err).split())[:200]
+        raise FeedbackError(f"{label} {name!r}: cannot load its tokenizer ({first}); give a local model folder "
+                            "with the tokenizer files (save_pretrained)") from None
+
+
 def build_model(
     model_name_or_path: str,
     head: str = "linear",

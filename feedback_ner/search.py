@@ -445,10 +445,9 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     """Run trials of the study until it has ``opts.n_trials`` finished ones, then write the results."""
     import optuna
     from accelerate import PartialState
-    from transformers import AutoTokenizer
 
     from feedback_ner.kfold import load_data, load_postprocess
-    from feedback_ner.modeling import resolve_model_path
+    from feedback_ner.modeling import load_tokenizer
     from feedback_ner.tokens import TokenCache
 
     if PartialState().num_processes > 1:
@@ -464,11 +463,7 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     out.mkdir(parents=True, exist_ok=True)
     logger.info("sweep %r: %d trials on fold(s) %s, storage %s, out %s", opts.study, opts.n_trials, opts.folds,
                 shown_url(opts.storage), out)
-    model = model_args.model_name_or_path
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model))
-    except (OSError, ValueError) as e:
-        raise FeedbackError(f"model_name_or_path={model}: cannot load a tokenizer: {str(e).splitlines()[0]}") from None
+    tokenizer = load_tokenizer(model_args.model_name_or_path)
     if "wandb" in (train_args.report_to or []):
         os.environ.setdefault("WANDB_RUN_GROUP", opts.study)
     # Trials are compared by eval_f1 only: they keep no checkpoint.

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from feedback_ner.errors import FeedbackError
 from feedback_ner.report import save_figure
 from feedback_ner.tokens import Encoder
 from feedback_ner.windows import _BREAK, newline_token_id, special_tokens  # _BREAK: where keep_newlines adds markers
@@ -59,20 +58,6 @@ class TokenLengths:
         # every window but the last is full; the last holds what is left after (n_win - 1) steps
         used = (n_win - 1) * content_len + (self.content - (n_win - 1) * step) + n_win * self.n_special
         return float(1 - used.sum() / (n_win.sum() * max_length)) if n_win.sum() else 0.0
-
-
-def load_tokenizer(name: str) -> Any:
-    """The tokenizer of a model folder, a ``pkg:`` model or a cached Hub name (local files only); a
-    :class:`FeedbackError` naming ``name`` when it cannot be loaded."""
-    from transformers import AutoTokenizer
-
-    from feedback_ner.modeling import resolve_model_path
-
-    try:
-        return AutoTokenizer.from_pretrained(resolve_model_path(name))
-    except Exception as err:  # noqa: BLE001 (missing folder, no network, broken files: all one message)
-        raise FeedbackError(f"--model {name}: cannot load its tokenizer ({str(err).splitlines()[0][:200]}); "
-                            "give a local model folder") from None
 
 
 def token_lengths(name: str, tokenizer: Any, texts: Mapping[str, str], keep_newlines: bool = False) -> TokenLengths:
