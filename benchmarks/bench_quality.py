@@ -11,8 +11,10 @@ Rows:
   sub-token labelled, plain ``Trainer``, the last epoch, argmax tags joined into spans, no post-processing.
 - ``default``: ``feedback_ner``'s k-fold driver on that fold with its defaults (best epoch, learned post-processing).
 - one row per recipe (``RECIPES``) on top of the default; ``best``: the recipes that beat the default, together;
-- ``tuned``: the best row (else the default) with its post-processing tuned, cross-fitted on two halves of the
-  fold's essays (each half decoded with the config tuned on the other half).
+- ``tuned`` and ``rescored``: the best row (else the default) with its post-processing tuned, and with the
+  second-stage span rescorer, both by ``feedback_ner.rescore`` on that row's out-of-fold probabilities of the
+  evaluated fold, cross-fitted over an inner split of those essays (``--inner-folds``): each part is decoded by
+  tuning / a rescorer that never saw it.
 
 Writes ``quality.csv`` / ``quality.png`` (macro and per-class F1, delta vs baseline and vs default, training time
 ratio; the default's validation F1 per epoch) and ``postprocess.csv`` (the default's out-of-fold probabilities
@@ -52,7 +54,7 @@ RECIPES: dict[str, dict] = {
     "label_smoothing": {"label_smoothing_factor": 0.1},
     "mlp_head": {"head": "mlp", "head_activation": "gelu", "head_hidden_size": 256},
 }
-ROWS = ["baseline", "default", *RECIPES, "best", "tuned"]
+ROWS = ["baseline", "default", *RECIPES, "best", "tuned", "rescored"]
 DONE_FILE = "row.json"
 
 
@@ -61,6 +63,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows (default: all): {','.join(ROWS)}")
     p.add_argument("--data", type=Path, help="Kaggle-layout folder (default: a generated sample corpus)")
     p.add_argument("--essays", type=int, default=450, help="essays of the generated sample corpus (no --data)")
+    p.add_argument("--max-words", type=int, help="generated corpus: cap each essay's length (short essays)")
     p.add_argument("--max-essays", type=int, help="use only the first N essays of the data")
     p.add_argument("--out", type=Path, default=Path("runs/bench-quality"), help="output folder")
     p.add_argument("--model", default=MODEL, help="pretrained encoder (folder or pkg: name)")
@@ -72,6 +75,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, default=0, help="the evaluated fold (the others are trained on)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--tune-trials", type=int, default=40, help="Optuna trials per study of the tuned row")
+    p.add_argument("--inner-folds", type=int, default=5,
+                   help="tuned/rescored rows: cross-fitting parts of the evaluated fold's essays")
     return p
 
 
@@ -219,20 +224,29 @@ def run_feedback(args: argparse.Namespace, data_dir: Path, out: Path, extra: dic
     return seconds, metrics, curve
 
 
-def cross_fitted_tuning(probs: dict[str, np.ndarray], gt: pd.DataFrame, start, n_trials: int) -> pd.DataFrame:
-    """Submission of ``probs`` with post-processing tuned cross-fitted: each half of the essays decoded with the
-    config tuned on the other half. Hook: use the rescoring issue's cross-fitted tuning (``feedback_ner.tuning``)
-    here once it is on main, and add the second-stage rescorer row."""
-    from feedback_ner.postprocess import submission_from_probs
-    from feedback_ner.tune import tune
+def second_stage(args: argparse.Namespace, source: str, eval_gt: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """``feedback_ner.rescore`` on ``source``'s out-of-fold probabilities of the evaluated fold, cross-fitted over
+    ``--inner-folds`` parts of its essays; per-class and macro F1 of the tuned and the rescored routes."""
+    import subprocess
 
-    ids = sorted(probs)
-    halves = [ids[0::2], ids[1::2]]
-    parts = []
-    for fit, apply in ((halves[0], halves[1]), (halves[1], halves[0])):
-        config, _ = tune({k: probs[k] for k in fit}, gt, n_trials=n_trials, start=start, seed=0)
-        parts.append(submission_from_probs({k: probs[k] for k in apply}, config))
-    return pd.concat(parts, ignore_index=True)
+    fold_dir = args.out / source / f"fold_{args.fold}"
+    out = args.out / "second-stage"
+    ids = sorted(pd.unique(eval_gt["id"].astype(str)))
+    folds = pd.DataFrame({"id": ids, "fold": [i % args.inner_folds for i in range(len(ids))]})
+    out.mkdir(parents=True, exist_ok=True)
+    folds.to_csv(out / "inner_folds.csv", index=False)
+    done = subprocess.run([sys.executable, "-m", "feedback_ner.rescore", "--oof", str(fold_dir / "oof.npz"),
+                           "--data", str(args.data), "--folds", str(out / "inner_folds.csv"), "--out", str(out),
+                           "--tune-trials", str(args.tune_trials), "--seed", str(args.seed)])
+    if done.returncode != 0:
+        print(f"tuned/rescored: feedback_ner.rescore failed (exit {done.returncode}); rows skipped", flush=True)
+        return {}
+    report = pd.read_csv(out / "report.csv", index_col=0)
+    rows = {}
+    for name, column in (("tuned", "tuned (cross-fitted)"), ("rescored", "rescored (cross-fitted)")):
+        col = report[column]
+        rows[name] = {"macro": float(col["macro"]), **{c: float(col.get(c, 0.0)) for c in CLASSES}}
+    return rows
 
 
 def postprocess_comparison(run_dir: Path, fold: int, gt: pd.DataFrame) -> pd.DataFrame:
@@ -304,9 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is None:
         from feedback_ner.synthetic.corpus import write_corpus
 
-        args.data = args.out / f"corpus-{args.essays}"
+        args.data = args.out / f"corpus-{args.essays}{f'-max{args.max_words}' if args.max_words else ''}"
         if not (args.data / "train.csv").is_file():
-            write_corpus(args.data, n=args.essays, seed=0, n_test=0)
+            write_corpus(args.data, n=args.essays, seed=0, n_test=0, max_words=args.max_words)
     from feedback_ner.config import DataArguments
     from feedback_ner.kfold import load_data
 
@@ -364,20 +378,15 @@ def main(argv: list[str] | None = None) -> int:
             seconds, metrics, _ = run_feedback(args, args.data, args.out / name, extra)
             f1 = fold_scores(metrics)
             record(name, f1, seconds, {"recipes": winners, **extra})
-        elif name == "tuned" and not cached(name):
+        elif name in ("tuned", "rescored") and not cached(name):
             source = next((r for r in ("best", "default") if (args.out / r / f"fold_{args.fold}").is_dir()), None)
             if source is None:
-                print("tuned: skipped (needs the best or default row)")
+                print(f"{name}: skipped (needs the best or default row)")
                 continue
-            from feedback_ner.artifacts import InferenceConfig
-            from feedback_ner.postprocess import PostprocessConfig
-            from feedback_ner.probs import load_word_probs
-
-            fold_dir = args.out / source / f"fold_{args.fold}"
-            start = PostprocessConfig.from_dict(InferenceConfig.load(fold_dir / "model").postprocess)
-            sub = cross_fitted_tuning(load_word_probs(fold_dir / "oof.npz"), gt, start, args.tune_trials)
-            record(name, scores_of(sub, eval_gt), results.get(source, {}).get("train_s", float("nan")),
-                   {"from": source})
+            second = second_stage(args, source, eval_gt)
+            for row in second:
+                if row in rows and not (args.out / row / DONE_FILE).is_file():
+                    record(row, second[row], results.get(source, {}).get("train_s", float("nan")), {"from": source})
     if not results:
         return 0
     out_table = write_outputs(results, curve, args.out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
-from feedback_ner.synthetic.corpus import LINE_ENDINGS, generate_corpus, save_corpus, summarize
+from feedback_ner.synthetic.corpus import LINE_ENDINGS, MIN_WORDS, generate_corpus, save_corpus, summarize
 
 
 def make_parser() -> ArgumentParser:
@@ -32,6 +32,10 @@ def make_parser() -> ArgumentParser:
         "--normalised-offsets", action="store_true",
         help="with --line-endings mixed: write offsets into the text with \\r\\n and \\r read as \\n",
     )
+    parser.add_argument(
+        "--max-words", type=int, default=None,
+        help=f"cap every essay's target length (at least {MIN_WORDS}): a corpus of short essays and short elements",
+    )
     return parser
 
 
@@ -43,11 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         raise FeedbackError(f"--n {args.n}: need at least 1 labelled essay")
     if args.n_test < 0:
         raise FeedbackError(f"--n-test {args.n_test}: need 0 or more test essays")
+    if args.max_words is not None and args.max_words < MIN_WORDS:
+        raise FeedbackError(f"--max-words {args.max_words}: essays have at least {MIN_WORDS} words; give a larger cap")
     if args.out.exists() and not args.out.is_dir():
         raise FeedbackError(f"--out {args.out}: a file is there, not a folder; choose a new or empty folder")
     t0 = time.perf_counter()
     df, train, test = generate_corpus(
-        args.n, args.seed, args.n_test, line_endings=args.line_endings, normalised_offsets=args.normalised_offsets
+        args.n, args.seed, args.n_test, line_endings=args.line_endings, normalised_offsets=args.normalised_offsets,
+        max_words=args.max_words,
     )
     out = save_corpus(args.out, df, train, test)
     print(summarize(df, train, len(test)))

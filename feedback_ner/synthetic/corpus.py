@@ -102,23 +102,30 @@ def mix_whitespace(text: str, rng: random.Random) -> tuple[str, np.ndarray]:
 
 
 def generate_corpus(
-    n: int, seed: int = 0, n_test: int = 5, line_endings: str = "lf", normalised_offsets: bool = False
+    n: int, seed: int = 0, n_test: int = 5, line_endings: str = "lf", normalised_offsets: bool = False,
+    max_words: int | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
     """The corpus in memory: ``train.csv`` rows, train texts by id, test texts by id.
 
     ``line_endings="mixed"`` writes essays that mix line ends, tabs and non-breaking spaces (:func:`mix_whitespace`);
     their offsets index the text as stored, or, with ``normalised_offsets``, the text read with ``\\r\\n`` and
     ``\\r`` as ``\\n`` (both occur in corpora made on other systems). ``"lf"`` gives the same bytes as before.
+    ``max_words`` caps the target length of every essay (a corpus of short essays, with shorter elements; at least
+    ``MIN_WORDS``); None keeps the long-tailed lengths.
     """
     if n < 1 or n_test < 0:
         raise ValueError(f"need n >= 1 and n_test >= 0, got n={n}, n_test={n_test}")
     if line_endings not in LINE_ENDINGS:
         raise ValueError(f"line_endings={line_endings!r}; choose one of: {', '.join(LINE_ENDINGS)}")
+    if max_words is not None and max_words < MIN_WORDS:
+        raise ValueError(f"max_words={max_words}: essays have at least {MIN_WORDS} words")
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
     lengths = sample_lengths(nprng, n + n_test)
+    if max_words is not None:
+        lengths = np.minimum(lengths, max_words)
     # every sizeable corpus gets one essay of >= 2,000 words, so that the far end of the tail is exercised
-    longest = int(np.argmax(lengths[:n])) if n >= LONGEST_FROM else -1
+    longest = int(np.argmax(lengths[:n])) if n >= LONGEST_FROM and max_words is None else -1
     if longest >= 0:
         lengths[longest] = max(int(lengths[longest]), 2300)
     taken: set[str] = set()
@@ -193,14 +200,14 @@ def save_corpus(out_dir: str | Path, df: pd.DataFrame, train: dict[str, str], te
 
 def write_corpus(
     out_dir: str | Path, n: int, seed: int = 0, n_test: int = 5, line_endings: str = "lf",
-    normalised_offsets: bool = False,
+    normalised_offsets: bool = False, max_words: int | None = None,
 ) -> Path:
     """Write ``n`` labelled and ``n_test`` unlabelled essays in the Kaggle layout into ``out_dir``; returns it.
 
     Files: ``train.csv``, ``train/<id>.txt``, ``test/<id>.txt``, ``sample_submission.csv``. Same seed, same bytes.
     ``line_endings`` and ``normalised_offsets``: see :func:`generate_corpus`.
     """
-    return save_corpus(out_dir, *generate_corpus(n, seed, n_test, line_endings, normalised_offsets))
+    return save_corpus(out_dir, *generate_corpus(n, seed, n_test, line_endings, normalised_offsets, max_words))
 
 
 def summarize(df: pd.DataFrame, train: dict[str, str], n_test: int = 0) -> str:
