@@ -53,6 +53,7 @@ RECIPES: dict[str, dict] = {
     "llrd": {"layerwise_lr_decay": 0.9},
     "label_smoothing": {"label_smoothing_factor": 0.1},
     "mlp_head": {"head": "mlp", "head_activation": "gelu", "head_hidden_size": 256},
+    "spelling": {"normalize_spelling": True},
 }
 ROWS = ["baseline", "default", *RECIPES, "best", "tuned", "rescored"]
 DONE_FILE = "row.json"

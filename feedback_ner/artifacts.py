@@ -55,6 +55,7 @@ class InferenceConfig:
     subtoken_rule: str = "first"
     keep_newlines: bool = False
     label_all_subtokens: bool = False
+    normalize_spelling: bool = False  # spelling.normalize_table before tokenising; absent (older checkpoints): off
     labels: list[str] = field(default_factory=lambda: list(LABELS))
     postprocess: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

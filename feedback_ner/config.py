@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.util
 import json
 import os
 from dataclasses import MISSING, dataclass, field, fields
@@ -114,6 +115,11 @@ class DataArguments:
     subtoken_rule: str = field(
         default="first", metadata={"help": "How token probabilities become word probabilities: first or mean."}
     )
+    normalize_spelling: bool = field(
+        default=False, metadata={"help": "Correct misspelt words one to one before tokenisation (symspellpy's English "
+                                         "dictionary; word count and predictionstrings unchanged); the checkpoint "
+                                         "records it, so predict does the same."}
+    )
     num_folds: int = field(default=5, metadata={"help": "k of the multilabel-stratified k-fold split."})
     fold_seed: int = field(default=42, metadata={"help": "Seed of the fold split (keep it fixed across runs)."})
     skip_bad: bool = field(default=False, metadata={"help": "Skip (and count) bad rows/essays instead of failing."})
@@ -131,6 +137,9 @@ class DataArguments:
             raise ConfigError(stride_error(self.max_length, self.stride))
         if self.num_folds < 2:
             raise ConfigError(f"num_folds={self.num_folds} must be >= 2 for k-fold training.")
+        if self.normalize_spelling and importlib.util.find_spec("symspellpy") is None:
+            raise ConfigError("normalize_spelling needs symspellpy: pip install 'feedback_ner[spelling]' "
+                              "(or set normalize_spelling: false).")
 
     @property
     def resolved_cache_dir(self) -> str:

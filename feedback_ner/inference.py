@@ -185,7 +185,7 @@ def _window_key(ckpt: Checkpoint) -> tuple:
     cfg = ckpt.config
     backend = ckpt.tokenizer.backend_tokenizer.to_str()
     return (backend, type(ckpt.tokenizer).__name__, cfg.max_length, cfg.stride, cfg.keep_newlines,
-            cfg.label_all_subtokens)
+            cfg.label_all_subtokens, cfg.normalize_spelling)
 
 
 class WindowArrays:
@@ -275,6 +275,10 @@ def predict_word_probs(
 
 def _make_windows(ckpt: Checkpoint, table: pd.DataFrame) -> WindowArrays:
     cfg = ckpt.config
+    if cfg.normalize_spelling:  # as in training (kfold.fold_data): the words' indices and count are unchanged
+        from feedback_ner.spelling import normalize_table
+
+        table = normalize_table(table)[0]
     ds = tokenize_windows(
         table, ckpt.tokenizer, cfg.max_length, cfg.stride,
         label_all_subtokens=cfg.label_all_subtokens, keep_newlines=cfg.keep_newlines,

@@ -56,6 +56,7 @@ METRICS_FILE = "metrics.json"
 OOF_FILE = "oof.npz"
 CONFIG_FILE = "config.yaml"
 BASELINE_POSTPROCESS = "baseline"  # postprocess value naming the public baseline's table
+SPELLING_SAMPLE = 1000  # essays whose tokens the normalize_spelling log line counts (cheap on a full corpus)
 
 
 @dataclass
@@ -101,9 +102,11 @@ def fold_data(
     token_cache: TokenCache | None = None,
 ) -> FoldData:
     """Token windows for training (all other folds) and evaluation (this fold); ``token_cache`` (of ``tokenizer``)
-    lets every fold reuse the essays' tokens."""
+    lets every fold reuse the essays' tokens. With ``normalize_spelling`` the windows (and the evaluation table) are
+    those of the spelling-corrected texts (:func:`spelling_table`)."""
     max_length = max_length or data_args.max_length
     stride = data_args.stride if stride is None else stride
+    table = spelling_table(table, data_args)
     train_table = table[table["fold"] != fold].reset_index(drop=True)
     eval_table = table[table["fold"] == fold].reset_index(drop=True)
     if len(eval_table) == 0 or len(train_table) == 0:
@@ -124,6 +127,31 @@ def fold_data(
         )
     eval_gt = gt[gt["id"].isin(set(eval_table["id"]))].reset_index(drop=True)
     return FoldData(train_ds, eval_ds, eval_table, eval_gt)
+
+
+def spelling_table(table: pd.DataFrame, data_args: DataArguments) -> pd.DataFrame:
+    """The word table as the model sees it: with ``normalize_spelling`` each essay's words corrected one to one
+    (``spelling.normalize_table``: word counts, labels and folds unchanged), else ``table`` itself."""
+    if not data_args.normalize_spelling:
+        return table
+    from feedback_ner.spelling import normalize_table
+
+    return normalize_table(table)[0]
+
+
+def report_spelling(table: pd.DataFrame, token_cache: TokenCache, sample: int = SPELLING_SAMPLE) -> dict[str, float]:
+    """Normalise ``table`` (kept for the folds), queue its corrected texts for tokenising, and log one line: the share
+    of words changed and the sub-tokens per word before and after, on up to ``sample`` essays spread over it."""
+    from feedback_ner.spelling import figures_line, normalize_table, spelling_figures
+
+    fixed = normalize_table(table)[0]["text"].tolist()
+    token_cache.prefetch(fixed)
+    rows = np.unique(np.linspace(0, len(fixed) - 1, min(sample, len(fixed))).astype(np.int64)) if fixed else []
+    before = [table["text"].iat[i] for i in rows]
+    after = [fixed[i] for i in rows]
+    figures = spelling_figures(before, after, token_cache.arrays(before).n_tokens, token_cache.arrays(after).n_tokens)
+    logger.info("%s", figures_line(figures))
+    return figures
 
 
 def make_model_init(model_args: ModelArguments):
@@ -226,6 +254,7 @@ def train_fold(
             subtoken_rule=data_args.subtoken_rule,
             keep_newlines=data_args.keep_newlines,
             label_all_subtokens=data_args.label_all_subtokens,
+            normalize_spelling=data_args.normalize_spelling,
             postprocess=postprocess.to_dict(),
             extra={
                 "fold": fold,
@@ -419,6 +448,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
     tokenizer = load_tokenizer(model_args.model_name_or_path)  # a pkg: name stays in configs, resolved here
     with TokenCache(tokenizer) as tokens:  # each essay tokenised once for all folds
         table, gt = load_data(data_args, token_cache=tokens)
+        if data_args.normalize_spelling:
+            report_spelling(table, tokens)
         logger.info("%s: folds %s on %d process(es), device %s", run_dir, folds, state.num_processes,
                     train_args.device)
         for fold in folds:

@@ -28,6 +28,7 @@ TAGS = ["feedback_ner", "token-classification", "feedback-prize", "persuade", "d
 DATASET = {"name": "Feedback Prize - Evaluating Student Writing (PERSUADE)", "type": "feedback-prize-2021"}
 SETTINGS = (
     "model_name_or_path", "head", "max_length", "stride", "subtoken_rule", "label_all_subtokens", "keep_newlines",
+    "normalize_spelling",
     "num_folds", "fold_seed", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
     "lr_scheduler_type", "warmup_steps", "weight_decay", "seed",
 )
