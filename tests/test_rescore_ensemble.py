@@ -50,7 +50,8 @@ def test_ensemble_file_records_the_rescorer_relative_to_itself(setup):
     moved = setup["root"] / "moved"
     shutil.copytree(setup["ensemble"].parent, moved / "kaggle")
     shutil.copytree(setup["low"], moved / "rescorers" / "low")
-    assert load_ensemble(moved / "kaggle" / "ensemble.json").rescore.resolve() == (moved / "rescorers" / "low").resolve()
+    found = load_ensemble(moved / "kaggle" / "ensemble.json").rescore
+    assert found.resolve() == (moved / "rescorers" / "low").resolve()
     # a file written without a rescorer has no key at all (and reads as before)
     plain = save_ensemble(setup["root"] / "plain.json", EnsembleSpec(setup["folds"], [0.5, 0.5]))
     assert "rescore" not in json.loads(plain.read_text()) and load_ensemble(plain).rescore is None
