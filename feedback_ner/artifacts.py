@@ -4,12 +4,14 @@
   (:class:`InferenceConfig`: label map, window length, stride, sub-token rule, newline handling, post-processing).
 - **Run** ``runs/<name>/``: ``oof.npz`` whose meta (:func:`run_meta`) names its run — folder, folds, fingerprint of
   the settings and the fold checkpoints — and, once ``tune`` has run, the tuned ``postprocess.json``.
-- **Ensemble file** (:class:`EnsembleSpec`): ``{"models", "weights", "postprocess", "runs", "scores"}`` with the
-  folders relative to the file, so runs and file move together (e.g. to a Kaggle dataset).
+- **Ensemble file** (:class:`EnsembleSpec`): ``{"models", "weights", "postprocess", "runs", "scores"}`` and, when
+  one was recorded, ``"rescore"`` (a span rescorer folder of ``feedback_ner.rescore``), with the folders relative to
+  the file, so runs and file move together (e.g. to a Kaggle dataset).
 
 Which post-processing applies (:func:`choose_postprocess`), written once for ``predict`` and ``ensemble``:
 an explicit argument, else the ensemble file's, else the run's tuned ``postprocess.json``, else the checkpoint's,
-else the defaults.
+else the defaults. Which decoder applies (:func:`choose_decoder`): an explicit rescorer, else thresholds when the
+post-processing is explicit, else the ensemble file's rescorer, else thresholds with :func:`choose_postprocess`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from feedback_ner.errors import InvalidInputError, MissingFileError
+from feedback_ner.errors import FeedbackError, InvalidInputError, MissingFileError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import LABELS
 from feedback_ner.postprocess import PostprocessConfig
@@ -38,7 +40,7 @@ INFERENCE_FILE = "feedback_ner.json"
 POSTPROCESS_FILE = "postprocess.json"
 RUN_CONFIG_FILE = "config.yaml"
 FINGERPRINT_FILE = "fingerprint.txt"
-ENSEMBLE_KEYS = ("models", "weights", "postprocess", "runs", "scores")
+ENSEMBLE_KEYS = ("models", "weights", "postprocess", "rescore", "runs", "scores")
 # What a checkpoint folder must hold besides feedback_ner.json (any one of the weight files).
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
@@ -308,13 +310,15 @@ def match_models(runs: Sequence[OofRun], patterns: Sequence[str] | None) -> list
 
 @dataclass
 class EnsembleSpec:
-    """Checkpoint folders with one weight each, and the post-processing config (a dict, or None)."""
+    """Checkpoint folders with one weight each, the post-processing config (a dict, or None) and the span rescorer
+    folder that decodes the ensemble (None: thresholds)."""
 
     models: list[Path]
     weights: list[float]
     postprocess: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     source: str = "ensemble"
+    rescore: Path | None = None
 
 
 def load_ensemble(source: str | os.PathLike | Mapping[str, Any]) -> EnsembleSpec:
@@ -355,22 +359,32 @@ def load_ensemble(source: str | os.PathLike | Mapping[str, Any]) -> EnsembleSpec
         except ValueError as err:
             raise InvalidInputError(f"{where}: postprocess: {err}") from None
     folders = [Path(m) if Path(m).is_absolute() else base / m for m in models]
+    rescore = data.get("rescore")
+    if rescore is not None and not (isinstance(rescore, str) and rescore):
+        raise InvalidInputError(f"{where}: 'rescore' must be the path of a rescorer folder (or null); got {rescore!r}")
+    if rescore is not None:
+        rescore = Path(rescore) if Path(rescore).is_absolute() else base / rescore
     extra = {k: data[k] for k in ("runs", "scores") if k in data}
-    return EnsembleSpec(folders, weights, post, extra, source=where)
+    return EnsembleSpec(folders, weights, post, extra, source=where, rescore=rescore)
+
+
+def _relative_to(folder: str | os.PathLike, base: Path) -> str:
+    """``folder`` relative to ``base`` (so they move together), absolute where no relative path exists."""
+    folder = Path(folder).resolve()
+    try:
+        return os.path.relpath(folder, base)
+    except ValueError:  # another drive on Windows
+        return str(folder)
 
 
 def save_ensemble(path: str | os.PathLike, spec: EnsembleSpec) -> Path:
     """Writes the ensemble JSON atomically; folders are stored relative to its folder when they share a root."""
     path = Path(path)
     base = path.parent.resolve()
-    models = []
-    for m in spec.models:
-        m = Path(m).resolve()
-        try:
-            models.append(os.path.relpath(m, base))
-        except ValueError:  # another drive on Windows
-            models.append(str(m))
+    models = [_relative_to(m, base) for m in spec.models]
     data = {"models": models, "weights": [float(w) for w in spec.weights], "postprocess": spec.postprocess}
+    if spec.rescore is not None:  # only when recorded: a file without a rescorer reads as before
+        data["rescore"] = _relative_to(spec.rescore, base)
     data.update(spec.extra)
     text = json.dumps(data, indent=2) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -422,19 +436,71 @@ def choose_postprocess(
     return ChosenPostprocess(PostprocessConfig(), "defaults")
 
 
+@dataclass
+class ChosenDecoder:
+    """How word probabilities become spans: the span rescorer folder (None: the threshold decoder with
+    ``postprocess``), and where the choice came from."""
+
+    rescore: Path | None
+    postprocess: ChosenPostprocess
+    source: str
+
+    def describe(self) -> str:
+        """The one log line that says which decoder is used."""
+        if self.rescore is not None:
+            return f"post-processing: span rescorer {self.rescore} ({self.source})"
+        return f"post-processing: {self.postprocess.source} (threshold decoder)"
+
+
+def choose_decoder(
+    rescore: str | os.PathLike | None = None,
+    postprocess: str | os.PathLike | Mapping | PostprocessConfig | None = None,
+    ensemble: EnsembleSpec | None = None,
+    run_dir: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+) -> ChosenDecoder:
+    """The decoder precedence: an explicit ``rescore`` folder > an explicit ``postprocess`` (thresholds: the user
+    asked for them) > the ensemble file's rescorer > thresholds with :func:`choose_postprocess`.
+
+    The folder is not read here; :func:`load_decoder` does that."""
+    chosen = choose_postprocess(postprocess, ensemble, run_dir, checkpoint)
+    if rescore is not None:
+        return ChosenDecoder(Path(rescore), chosen, "explicit")
+    if postprocess is None and ensemble is not None and ensemble.rescore is not None:
+        return ChosenDecoder(ensemble.rescore, chosen, f"ensemble file {ensemble.source}")
+    return ChosenDecoder(None, chosen, chosen.source)
+
+
+def load_decoder(decoder: ChosenDecoder) -> Any:
+    """The :class:`rescoring.Rescorer` of ``decoder`` (None for thresholds); a missing or corrupt folder is one
+    :class:`FeedbackError` line, naming the ensemble file when the folder came from one."""
+    if decoder.rescore is None:
+        return None
+    from feedback_ner.rescoring import Rescorer  # LightGBM loads only for a rescorer
+
+    try:
+        return Rescorer.load(decoder.rescore)
+    except FeedbackError as err:
+        if decoder.source == "explicit":
+            raise
+        raise InvalidInputError(f"{decoder.source}: 'rescore': {err}") from None
+
+
 # ------------------------------------------------------------------------------------------------ prediction
 
 
 @dataclass
 class PredictionPlan:
     """What a prediction will use, all checked before any model loads: checkpoint folders, normalised weights,
-    post-processing and the output paths."""
+    post-processing, the decoder (and its loaded rescorer, if any) and the output paths."""
 
     folders: list[Path]
     weights: np.ndarray
     postprocess: ChosenPostprocess
     out: Path | None = None
     probs_out: Path | None = None
+    decoder: ChosenDecoder | None = None
+    rescorer: Any = None
 
 
 def normalised_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
@@ -458,11 +524,13 @@ def plan_prediction(
     ensemble: str | os.PathLike | Mapping | None = None,
     out: str | os.PathLike | None = None,
     probs_out: str | os.PathLike | None = None,
+    rescore: str | os.PathLike | None = None,
 ) -> PredictionPlan:
     """Checks every input and output of a prediction and resolves them (see ``inference.predict``).
 
     ``models`` with an ensemble relocate its folders (same count, same order); weights default to the
-    ensemble's, else equal; the post-processing follows :func:`choose_postprocess` for the first checkpoint.
+    ensemble's, else equal; the post-processing follows :func:`choose_postprocess` for the first checkpoint and
+    the decoder :func:`choose_decoder` (its rescorer is loaded here, so a bad folder fails before any model runs).
     """
     out, probs_out = check_output(out, "out"), check_output(probs_out, "probs_out")
     spec = load_ensemble(ensemble) if ensemble is not None else None
@@ -488,5 +556,5 @@ def plan_prediction(
     w = normalised_weights(weights, len(folders))
     for f in folders:
         check_checkpoint(f)
-    chosen = choose_postprocess(postprocess, spec, run_dir_of(folders[0]), folders[0])
-    return PredictionPlan(folders, w, chosen, out, probs_out)
+    decoder = choose_decoder(rescore, postprocess, spec, run_dir_of(folders[0]), folders[0])
+    return PredictionPlan(folders, w, decoder.postprocess, out, probs_out, decoder, load_decoder(decoder))

@@ -2,14 +2,16 @@
 
 ``python -m feedback_ner.ensemble --oof runA/oof.npz runB/oof.npz --gt train.csv --out ensemble.json
 [--models "runA/fold_*/model" "runB/fold_*/model"] [--oof-submission oof_submission.csv] [--trials 50]
-[--postprocess tuned.json] [--seed 42]``.
+[--postprocess tuned.json] [--rescore RUN/rescore] [--seed 42]``.
 
 Each run's ``oof.npz`` names its run (``artifacts.run_meta``), so the fold checkpoints are found from it; given
 ``--models`` patterns (any order) are matched to the runs by that identity, and a pattern that belongs to no run is
 refused. The post-processing is the explicit ``--postprocess``, else the first run's tuned ``postprocess.json``,
 else its checkpoint's (``artifacts.choose_postprocess``); it is used in the search and written into the ensemble
 file, which ``feedback_ner.predict --ensemble`` reads. A run's weight is split equally over its fold checkpoints.
-The search itself is :mod:`feedback_ner.ensemble_weights`.
+The search itself is :mod:`feedback_ner.ensemble_weights`. ``--rescore DIR`` records a span rescorer (a folder of
+``feedback_ner.rescore``, checked here) in the file, relative to it: ``predict --ensemble`` then decodes with it
+(``artifacts.choose_decoder``); the weight search and ``--oof-submission`` still use the threshold post-processing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from feedback_ner.artifacts import (
     EnsembleSpec,
@@ -28,6 +31,7 @@ from feedback_ner.artifacts import (
 )
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.ensemble_weights import shared_probs, tune_weights
+from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.metric import read_ground_truth
 from feedback_ner.postprocess import submission_from_probs
@@ -56,6 +60,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--postprocess", default=None,
                         help="post-processing JSON used in the search and written into the ensemble "
                         "(default: the first run's tuned postprocess.json, else its checkpoint's)")
+    parser.add_argument("--rescore", default=None, metavar="DIR",
+                        help="record this span rescorer folder (from feedback_ner.rescore) in the ensemble file: "
+                        "predict --ensemble decodes with it instead of thresholds")
     parser.add_argument("--seed", type=int, default=42, help="seed of the TPE sampler (default: 42)")
     return parser
 
@@ -67,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     out = check_output(args.out, "--out")
     oof_sub = check_output(args.oof_submission, "--oof-submission")
+    if args.rescore is not None:
+        from feedback_ner.rescoring import Rescorer  # LightGBM loads only for a rescorer
+
+        try:
+            Rescorer.load(args.rescore)  # a missing or corrupt folder is one line, before the search
+        except FeedbackError as err:
+            raise FeedbackError(f"--rescore {err}") from None
     runs = [oof_run(p, load_meta(p)) for p in args.oof]
     folders = match_models(runs, args.models)
     probs = [load_word_probs(r.oof) for r in runs]
@@ -84,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         weights += [w / len(run_folders)] * len(run_folders)
     spec = EnsembleSpec(
         models, weights, chosen.config.to_dict(),
+        rescore=Path(args.rescore) if args.rescore is not None else None,
         extra={
             "runs": [{"oof": str(r.oof), "models": [str(f) for f in fs], "weight": w}
                      for r, fs, w in zip(runs, folders, result.weights, strict=True)],
@@ -92,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     path = save_ensemble(out, spec)
     print(format_table(result.table))
+    if spec.rescore is not None:
+        print(f"span rescorer: {args.rescore} (predict --ensemble decodes with it)")
     print(f"\nwrote {path}: {len(models)} checkpoints, run weights "
           + ", ".join(f"{n} {w:.3f}" for n, w in zip(names, result.weights, strict=True))
           + f" (OOF macro F1 {result.f1:.4f}, post-processing: {chosen.source})")

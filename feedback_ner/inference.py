@@ -6,7 +6,8 @@
 So predicting a fold's held-out essays with that fold's checkpoint reproduces its out-of-fold F1. Several
 checkpoints (the folds of a run, runs of other architectures or tokenizers) meet at the word level: their word
 probabilities are averaged with normalised weights, then decoded once by :func:`postprocess.submission_from_probs`
-with the post-processing that :func:`artifacts.choose_postprocess` picks.
+with the post-processing that :func:`artifacts.choose_postprocess` picks, or by the span rescorer that
+:func:`artifacts.choose_decoder` picks (``rescore``, or the ensemble file's).
 
 Everything loads from local folders (offline mode is forced for the call): this is the Kaggle entry point. The
 command is ``feedback_ner.predict`` (which re-exports :func:`predict` for notebooks).
@@ -314,7 +315,8 @@ def predict(
     ``probs.save_word_probs``) atomically when given; both are checked before any model runs. ``timings``, if a
     dict, receives seconds per stage (``TIMING_KEYS``; ``forward_s`` is the model forward incl. softmax and the copy
     to the CPU; ``postprocess_s`` includes writing the files). ``rescore``: a rescorer folder (written by
-    ``feedback_ner.rescore``) that decodes the word probabilities instead of the threshold post-processing.
+    ``feedback_ner.rescore``) that decodes the word probabilities instead of the threshold post-processing; without
+    it the ensemble file's rescorer does, unless ``postprocess`` is given (:func:`artifacts.choose_decoder`).
     """
     with offline():  # local files only, for the whole call
         return _predict(models, texts, out, weights, postprocess, ensemble, batch_size, device, probs_out,
@@ -338,11 +340,12 @@ def _predict(
     timings = timings if timings is not None else {}
     if batch_size < 1:
         raise InvalidInputError(f"batch_size={batch_size}: use a positive number of windows per batch")
-    plan = plan_prediction(models, weights, postprocess, ensemble, out, probs_out)  # all checks before any work
+    # all checks before any work, the rescorer's folder included
+    plan = plan_prediction(models, weights, postprocess, ensemble, out, probs_out, rescore)
     folders, w, chosen, out, probs_out = plan.folders, plan.weights, plan.postprocess, plan.out, plan.probs_out
-    rescorer = Rescorer.load(rescore) if rescore is not None else None  # a bad folder fails before the models run
+    rescorer: Rescorer | None = plan.rescorer
     dev = resolve_device(device)
-    logger.info("post-processing: %s", f"span rescorer {rescore}" if rescorer is not None else chosen.source)
+    logger.info("%s", plan.decoder.describe())
 
     essays = read_texts(texts)
     if not essays:

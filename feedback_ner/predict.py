@@ -46,10 +46,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--postprocess", default=None,
                         help="post-processing JSON (default: the ensemble's, else the run's tuned postprocess.json, "
                         "else the checkpoint's)")
-    parser.add_argument("--ensemble", default=None, help="ensemble JSON from feedback_ner.ensemble")
+    parser.add_argument("--ensemble", default=None,
+                        help="ensemble JSON from feedback_ner.ensemble (with its rescorer, if it records one)")
     parser.add_argument("--probs-out", default=None, help="also write the word probabilities (.npz)")
     parser.add_argument("--rescore", default=None, metavar="DIR",
-                        help="decode with the span rescorer in DIR (from feedback_ner.rescore) instead of thresholds")
+                        help="decode with the span rescorer in DIR (from feedback_ner.rescore) instead of thresholds "
+                        "(default: the ensemble file's rescorer, unless --postprocess is given)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default: 8)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     return parser
@@ -61,12 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
     # every file is checked and the essays are read before the model libraries load
-    plan = plan_prediction(args.model, args.weights, args.postprocess, args.ensemble, args.out, args.probs_out)
+    # (a missing or corrupt rescorer folder, given or named by the ensemble file, is one line here)
+    plan = plan_prediction(args.model, args.weights, args.postprocess, args.ensemble, args.out, args.probs_out,
+                           args.rescore)
     essays = load_texts(args.texts)
-    if args.rescore is not None:
-        from feedback_ner.rescoring import Rescorer
-
-        Rescorer.load(args.rescore)  # a missing or corrupt folder is one line before the models load
     from feedback_ner.inference import predict
 
     timings: dict[str, float] = {}

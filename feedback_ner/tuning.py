@@ -152,13 +152,14 @@ class _Runner:
 
     def __init__(
         self, storage: str | optuna.storages.BaseStorage | None, study_name: str, fingerprint: str, seed: int,
-        show_progress: bool,
+        show_progress: bool, log_level: int = logging.INFO,
     ) -> None:
         self.storage = optuna.storages.get_storage(storage) if isinstance(storage, str) else storage
         self.study_name = study_name
         self.fingerprint = fingerprint
         self.seed = seed
         self.n_studies = 0
+        self.log_level = log_level  # of the per-round lines: DEBUG when tuning is one step of cross-fitting
         self.bar = tqdm(total=0, desc="tune", unit="trial", disable=None if show_progress else True)
 
     def run(
@@ -232,10 +233,10 @@ def _tune_class(
     before = scorer.class_f1(cls, current)
     best = _best(study)
     if best is None or best.value <= before:
-        logger.info("round %d %s: F1 %.4f kept", round_no, cls, before)
+        logger.log(runner.log_level, "round %d %s: F1 %.4f kept", round_no, cls, before)
         return current
     params = _tidy(best.params, best.value, lambda p: scorer.class_f1(cls, _with_class_params(current, cls, p)))
-    logger.info("round %d %s: F1 %.4f -> %.4f %s", round_no, cls, before, best.value, params)
+    logger.log(runner.log_level, "round %d %s: F1 %.4f -> %.4f %s", round_no, cls, before, best.value, params)
     return _with_class_params(current, cls, params)
 
 
@@ -265,9 +266,11 @@ def _tune_shared(
     before = scorer.macro_f1(current)
     best = _best(study)
     if best is None or best.value <= before:
-        logger.info("round %d shared rules: macro F1 %.4f kept (%s)", round_no, before, _shared_params(current))
+        logger.log(runner.log_level, "round %d shared rules: macro F1 %.4f kept (%s)", round_no, before,
+                   _shared_params(current))
         return current
-    logger.info("round %d shared rules: macro F1 %.4f -> %.4f %s", round_no, before, best.value, best.params)
+    logger.log(runner.log_level, "round %d shared rules: macro F1 %.4f -> %.4f %s", round_no, before, best.value,
+               best.params)
     return replace(current, fill_gaps=int(best.params["fill_gaps"]), join_gap=int(best.params["join_gap"]))
 
 
@@ -313,6 +316,7 @@ def tune(
     rules: bool = True,
     rounds: int = DEFAULT_ROUNDS,
     show_progress: bool = False,
+    verbose: bool = True,
 ) -> tuple[PostprocessConfig, pd.DataFrame]:
     """Tunes the post-processing on ``word_probs`` (out-of-fold) against ``gt`` (train.csv rows; restricted to
     the essays of ``word_probs``), starting from ``start`` (default: :class:`PostprocessConfig` defaults).
@@ -322,7 +326,8 @@ def tune(
     ``storage`` (Optuna URL), studies are kept under ``study_name`` (default ``tune-<data fingerprint>``) and
     resumed by a later call. Returns the tuned config (never worse than ``start`` on this data) and the per-class
     report: ``TP/FP/FN/F1 before/after`` (``REPORT_COLUMNS``), one row per ground-truth class and ``macro``
-    (TP/FP/FN summed, F1 the macro mean).
+    (TP/FP/FN summed, F1 the macro mean). ``verbose=False`` logs the per-round lines at DEBUG, not INFO (the results
+    are the same).
     """
     if n_trials < 1:
         raise ValueError(f"n_trials={n_trials}: use at least 1 trial per study")
@@ -335,18 +340,19 @@ def tune(
     scorer = _Scorer(candidate_spans(word_probs), gt, class_column)
     if study_name is None:
         study_name = f"tune-{scorer.fingerprint[:10]}"
-    logger.info(
-        "tuning on %d essays, %d candidate spans, %d ground-truth rows; study %r",
+    level = logging.INFO if verbose else logging.DEBUG
+    logger.log(
+        level, "tuning on %d essays, %d candidate spans, %d ground-truth rows; study %r",
         len(word_probs), len(scorer.candidates), len(gt), study_name,
     )
     runner = _Runner(storage, f"{study_name}/{'rules' if rules else 'no-rules'}", scorer.fingerprint, seed,
-                     show_progress)
+                     show_progress, level)
     current = start
     try:
         for round_no in range(1, rounds + 1):
             for cls in scorer.classes:
                 if scorer.class_candidates[cls].empty:
-                    logger.info("%s: no candidate span, nothing to tune", cls)
+                    logger.log(level, "%s: no candidate span, nothing to tune", cls)
                     continue
                 current = _tune_class(runner, scorer, cls, current, start, round_no, rules, n_trials)
             if not rules:
@@ -447,8 +453,10 @@ def cross_fit_tune(
     """Honest tuning: for each fold k, :func:`tune` on the other folds' essays and apply it to fold k's.
 
     Returns the cross-fitted submission of every essay and the config each fold was decoded with. ``kwargs`` go to
-    :func:`tune` (``n_trials``, ``seed``, ``start``, ``rules``, ``rounds``, ``storage``).
+    :func:`tune` (``n_trials``, ``seed``, ``start``, ``rules``, ``rounds``, ``storage``; ``verbose`` is False unless
+    given: one INFO line per fold, the studies' rounds at DEBUG).
     """
+    kwargs.setdefault("verbose", False)
     folds = sorted(set(fold_of.values()))
     if len(folds) < 2:
         raise FeedbackError(f"cross-fitted tuning needs at least 2 folds; the essays are all in fold(s) {folds}")
@@ -459,9 +467,10 @@ def cross_fit_tune(
         known = set(gt["id"].astype(str))
         if not any(str(i) in known for i in train):
             raise FeedbackError(f"fold {k}: none of the other folds' essays has a ground truth to tune on")
-        configs[k], _ = tune(train, gt, **kwargs)
+        configs[k], report = tune(train, gt, **kwargs)
         subs.append(filter_spans(candidate_spans(test), configs[k])[SUBMISSION_COLUMNS] if test else None)
-        logger.info("fold %d: tuned on %d essays, applied to %d", k, len(train), len(test))
+        logger.info("fold %d: tuned on the other folds' %d essays (macro F1 %.4f -> %.4f there), applied to its %d",
+                    k, len(train), report.loc["macro", "F1 before"], report.loc["macro", "F1 after"], len(test))
     frames = [s for s in subs if s is not None]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SUBMISSION_COLUMNS), configs
 

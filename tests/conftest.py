@@ -51,6 +51,28 @@ def small_config(corpus_dir: Path, model_dir: Path, out: Path, **extra) -> dict:
     return values
 
 
+def quick_rescorer(oof: Path, data_dir: Path, out: Path, threshold: float = 0.5) -> Path:
+    """A span rescorer folder as ``feedback_ner.rescore --out`` writes it, trained in seconds (no cross-fitting) on
+    a run's out-of-fold probabilities, with one score threshold for every class. Import it with
+    ``from conftest import quick_rescorer``; for tests that need a rescorer, not for its figures."""
+    import pandas as pd
+
+    from feedback_ner import rescoring
+    from feedback_ner.corpus import load_texts
+    from feedback_ner.labels import CLASSES
+    from feedback_ner.probs import load_word_probs
+    from feedback_ner.span_features import fit_candidate_config, span_length_limits, stack_words
+
+    probs = load_word_probs(oof)
+    train = pd.read_csv(Path(data_dir) / "train.csv", dtype={"id": str})
+    gt = train[train["id"].isin(set(probs))].reset_index(drop=True)
+    texts = load_texts([Path(data_dir) / "train" / f"{i}.txt" for i in probs])
+    config = fit_candidate_config(stack_words(probs), gt, span_length_limits(train))
+    data = rescoring.build_set(probs, config, texts, gt)
+    rescoring.fit_rescorer(data, config, {c: threshold for c in CLASSES}).save(out)
+    return Path(out)
+
+
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small sample corpus (80 train essays, 10 test essays), Kaggle layout."""

@@ -1,4 +1,5 @@
-"""The offline Kaggle notebook (issue 7): installed from a local wheels folder, run on local checkpoints and essays."""
+"""The offline Kaggle notebook (issue 7): installed from a local wheels folder, run on local checkpoints and essays,
+decoding with a span rescorer (issue 13) given as its RESCORE_DIR parameter."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import nbformat
 import pandas as pd
 import pytest
 import torch
+from conftest import quick_rescorer
 from nbclient import NotebookClient
 
 from feedback_ner.config import parse_config
@@ -50,6 +52,13 @@ def checkpoints(tmp_path_factory, corpus_dir, tiny_models) -> Path:
     return out.parent.parent
 
 
+@pytest.fixture(scope="module")
+def rescorer(checkpoints, corpus_dir) -> Path:
+    """A span rescorer trained on the run's out-of-fold probabilities, uploaded beside the models."""
+    return quick_rescorer(checkpoints / "runs" / "tiny" / "oof.npz", corpus_dir, checkpoints / "rescore",
+                          threshold=0.2)
+
+
 def _kernelspec(root: Path) -> Path:
     """A kernelspec running this interpreter (the venv's), found through JUPYTER_PATH."""
     spec = root / "kernels" / KERNEL
@@ -61,7 +70,8 @@ def _kernelspec(root: Path) -> Path:
     return root
 
 
-def test_notebook_installs_from_wheels_and_writes_the_submission(tmp_path, monkeypatch, checkpoints, corpus_dir):
+def test_notebook_installs_from_wheels_and_writes_the_submission(tmp_path, monkeypatch, checkpoints, corpus_dir,
+                                                                  rescorer):
     wheels = tmp_path / "wheels"
     built = build_wheels(wheels, no_deps=True)  # the dependencies are in this venv already
     assert [w.name.split("-")[0] for w in built] == ["feedback_ner"]
@@ -71,6 +81,7 @@ def test_notebook_installs_from_wheels_and_writes_the_submission(tmp_path, monke
     env = {
         "FEEDBACK_NER_WHEELS": wheels, "FEEDBACK_NER_MODELS": checkpoints, "FEEDBACK_NER_TEXTS": corpus_dir / "test",
         "FEEDBACK_NER_OUTPUT": output, "FEEDBACK_NER_POSTPROCESS": tuned.save(tmp_path / "tuned.json"),
+        "FEEDBACK_NER_RESCORE": rescorer,  # decodes instead of the post-processing above
         # next to the editable checkout, never over it: a folder first on sys.path, dependencies from the venv
         "FEEDBACK_NER_INSTALL_TARGET": target, "FEEDBACK_NER_INSTALL_DEPS": "0",
         "JUPYTER_PATH": _kernelspec(tmp_path / "jupyter"), "PYTHONPATH": "",
@@ -89,11 +100,12 @@ def test_notebook_installs_from_wheels_and_writes_the_submission(tmp_path, monke
     assert f"feedback_ner from {target / 'feedback_ner' / '__init__.py'}" in printed
     assert (target / "feedback_ner" / "predict.py").is_file()
     assert "1 checkpoint(s)" in printed
+    assert f"post-processing: span rescorer {rescorer} (explicit)" in printed
 
     written = pd.read_csv(output, dtype=str)
     assert list(written.columns) == ["id", "class", "predictionstring"]
     assert len(written) > 0
     test_ids = {p.stem for p in (corpus_dir / "test").glob("*.txt")}
     assert set(written["id"]) <= test_ids
-    expected = predict(sorted(checkpoints.rglob("fold_*/model")), corpus_dir / "test", )
+    expected = predict(sorted(checkpoints.rglob("fold_*/model")), corpus_dir / "test", rescore=rescorer)
     pd.testing.assert_frame_equal(written, expected.astype(str), check_dtype=False)

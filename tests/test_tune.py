@@ -267,3 +267,24 @@ def test_postgresql_url_without_driver_is_one_line(oof_run, corpus_dir, tmp_path
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and driver in err and "feedback-ner tune: error:" in err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_cross_fitted_tuning_logs_one_info_line_per_fold(corpus_dir, caplog):
+    """Issue 13 (make demo's log): cross-fitting logs each fold's tuning in one INFO line, its studies' rounds at
+    DEBUG; `verbose` changes the log only, never the result."""
+    from feedback_ner.tuning import cross_fit_tune
+
+    probs, gt = noisy_probs(corpus_dir, sigma=1.0, seed=0)
+    fold_of = {k: i % 2 for i, k in enumerate(probs)}
+    with caplog.at_level("DEBUG", logger="feedback_ner"):
+        loud, _ = tune(probs, gt, n_trials=3, seed=0, rounds=1)
+        assert any(r.levelname == "INFO" and r.getMessage().startswith("round 1") for r in caplog.records)
+        caplog.clear()
+        quiet, _ = tune(probs, gt, n_trials=3, seed=0, rounds=1, verbose=False)
+        assert quiet == loud
+        assert [r for r in caplog.records if r.levelname == "INFO"] == []
+        assert any(r.levelname == "DEBUG" and r.getMessage().startswith("round 1") for r in caplog.records)
+        caplog.clear()
+        cross_fit_tune(probs, gt, fold_of, n_trials=3, seed=0, rounds=1)
+    info = [r.getMessage() for r in caplog.records if r.levelname == "INFO" and r.name == "feedback_ner.tune"]
+    assert len(info) == 2 and all(m.startswith(f"fold {k}: tuned on") for k, m in enumerate(info)), info

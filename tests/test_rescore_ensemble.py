@@ -1,0 +1,102 @@
+"""The span rescorer recorded in an ensemble file (issue 13 item 3): ``ensemble --rescore DIR`` writes it, relative
+to the file; ``predict --ensemble`` decodes with it as ``predict --rescore DIR`` does with the same models; an explicit
+rescorer or post-processing overrides it; files without it decode with thresholds as before."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import quick_rescorer, run_cli
+
+from feedback_ner import ensemble as ensemble_cli
+from feedback_ner.artifacts import EnsembleSpec, choose_decoder, load_ensemble, save_ensemble
+from feedback_ner.postprocess import PostprocessConfig
+from feedback_ner.predict import predict
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread for the tiny model (a shared 2-core machine), restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, bert_run, corpus_dir) -> dict[str, Path]:
+    """The session's trained run, two rescorers trained on its OOF probabilities (a low and a high threshold) and
+    an ensemble file written by the command with the first one recorded."""
+    root = tmp_path_factory.mktemp("rescore-ensemble")
+    low = quick_rescorer(bert_run / "oof.npz", corpus_dir, root / "rescorers" / "low", threshold=0.2)
+    high = quick_rescorer(bert_run / "oof.npz", corpus_dir, root / "rescorers" / "high", threshold=0.6)
+    ens = root / "kaggle" / "ensemble.json"
+    code = ensemble_cli.main(["--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+                              "--out", str(ens), "--trials", "2", "--rescore", str(low)])
+    assert code == 0
+    return {"root": root, "low": low, "high": high, "ensemble": ens, "folds": sorted(bert_run.glob("fold_*/model"))}
+
+
+def test_ensemble_file_records_the_rescorer_relative_to_itself(setup):
+    data = json.loads(setup["ensemble"].read_text())
+    assert data["rescore"] == str(Path("..") / "rescorers" / "low")
+    assert load_ensemble(setup["ensemble"]).rescore == setup["ensemble"].parent / ".." / "rescorers" / "low"
+    # they move together: copied elsewhere with the rescorer beside it, the file still finds it
+    moved = setup["root"] / "moved"
+    shutil.copytree(setup["ensemble"].parent, moved / "kaggle")
+    shutil.copytree(setup["low"], moved / "rescorers" / "low")
+    found = load_ensemble(moved / "kaggle" / "ensemble.json").rescore
+    assert found.resolve() == (moved / "rescorers" / "low").resolve()
+    # a file written without a rescorer has no key at all (and reads as before)
+    plain = save_ensemble(setup["root"] / "plain.json", EnsembleSpec(setup["folds"], [0.5, 0.5]))
+    assert "rescore" not in json.loads(plain.read_text()) and load_ensemble(plain).rescore is None
+
+
+def test_predict_ensemble_decodes_with_its_rescorer_like_predict_rescore(setup, corpus_dir, tmp_path):
+    """Issue 13 item 3: `predict --ensemble FILE` (the file records DIR) writes the same submission as
+    `predict --rescore DIR` with the same models, and says which decoder it used."""
+    texts = str(corpus_dir / "test")
+    via_file = run_cli("feedback_ner.predict", "--ensemble", str(setup["ensemble"]), "--texts", texts,
+                       "--out", str(tmp_path / "ens.csv"))
+    assert via_file.returncode == 0, via_file.stderr[-3000:]
+    direct = run_cli("feedback_ner.predict", "--model", *map(str, setup["folds"]), "--texts", texts,
+                     "--rescore", str(setup["low"]), "--out", str(tmp_path / "direct.csv"))
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    line = next(x for x in via_file.stderr.splitlines() if x.startswith("post-processing:"))
+    assert line.startswith("post-processing: span rescorer") and f"ensemble file {setup['ensemble']}" in line
+    assert "(explicit)" in next(x for x in direct.stderr.splitlines() if x.startswith("post-processing:"))
+    ens, ref = pd.read_csv(tmp_path / "ens.csv"), pd.read_csv(tmp_path / "direct.csv")
+    assert len(ref) > 0
+    pd.testing.assert_frame_equal(ens, ref)
+
+
+def test_explicit_choices_override_the_files_rescorer(setup, corpus_dir):
+    texts = corpus_dir / "test"
+    folds, ens = setup["folds"], setup["ensemble"]
+    own = predict(folds, texts, rescore=setup["low"])
+    # an explicit rescorer wins over the file's
+    high = predict(None, texts, ensemble=ens, rescore=setup["high"])
+    pd.testing.assert_frame_equal(high, predict(folds, texts, rescore=setup["high"]))
+    assert len(high) < len(own)
+    # an explicit post-processing asks for the threshold decoder
+    post = PostprocessConfig.zeros()
+    pd.testing.assert_frame_equal(predict(None, texts, ensemble=ens, postprocess=post),
+                                  predict(folds, texts, postprocess=post))
+
+
+def test_decoder_precedence(setup):
+    """explicit rescorer > explicit post-processing > the ensemble file's rescorer > thresholds."""
+    spec = load_ensemble(setup["ensemble"])
+    post = PostprocessConfig.zeros()
+    assert choose_decoder(setup["high"], post, spec).rescore == setup["high"]
+    chosen = choose_decoder(None, post, spec)
+    assert chosen.rescore is None and chosen.postprocess.config == post
+    assert "threshold decoder" in chosen.describe()
+    assert choose_decoder(None, None, spec).rescore == spec.rescore
+    old = EnsembleSpec(spec.models, spec.weights, spec.postprocess)
+    assert choose_decoder(None, None, old).rescore is None and choose_decoder().rescore is None
