@@ -18,6 +18,7 @@ from feedback_ner.labels import B_IDS, CLASSES, NUM_LABELS, O_ID
 logger = logging.getLogger("feedback_ner.decode")
 
 SUBTOKEN_RULES = ("first", "mean")
+_BLOCK_ROWS = 1 << 14  # words divided at a time by WordProbAccumulator.result(release=True)
 
 # label id -> class index (-1 for O) and label id -> "is a B- label", for vectorised decoding
 LABEL_CLASS: np.ndarray = np.array([-1] + [i for i in range(len(CLASSES)) for _ in (0, 1)], dtype=np.int64)
@@ -45,12 +46,14 @@ class WordProbAccumulator:
         self.offsets = np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
         total = int(self.offsets[-1])
         # float32 sums: the real train set has ~6M words; float64 would double a 375 MB buffer for no useful gain
-        self._sums = np.zeros((total, self.num_labels), dtype=np.float32)
-        self._counts = np.zeros(total, dtype=np.int32)
+        self._sums: np.ndarray | None = np.zeros((total, self.num_labels), dtype=np.float32)
+        self._counts: np.ndarray | None = np.zeros(total, dtype=np.int32)
         self.n_uncovered = 0
 
     def add(self, essay_index: np.ndarray, word_ids: np.ndarray, token_probs: np.ndarray) -> None:
         """Adds a batch: ``essay_index[B]``, ``word_ids[B, T]`` (-1 = no word), ``token_probs[B, T, L]``."""
+        if self._sums is None:
+            raise RuntimeError("add(): this accumulator was released by result(release=True); start a new one")
         essay_index = np.asarray(essay_index, dtype=np.int64).reshape(-1)
         word_ids = np.asarray(word_ids, dtype=np.int64)
         token_probs = np.asarray(token_probs)
@@ -98,21 +101,32 @@ class WordProbAccumulator:
         np.add.at(self._sums, words, probs)
         np.add.at(self._counts, words, 1)
 
-    def result(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+    def result(self, ids: Sequence[str], release: bool = False) -> dict[str, np.ndarray]:
         """Word probabilities per essay id (``ids[i]`` is essay row ``i``); ``float32 [n_words, L]``.
 
         Words that no window covered get probability 1 on ``O``; they are counted in ``n_uncovered`` and logged.
+        With ``release`` the probabilities are divided out in the accumulator's own buffer (the same values, without
+        a second ``[total_words, L]`` array at the end of an evaluation) and the accumulator takes no more batches.
         """
+        if self._sums is None:
+            raise RuntimeError("result(): this accumulator was released by result(release=True); start a new one")
         ids = list(ids)
         if len(ids) != self.n_words.shape[0]:
             raise ValueError(f"result(): got {len(ids)} ids for {self.n_words.shape[0]} essays")
         if len(set(ids)) != len(ids):
             raise ValueError("result(): essay ids are not unique")
         counts = self._counts
-        out = self._sums / np.maximum(counts, 1)[:, None].astype(np.float32)
-        uncovered = counts == 0
-        self.n_uncovered = int(uncovered.sum())
+        if release:
+            out = self._sums
+            for lo in range(0, out.shape[0], _BLOCK_ROWS):  # blocks: no word-sized temporary either
+                block = out[lo : lo + _BLOCK_ROWS]
+                np.divide(block, np.maximum(counts[lo : lo + _BLOCK_ROWS], 1)[:, None].astype(np.float32), out=block)
+            self._sums = self._counts = None
+        else:
+            out = self._sums / np.maximum(counts, 1)[:, None].astype(np.float32)
+        self.n_uncovered = int(counts.shape[0] - np.count_nonzero(counts))
         if self.n_uncovered:
+            uncovered = counts == 0
             out[uncovered] = 0.0
             out[uncovered, O_ID] = 1.0
             essay_of = np.searchsorted(self.offsets, np.nonzero(uncovered)[0], side="right") - 1

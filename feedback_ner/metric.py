@@ -155,17 +155,23 @@ def score(pred: pd.DataFrame | SpanTable, gt: pd.DataFrame | SpanTable) -> Score
     Either side may be a prepared :class:`SpanTable` (e.g. a ground truth encoded once and scored many times).
     """
     if isinstance(gt, pd.DataFrame):
-        gt_class = next((c for c in GT_CLASS_COLUMNS if c in gt.columns), None)
-        if gt_class is None:
-            raise ValueError(
-                "ground truth lacks a class column: it needs id, discourse_type (or class), predictionstring "
-                f"(has: {', '.join(map(str, gt.columns))})"
-            )
-        gt = SpanTable.from_frame(gt, class_column=gt_class, name="ground truth")
+        gt = ground_truth_table(gt)
     if isinstance(pred, pd.DataFrame):
         pred = SpanTable.from_frame(pred, class_column="class", name="predictions")
     table = match_counts(pred, gt)
     return ScoreResult(f1=float(table["F1"].mean()), table=table)
+
+
+def ground_truth_table(gt: pd.DataFrame) -> SpanTable:
+    """``gt`` (``id, discourse_type, predictionstring`` as in train.csv, or ``id, class, predictionstring``) encoded
+    once, for scoring many times with :func:`score`."""
+    gt_class = next((c for c in GT_CLASS_COLUMNS if c in gt.columns), None)
+    if gt_class is None:
+        raise ValueError(
+            "ground truth lacks a class column: it needs id, discourse_type (or class), predictionstring "
+            f"(has: {', '.join(map(str, gt.columns))})"
+        )
+    return SpanTable.from_frame(gt, class_column=gt_class, name="ground truth")
 
 
 def match_counts(pred: SpanTable, gt: SpanTable) -> pd.DataFrame:

@@ -11,6 +11,9 @@ evaluation, prediction, tuning and ensembles call. It is two steps, exposed for 
    candidates only (no word-level work): merging (``fill_gaps``, ``join_adjacent``), the ``min_words`` and
    ``proba_thresh`` filters, then ``one_per_essay``. A tuning trial re-runs only this step.
 
+:func:`kept_spans` runs both steps a chunk of whole essays at a time (the rules never cross an essay), which is how
+:func:`submission_from_probs` decodes: its memory stays bounded but for the kept spans, whatever the number of essays.
+
 Order of the rules: merge, then filter (so merged spans are judged whole), then keep one span per essay of the
 ``one_per_essay`` classes among the survivors.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,8 @@ CANDIDATE_COLUMNS = [
     "gap_score",
 ]
 _CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
+# words decoded at a time by submission_from_probs: ~40 essays; its working arrays stay ~2 MB
+DECODE_CHUNK_WORDS = 1 << 14
 
 
 @dataclass
@@ -179,10 +184,8 @@ def _class_list(value: Any, name: str) -> list[str]:
     return [c for c in CLASSES if c in set(value)]
 
 
-def _word_arrays(word_probs: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Essay ids, essay offsets, argmax labels and max probabilities of all words, concatenated."""
-    ids = [str(k) for k in word_probs]
-    arrays = list(word_probs.values())
+def _word_arrays(ids: list[str], arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Essay offsets, argmax labels and max probabilities of all words of these essays, concatenated."""
     lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(arrays))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     labels = np.empty(int(offsets[-1]), dtype=np.intp)
@@ -196,7 +199,7 @@ def _word_arrays(word_probs: Mapping[str, np.ndarray]) -> tuple[list[str], np.nd
         am = labels[lo:hi]
         a.argmax(axis=1, out=am)
         maxprob[lo:hi] = a[rows[: hi - lo], am]
-    return ids, offsets, labels, maxprob
+    return offsets, labels, maxprob
 
 
 def candidate_spans(word_probs: Mapping[str, np.ndarray]) -> pd.DataFrame:
@@ -208,10 +211,38 @@ def candidate_spans(word_probs: Mapping[str, np.ndarray]) -> pd.DataFrame:
     the essay, -1 for the last span) and ``gap_score`` (sum of those O words' max probabilities). Sorted by essay,
     then start.
     """
-    ids, offsets, labels, maxprob = _word_arrays(word_probs)
+    return _candidates([str(k) for k in word_probs], list(word_probs.values()), 0, 0.0)[0]
+
+
+def _chunks(word_probs: Mapping[str, np.ndarray], chunk_words: int) -> Iterator[tuple[list[str], list[np.ndarray]]]:
+    """Consecutive groups of whole essays of about ``chunk_words`` words (at least one essay; one empty group when
+    there are no essays)."""
+    ids: list[str] = []
+    arrays: list[np.ndarray] = []
+    words = 0
+    for key, a in word_probs.items():
+        ids.append(str(key))
+        arrays.append(a)
+        words += a.shape[0] if np.ndim(a) else 0
+        if words >= chunk_words:
+            yield ids, arrays
+            ids, arrays, words = [], [], 0
+    if ids or not word_probs:
+        yield ids, arrays
+
+
+def _candidates(ids: list[str], arrays: list[np.ndarray], essay0: int, csum0: float) -> tuple[pd.DataFrame, float]:
+    """:func:`candidate_spans` of the essays ``ids`` (positions ``essay0 ...`` of the whole set), and the running sum
+    of max probabilities after them. The sums run on from ``csum0`` (the sum over the essays before), so spans'
+    scores are bit for bit those of one decode over all essays."""
+    offsets, labels, maxprob = _word_arrays(ids, arrays)
     starts, ends = span_bounds(labels, offsets)
     essay = np.searchsorted(offsets, starts, side="right") - 1
-    csum = np.concatenate([[0.0], np.cumsum(maxprob, dtype=np.float64)])
+    # a float64 running sum, one word after another (accumulate is sequential), continued from csum0
+    csum = np.empty(maxprob.shape[0] + 1, dtype=np.float64)
+    csum[0] = csum0
+    csum[1:] = maxprob
+    np.cumsum(csum, out=csum)
     n_words = ends - starts
     score = (csum[ends] - csum[starts]) / np.maximum(n_words, 1)
     # every word between two consecutive spans of an essay is argmax O: any other word would be in a span
@@ -220,10 +251,10 @@ def candidate_spans(word_probs: Mapping[str, np.ndarray]) -> pd.DataFrame:
     gap_after = np.where(same_essay_next, next_start - ends, -1)
     gap_score = np.where(same_essay_next, csum[np.where(same_essay_next, next_start, ends)] - csum[ends], 0.0)
     class_id = LABEL_CLASS[labels[starts]]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "id": np.array(ids, dtype=object)[essay],
-            "essay": essay,
+            "essay": essay + essay0,
             "class": np.array(CLASSES, dtype=object)[class_id],
             "class_id": class_id,
             "start": starts - offsets[essay],
@@ -235,6 +266,7 @@ def candidate_spans(word_probs: Mapping[str, np.ndarray]) -> pd.DataFrame:
             "gap_score": gap_score,
         }
     )
+    return frame, float(csum[-1])
 
 
 def _merge(c: dict[str, np.ndarray], config: PostprocessConfig) -> dict[str, np.ndarray]:
@@ -350,9 +382,38 @@ def predictionstrings(starts: np.ndarray, ends: np.ndarray) -> list[str]:
     return [text[a:b] for a, b in zip(lo, hi, strict=True)]
 
 
-def submission_from_probs(
-    word_probs: Mapping[str, np.ndarray], config: PostprocessConfig | None = None
+def kept_spans(
+    word_probs: Mapping[str, np.ndarray],
+    config: PostprocessConfig | None = None,
+    chunk_words: int = DECODE_CHUNK_WORDS,
+    with_predictionstring: bool = True,
 ) -> pd.DataFrame:
-    """Word probabilities per essay -> submission ``id, class, predictionstring`` (default config if None)."""
+    """``filter_spans(candidate_spans(word_probs), config, with_predictionstring)``, decoded ``chunk_words`` words of
+    whole essays at a time (every rule stays within an essay; default config if None).
+
+    The word-level working arrays and the table of candidate spans stay bounded whatever the number of essays: only
+    the kept spans add up (issue 16). Equal to the one-step decode, scores bit for bit (their running sums carry on
+    from chunk to chunk).
+    """
     config = PostprocessConfig() if config is None else config
-    return filter_spans(candidate_spans(word_probs), config)[SUBMISSION_COLUMNS].reset_index(drop=True)
+    if isinstance(chunk_words, bool) or not isinstance(chunk_words, (int, np.integer)) or chunk_words < 1:
+        raise ValueError(f"kept_spans(chunk_words={chunk_words!r}): use a whole number >= 1")
+    parts: list[pd.DataFrame] = []
+    essay0, csum = 0, 0.0
+    for ids, arrays in _chunks(word_probs, int(chunk_words)):
+        candidates, csum = _candidates(ids, arrays, essay0, csum)
+        essay0 += len(ids)
+        parts.append(filter_spans(candidates, config, with_predictionstring))
+        del candidates
+    kept = [p for p in parts if len(p)] or parts[:1]
+    return (kept[0] if len(kept) == 1 else pd.concat(kept)).reset_index(drop=True)
+
+
+def submission_from_probs(
+    word_probs: Mapping[str, np.ndarray],
+    config: PostprocessConfig | None = None,
+    chunk_words: int = DECODE_CHUNK_WORDS,
+) -> pd.DataFrame:
+    """Word probabilities per essay -> submission ``id, class, predictionstring`` (default config if None), decoded
+    a chunk of essays at a time (:func:`kept_spans`)."""
+    return kept_spans(word_probs, config, chunk_words)[SUBMISSION_COLUMNS].reset_index(drop=True)

@@ -2,7 +2,8 @@
 
 Evaluation runs the windows through the stock evaluation loop with ``batch_eval_metrics=True``: each batch's
 token probabilities are reduced to word probabilities as they come (never holding the eval set's token logits),
-then the windows are merged, decoded with the post-processing config and scored with the competition metric.
+then the windows are merged, decoded with the post-processing config and scored with the competition metric. Its
+memory grows with the evaluation set by the word probabilities (the out-of-fold predictions) and the kept spans only.
 The returned metrics are flat floats: ``eval_f1``, ``eval_f1_<class>``, ``eval_loss``.
 """
 
@@ -23,9 +24,9 @@ from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCall
 from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
 from feedback_ner.decode import WordProbAccumulator
-from feedback_ner.metric import score
+from feedback_ner.metric import SpanTable, ground_truth_table, score
 from feedback_ner.modeling import model_inputs, pack_inputs, trim_to
-from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+from feedback_ner.postprocess import PostprocessConfig, kept_spans
 from feedback_ner.recipes import Recipes
 from feedback_ner.windows import LengthGroupedBatches
 
@@ -51,24 +52,37 @@ class WordF1Metric:
         self.ids = list(ids)
         self.n_words = list(n_words)
         self.gt = gt
+        self.gt_table = ground_truth_table(gt)  # encoded once, scored at every evaluation
         self.postprocess = postprocess or PostprocessConfig()
         self.subtoken_rule = subtoken_rule
         self.word_probs: dict[str, np.ndarray] = {}
-        self._acc = self._new_accumulator()
+        self._acc: WordProbAccumulator | None = None  # made at an evaluation's first batch, dropped at its last
 
-    def _new_accumulator(self) -> WordProbAccumulator:
-        return WordProbAccumulator(self.n_words, subtoken=self.subtoken_rule)
+    def reset(self) -> None:
+        """Forgets a partial evaluation (one interrupted before its last batch)."""
+        self._acc = None
 
     def __call__(self, eval_pred: EvalPrediction, compute_result: bool = True) -> dict[str, float]:
+        # Memory stays flat in the number of essays but for the word probabilities (issue 16): each batch is reduced
+        # to words at once, the sums become the word probabilities in place, the previous evaluation's word
+        # probabilities are dropped before the next accumulator is made, decoding runs a chunk of essays at a time
+        # and the kept spans are scored as arrays (no predictionstrings) against the ground truth encoded once.
+        if self._acc is None:
+            self.word_probs = {}
+            self._acc = WordProbAccumulator(self.n_words, subtoken=self.subtoken_rule)
         probs = _to_numpy(eval_pred.predictions)
         packed = _to_numpy(eval_pred.label_ids).astype(np.int64)
         self._acc.add(packed[:, 0], packed[:, 1:], probs)
+        del probs, packed
         if not compute_result:
             return {}
-        self.word_probs = self._acc.result(self.ids)
-        self._acc = self._new_accumulator()
-        submission = submission_from_probs(self.word_probs, self.postprocess)
-        return score(submission, self.gt).as_dict()
+        acc, self._acc = self._acc, None
+        self.word_probs = acc.result(self.ids, release=True)
+        del acc
+        spans = kept_spans(self.word_probs, self.postprocess, with_predictionstring=False)
+        pred = SpanTable.from_arrays(spans["id"].to_numpy(), spans["class"].to_numpy(), spans["start"], spans["end"])
+        del spans
+        return score(pred, self.gt_table).as_dict()
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -238,6 +252,11 @@ class FeedbackTrainer(Trainer):
         if not word_probs and self.word_metric.ids:
             raise RuntimeError("evaluation produced no word probabilities (no evaluation batch reached the metric)")
         return WordEvaluation(metrics=metrics, word_probs=word_probs)
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+        if self.word_metric is not None:
+            self.word_metric.reset()  # sums of an evaluation that raised must not leak into this one
+        return super().evaluation_loop(*args, **kwargs)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         """``group_by_length``: :class:`windows.LengthGroupedBatches` over the windows' stored lengths (batches of

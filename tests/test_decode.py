@@ -182,3 +182,24 @@ def test_span_bounds_never_cross_essays():
     labels = np.array([LABEL2ID["I-Lead"]] * 3)
     starts, ends = span_bounds(labels, np.array([0, 2, 3]))
     assert starts.tolist() == [0, 2] and ends.tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("rule", ["first", "mean"])
+def test_result_in_place_gives_the_same_probabilities_and_spends_the_accumulator(rule):
+    """Issue 16: ``result(release=True)`` divides in the accumulator's buffer (no second word-sized array); the
+    values are bit for bit those of ``result()``, uncovered words included, and the accumulator takes no more."""
+    n_words = [7, 0, 40_000, 3]
+    ids = ["a", "b", "c", "d"]
+    accs = [WordProbAccumulator(n_words, subtoken=rule) for _ in range(2)]
+    rows = make_windows(n_words, 64, 48, seed=7)
+    for acc in accs:
+        feed(acc, rows[: len(rows) - 2], 8)  # the last windows left out: some words uncovered
+    copy, in_place = accs[0].result(ids), accs[1].result(ids, release=True)
+    assert accs[0].n_uncovered == accs[1].n_uncovered > 0
+    for k in ids:
+        assert in_place[k].dtype == np.float32
+        np.testing.assert_array_equal(in_place[k], copy[k])
+    with pytest.raises(RuntimeError, match="released"):
+        feed(accs[1], rows[:1], 1)
+    with pytest.raises(RuntimeError, match="released"):
+        accs[1].result(ids)

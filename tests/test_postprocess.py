@@ -22,6 +22,7 @@ from feedback_ner.postprocess import (
     PostprocessConfig,
     candidate_spans,
     filter_spans,
+    kept_spans,
     predictionstrings,
     submission_from_probs,
 )
@@ -363,3 +364,34 @@ def test_filter_spans_does_not_depend_on_row_order():
     a, b = filter_spans(candidates, RULES), filter_spans(shuffled, RULES)
     pd.testing.assert_frame_equal(a, b)
     assert len(a) > 10
+
+
+@pytest.mark.parametrize("chunk_words", [1, 37, 500, 1 << 30])
+@pytest.mark.parametrize("config", [PostprocessConfig(), PostprocessConfig.zeros(), RULES], ids=["default", "zeros",
+                                                                                                  "rules"])
+def test_decoding_in_chunks_equals_one_decode(config, chunk_words):
+    """Issue 16: ``submission_from_probs`` decodes a chunk of essays at a time (flat evaluation memory); the
+    submission is exactly that of one decode over all essays, including on thresholds equal to a span's score."""
+    probs = noisy_probs(5, n_essays=60)
+    candidates = candidate_spans(probs)
+    # thresholds set to scores that spans have: a score one ulp off in a chunk would flip those spans
+    exact = {c: float(candidates.loc[candidates["class"] == c, "score"].median()) for c in CLASSES}
+    tight = PostprocessConfig(**{**config.to_dict(), "proba_thresh": exact})
+    for cfg in (config, tight):
+        whole = filter_spans(candidates, cfg)
+        pd.testing.assert_frame_equal(kept_spans(probs, cfg, chunk_words=chunk_words), whole, check_exact=True)
+        pd.testing.assert_frame_equal(
+            kept_spans(probs, cfg, chunk_words, with_predictionstring=False),
+            filter_spans(candidates, cfg, with_predictionstring=False),
+            check_exact=True,
+        )
+        chunked = submission_from_probs(probs, cfg, chunk_words=chunk_words)
+        pd.testing.assert_frame_equal(chunked, whole[["id", "class", "predictionstring"]], check_exact=True)
+    assert len(whole) > 20
+
+
+def test_decoding_chunk_size_is_checked():
+    with pytest.raises(ValueError, match="chunk_words=0"):
+        submission_from_probs(noisy_probs(6, n_essays=2), chunk_words=0)
+    with pytest.raises(ValueError, match="chunk_words=True"):
+        kept_spans(noisy_probs(6, n_essays=2), chunk_words=True)
