@@ -96,6 +96,16 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None]:
     return probs, gt, texts
 
 
+def run_checkpoint(oof: str | Path) -> Path | None:
+    """The checkpoint whose post-processing is the "default" route: a run's first fold model beside ``RUN/oof.npz``,
+    a fold's own model beside ``RUN/fold_k/oof.npz``; None for an ensemble's OOF file (the defaults)."""
+    parent = Path(oof).parent
+    models = sorted(parent.glob("fold_*/model"))
+    if models:
+        return models[0]
+    return parent / "model" if (parent / "model").is_dir() else None
+
+
 def _f1_column(sub: pd.DataFrame, gt: pd.DataFrame) -> pd.Series:
     result = score(sub, gt)
     column = result.table["F1"].reindex([c for c in CLASSES if c in set(result.table.index)]).astype(float)
@@ -124,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{int(data.y.sum())} positive; recall per class (share of ground truths some candidate matches)")
     print(format_table(recall))
 
-    # "default": what the run's CV table decoded with (its checkpoints' settings); an ensemble's OOF: the defaults
-    run_models = sorted(Path(args.oof).parent.glob("fold_*/model"))
-    default = choose_postprocess(checkpoint=run_models[0] if run_models else None)
+    default = choose_postprocess(checkpoint=run_checkpoint(args.oof))
     logger.info("default post-processing: %s", default.source)
     columns = {ROUTES[0]: _f1_column(submission_from_probs(probs, default.config), gt)}
     tuned_sub, _ = tuning.cross_fit_tune(probs, gt, fold_of, n_trials=args.tune_trials, seed=args.seed, rounds=1)

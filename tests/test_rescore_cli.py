@@ -106,3 +106,15 @@ def test_predict_rescore_with_a_bad_folder_is_one_line(damage, rescored, tmp_pat
     lines = [line for line in done.stderr.splitlines() if "error:" in line]
     assert len(lines) == 1 and str(folder) in lines[0], done.stderr[-2000:]
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_default_route_uses_the_checkpoint_beside_a_run_or_a_folds_oof(tmp_path):
+    """Issue 13: `rescore --oof RUN/fold_k/oof.npz` compares with that fold's own post-processing, not the defaults."""
+    from feedback_ner.rescore import run_checkpoint
+
+    run = tmp_path / "run"
+    for k in (1, 0):
+        (run / f"fold_{k}" / "model").mkdir(parents=True)
+    assert run_checkpoint(run / "oof.npz") == run / "fold_0" / "model"
+    assert run_checkpoint(run / "fold_1" / "oof.npz") == run / "fold_1" / "model"
+    assert run_checkpoint(tmp_path / "ensemble_oof.npz") is None
