@@ -61,8 +61,14 @@ class Checkpoint:
     model: Any
 
 
-def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
-    """Loads a checkpoint folder from local files only, with a one-line error naming the folder if it is broken."""
+def load_checkpoint(
+    folder: str | os.PathLike, device: str | torch.device = "cpu", cpu_bf16: bool = False
+) -> Checkpoint:
+    """Loads a checkpoint folder from local files only, with a one-line error naming the folder if it is broken.
+
+    ``cpu_bf16``: on a CPU with native bf16 (:func:`cpu_bf16_supported`), the weights are cast to bf16 (faster
+    forward; ignored elsewhere, with a warning on a CPU without it).
+    """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     folder = Path(folder)
@@ -86,6 +92,11 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
             "it is not a feedback_ner checkpoint"
         )
     model.to(device).eval()
+    if cpu_bf16 and torch.device(device).type == "cpu":
+        if cpu_bf16_supported():
+            model.to(torch.bfloat16)  # cast once: in predict, bf16 autocast on a CPU was no faster than fp32 (issue 16)
+        else:
+            logger.warning("cpu_bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); predicting in fp32")
     return Checkpoint(folder, config, tokenizer, model)
 
 
@@ -180,14 +191,8 @@ def cpu_bf16_supported() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
-def autocast_for(device: torch.device, cpu_bf16: bool = False) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (fp16 where bf16 is unsupported); on a CPU, bf16 autocast only with ``cpu_bf16`` and
-    where :func:`cpu_bf16_supported` (else fp32, the CPU default, which training-time evaluation on a CPU uses)."""
-    if device.type == "cpu" and cpu_bf16:
-        if cpu_bf16_supported():
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        logger.warning("cpu_bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); predicting in fp32")
-        return contextlib.nullcontext()
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (fp16 where bf16 is unsupported); nothing elsewhere (CPU runs in the model's dtype)."""
     if device.type != "cuda":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -238,13 +243,11 @@ def predict_word_probs(
     windows: WindowArrays | None = None,
     timings: dict[str, float] | None = None,
     desc: str | None = None,
-    cpu_bf16: bool = False,
 ) -> dict[str, np.ndarray]:
     """Word probabilities ``{id: [n_words, 15]}`` of the word table's essays by one checkpoint.
 
     The same steps as training-time evaluation; batches are formed from windows sorted by length (longest first,
     so that an out-of-memory error comes at once), which changes only how much padding each batch carries.
-    ``cpu_bf16``: see :func:`autocast_for`.
     """
     timings = timings if timings is not None else {}
     if windows is None:
@@ -258,7 +261,7 @@ def predict_word_probs(
     order = np.argsort(-windows.lengths, kind="stable")
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     forward_s = merge_s = 0.0
-    with torch.inference_mode(), autocast_for(device, cpu_bf16):
+    with torch.inference_mode(), autocast_for(device):
         for rows in tqdm(batches, desc=desc or f"predict {ckpt.folder}", unit="batch", leave=False,
                          disable=None if len(batches) > 1 else True):
             t0 = time.perf_counter()
@@ -328,9 +331,9 @@ def predict(
     dict, receives seconds per stage (``TIMING_KEYS``; ``forward_s`` is the model forward incl. softmax and the copy
     to the CPU; ``postprocess_s`` includes writing the files). ``rescore``: a rescorer folder (written by
     ``feedback_ner.rescore``) that decodes the word probabilities instead of the threshold post-processing.
-    ``cpu_bf16``: on a CPU with native bf16 (AVX512-BF16 or AMX), run the model under bf16 autocast (about 1.5-2x
-    faster forward; word probabilities differ from fp32 by ~1e-3, so a fold's out-of-fold F1 is reproduced only
-    approximately); off by default, ignored on CUDA (which always uses autocast).
+    ``cpu_bf16``: on a CPU with native bf16 (AVX512-BF16 or AMX), cast the weights to bf16 (a faster forward; word
+    probabilities differ from fp32 by ~1e-2, so a fold's out-of-fold F1 is reproduced only approximately); off by
+    default, ignored on CUDA (which always uses autocast).
     """
     with offline():  # local files only, for the whole call
         return _predict(models, texts, out, weights, postprocess, ensemble, batch_size, device, probs_out,
@@ -377,7 +380,7 @@ def _predict(
             logger.info("%s: weight 0, skipped", folder)
             continue
         t0 = time.perf_counter()
-        ckpt = load_checkpoint(folder, dev)
+        ckpt = load_checkpoint(folder, dev, cpu_bf16)
         _add(timings, "load_s", time.perf_counter() - t0)
         t0 = time.perf_counter()
         key = _window_key(ckpt)
@@ -386,8 +389,7 @@ def _predict(
             window_cache[key] = _make_windows(ckpt, table)
         _add(timings, "tokenize_s", time.perf_counter() - t0)
         probs = predict_word_probs(
-            ckpt, table, batch_size, window_cache[key], timings, desc=f"model {i + 1}/{len(folders)}",
-            cpu_bf16=cpu_bf16,
+            ckpt, table, batch_size, window_cache[key], timings, desc=f"model {i + 1}/{len(folders)}"
         )
         t0 = time.perf_counter()
         flat = np.concatenate([probs[k] for k in ids], axis=0)

@@ -53,7 +53,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default: 8)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--cpu-bf16", action="store_true",
-                        help="CPU with native bf16 (AVX512-BF16/AMX): bf16 autocast, faster, probabilities ~1e-3 off")
+                        help="CPU with native bf16 (AVX512-BF16/AMX): bf16 weights, faster, probabilities ~1e-2 off")
     return parser
 
 

@@ -60,8 +60,8 @@ def test_pipeline_submission_scores_like_the_ground_truth():
 
 
 def test_bench_entry_runs_on_a_tiny_model(tiny_models, capsys):
-    """The whole entry (fine-tune a head, predict vs pipeline, F1 of both) on the tiny BERT in a few seconds."""
-    args = argparse.Namespace(quick=True, model=str(tiny_models("bert")), essays=25, train_steps=2, max_length=64,
+    """The whole entry (fit a head, predict vs pipeline, F1 of both) on the tiny BERT in a few seconds."""
+    args = argparse.Namespace(quick=True, model=str(tiny_models("bert")), essays=25, head_epochs=5, max_length=64,
                               repeats=1, no_bf16=True)
     figures = run(args)
     out = capsys.readouterr().out
@@ -69,6 +69,7 @@ def test_bench_entry_runs_on_a_tiny_model(tiny_models, capsys):
                  "predict_outside_model_share"):
         assert f"\n{name}: " in out, name
         assert np.isfinite(figures[name]), name
+    assert "\npredict_vs_pipeline_computed_tokens: " in out
     assert "predict_speedup_vs_loop" not in out and "predict_overhead_share:" not in out
     assert 0 <= figures["predict_outside_model_share"] <= 1
     assert 0 <= figures["predict_f1"] <= 1 and 0 <= figures["pipeline_f1"] <= 1
