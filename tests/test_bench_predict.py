@@ -90,3 +90,13 @@ def test_predict_cpu_bf16_is_close_to_fp32(tiny_models, corpus_dir, tmp_path):
     fp32, bf16 = load_word_probs(tmp_path / "fp32.npz"), load_word_probs(tmp_path / "bf16.npz")
     diffs = [float(np.abs(fp32[k] - bf16[k]).max()) for k in texts]
     assert 0 < max(diffs) < 0.05  # different (bf16 did run) but close
+
+
+def test_bench_entry_is_skipped_without_the_offline_encoder(monkeypatch, capsys):
+    """Without the ``offline-encoder`` package the entry prints why it is skipped and returns no figures."""
+    import benchmarks.bench_predict as bench
+
+    monkeypatch.setattr(bench, "PACKAGE", "no_such_package_for_feedback_ner")
+    assert bench.run(argparse.Namespace(quick=True)) is None
+    out = capsys.readouterr().out
+    assert out.startswith("predict_vs_pipeline: skipped (") and "offline-encoder" in out
