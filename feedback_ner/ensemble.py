@@ -2,7 +2,7 @@
 
 ``python -m feedback_ner.ensemble --oof runA/oof.npz runB/oof.npz --gt train.csv --out ensemble.json
 [--models "runA/fold_*/model" "runB/fold_*/model"] [--oof-submission oof_submission.csv] [--trials 50]
-[--postprocess tuned.json] [--rescore RUN/rescore] [--seed 42]``.
+[--postprocess tuned.json] [--rescore RUN/rescore] [--oof-out ensemble_oof.npz] [--seed 42]``.
 
 Each run's ``oof.npz`` names its run (``artifacts.run_meta``), so the fold checkpoints are found from it; given
 ``--models`` patterns (any order) are matched to the runs by that identity, and a pattern that belongs to no run is
@@ -12,6 +12,9 @@ file, which ``feedback_ner.predict --ensemble`` reads. A run's weight is split e
 The search itself is :mod:`feedback_ner.ensemble_weights`. ``--rescore DIR`` records a span rescorer (a folder of
 ``feedback_ner.rescore``, checked here) in the file, relative to it: ``predict --ensemble`` then decodes with it
 (``artifacts.choose_decoder``); the weight search and ``--oof-submission`` still use the threshold post-processing.
+``--oof-out FILE`` writes the ensemble's out-of-fold word probabilities (the weighted mean) and, beside it,
+``FILE`` with ``.folds.csv`` (each essay's fold, from the first run's folds): ``feedback_ner.rescore --oof FILE``
+trains a rescorer on the ensemble's probabilities, cross-fitted on the runs' own split.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from feedback_ner.artifacts import (
     save_ensemble,
 )
 from feedback_ner.cli import ArgumentParser, command, setup_logging
-from feedback_ner.ensemble_weights import shared_probs, tune_weights
+from feedback_ner.ensemble_weights import shared_probs, tune_weights, write_ensemble_oof
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.metric import read_ground_truth
@@ -63,6 +66,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rescore", default=None, metavar="DIR",
                         help="record this span rescorer folder (from feedback_ner.rescore) in the ensemble file: "
                         "predict --ensemble decodes with it instead of thresholds")
+    parser.add_argument("--oof-out", default=None, metavar="FILE",
+                        help="write the ensemble's out-of-fold word probabilities (.npz) and FILE.folds.csv, for "
+                        "feedback_ner.rescore --oof FILE")
     parser.add_argument("--seed", type=int, default=42, help="seed of the TPE sampler (default: 42)")
     return parser
 
@@ -74,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     out = check_output(args.out, "--out")
     oof_sub = check_output(args.oof_submission, "--oof-submission")
+    oof_out = check_output(args.oof_out, "--oof-out")
+    if oof_out is not None and oof_out.suffix != ".npz":
+        raise FeedbackError(f"--oof-out {oof_out}: name an .npz file (word probabilities)")
     if args.rescore is not None:
         from feedback_ner.rescoring import Rescorer  # LightGBM loads only for a rescorer
 
@@ -112,12 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {path}: {len(models)} checkpoints, run weights "
           + ", ".join(f"{n} {w:.3f}" for n, w in zip(names, result.weights, strict=True))
           + f" (OOF macro F1 {result.f1:.4f}, post-processing: {chosen.source})")
-    if oof_sub is not None:
+    if oof_sub is not None or oof_out is not None:
         shared = shared_probs(probs, names)
-        sub = submission_from_probs(shared.mean(result.weights), chosen.config)
+        mean = shared.mean(result.weights)
+    if oof_sub is not None:
+        sub = submission_from_probs(mean, chosen.config)
         atomic_write(oof_sub, lambda tmp: sub.to_csv(tmp, index=False))
         print(f"wrote {oof_sub}: the tuned ensemble's out-of-fold submission ({len(shared.ids)} essays)")
+    if oof_out is not None:
+        folds = write_ensemble_oof(oof_out, mean, runs)
+        print(f"wrote {oof_out} and {folds}: the ensemble's out-of-fold word probabilities ({len(mean)} essays) "
+              f"and their folds; train a rescorer with feedback_ner.rescore --oof {oof_out}")
     return 0
+
 
 
 if __name__ == "__main__":

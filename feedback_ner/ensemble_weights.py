@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from feedback_ner.errors import InvalidInputError
+from feedback_ner.errors import FeedbackError, InvalidInputError
 from feedback_ner.labels import NUM_LABELS
 from feedback_ner.metric import SpanTable, score
 from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
@@ -127,3 +129,28 @@ def tune_weights(
     table["F1"] = pd.Series(f1)
     table.index.name = f"{len(shared.ids)} shared essays"
     return WeightSearch([float(x) for x in best], float(f1["tuned"]), table)
+
+
+def write_ensemble_oof(path: Path, mean: dict[str, np.ndarray], runs: Sequence[Any]) -> Path:
+    """The ensemble's OOF probabilities at ``path`` and each essay's fold (the first run's) at ``path.folds.csv``; a
+    run whose split differs is warned about (a rescorer cross-fitted on mixed splits sees a little of each fold)."""
+    from feedback_ner.files import atomic_write
+    from feedback_ner.probs import save_word_probs
+    from feedback_ner.tuning import essay_folds, folds_file_of
+
+    ids = list(mean)
+    fold_of = essay_folds(runs[0].oof, ids)
+    for run in runs[1:]:
+        try:
+            other = essay_folds(run.oof, ids)
+        except FeedbackError:
+            continue
+        differ = sum(other[i] != fold_of[i] for i in ids)
+        if differ:
+            logger.warning("%s: %d essay(s) are in another fold than in %s; the folds file follows %s",
+                           run.oof, differ, runs[0].oof, runs[0].oof)
+    save_word_probs(path, mean, meta={"ensemble_of": [str(r.oof) for r in runs]})
+    folds = folds_file_of(path)
+    table = pd.DataFrame({"id": ids, "fold": [fold_of[i] for i in ids]})
+    atomic_write(folds, lambda tmp: table.to_csv(tmp, index=False))
+    return folds

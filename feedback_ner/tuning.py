@@ -407,17 +407,26 @@ def chart_path(out: str | os.PathLike) -> Path:
 # --- folds and cross-fitting -----------------------------------------------------------------------------------
 
 
+def folds_file_of(oof: str | os.PathLike) -> Path:
+    """Where ``ensemble --oof-out`` writes the folds of an ensemble's OOF file: ``<oof>.folds.csv``."""
+    oof = Path(oof)
+    return oof.with_name(oof.name.removesuffix(".npz") + ".folds.csv")
+
+
 def essay_folds(oof: str | os.PathLike, ids: list[str], folds_file: str | os.PathLike | None = None) -> dict[str, int]:
     """The fold of each essay of an out-of-fold file, from the most direct record there is.
 
     1. ``folds_file`` when given: a CSV with ``id`` and ``fold`` (the prepared data's ``folds.csv``, or any split).
     2. Otherwise the run's per-fold files ``fold_<k>/oof.npz`` beside ``oof``: each holds exactly the essays that
        fold's model did not see (``max_essays`` subsets and skipped folds included), which a fold column
-       recomputed from the data would not know. An ensemble's OOF file has no such files: pass ``folds_file``.
+       recomputed from the data would not know.
+    3. An ensemble's OOF file (``ensemble --oof-out``) has its folds beside it (:func:`folds_file_of`).
     Every essay of ``ids`` must get a fold.
     """
     oof = Path(oof)
     fold_of: dict[str, int] = {}
+    if folds_file is None and not any(oof.parent.glob("fold_*/oof.npz")) and folds_file_of(oof).is_file():
+        folds_file = folds_file_of(oof)
     if folds_file is not None:
         path = Path(folds_file)
         if not path.is_file():

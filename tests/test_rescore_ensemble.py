@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import quick_rescorer, run_cli
+from conftest import assert_one_line_error, quick_rescorer, run_cli
 
 from feedback_ner import ensemble as ensemble_cli
 from feedback_ner.artifacts import EnsembleSpec, choose_decoder, load_ensemble, save_ensemble
@@ -100,3 +100,31 @@ def test_decoder_precedence(setup):
     assert choose_decoder(None, None, spec).rescore == spec.rescore
     old = EnsembleSpec(spec.models, spec.weights, spec.postprocess)
     assert choose_decoder(None, None, old).rescore is None and choose_decoder().rescore is None
+
+
+def test_ensemble_oof_out_feeds_rescore_with_the_runs_folds(setup, bert_run, corpus_dir):
+    """Issue 13: ``rescore`` also takes an ensemble's OOF file: ``ensemble --oof-out`` writes the weighted mean of the
+    runs' out-of-fold probabilities and, beside it, each essay's fold, which ``rescore`` finds without --folds."""
+    import numpy as np
+
+    from feedback_ner.probs import load_word_probs
+    from feedback_ner.tuning import essay_folds, folds_file_of
+
+    out = setup["root"] / "oof-out"
+    oof = out / "ensemble_oof.npz"
+    code = ensemble_cli.main(["--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+                              "--out", str(out / "ensemble.json"), "--trials", "2", "--oof-out", str(oof)])
+    assert code == 0
+    mine, runs = load_word_probs(oof), load_word_probs(bert_run / "oof.npz")
+    assert sorted(mine) == sorted(runs)
+    for essay_id, p in runs.items():  # one run: its weight is 1, the mean is its own probabilities
+        np.testing.assert_allclose(mine[essay_id], p, atol=1e-6)
+    assert folds_file_of(oof).is_file()
+    ids = list(mine)
+    assert essay_folds(oof, ids) == essay_folds(bert_run / "oof.npz", ids)
+
+
+def test_ensemble_oof_out_must_be_npz(setup, bert_run, corpus_dir, tmp_path):
+    done = run_cli("feedback_ner.ensemble", "--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+                   "--out", str(tmp_path / "e.json"), "--oof-out", str(tmp_path / "oof.csv"))
+    assert_one_line_error(done, "ensemble", "--oof-out", ".npz")
