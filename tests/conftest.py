@@ -73,6 +73,46 @@ def quick_rescorer(oof: Path, data_dir: Path, out: Path, threshold: float = 0.5)
     return Path(out)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch intra-op thread for a module of tiny-model tests, restored after: tiny models gain nothing from
+    intra-op threads, and on a shared 2-core machine oversubscribed OpenMP threads make every forward several times
+    slower. A module asks for it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def assert_predict_reproduces_oof(fold_dir: Path, corpus_dir: Path, out: Path):
+    """Predicts a trained fold's held-out essays with its checkpoint (``fold_dir/model``) and asserts that the word
+    probabilities (atol 1e-5) and the macro F1 (1e-6) are those of the fold's out-of-fold evaluation. Returns the
+    out-of-fold probabilities and the held-out essays (``id``, ``text``). Writes ``out/p.npz``."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from feedback_ner.corpus import load_texts
+    from feedback_ner.metric import score
+    from feedback_ner.predict import predict
+    from feedback_ner.probs import load_word_probs
+
+    oof = load_word_probs(fold_dir / "oof.npz")
+    texts = load_texts(corpus_dir / "train")
+    held_out = pd.DataFrame({"id": list(oof), "text": [texts[k] for k in oof]})
+    sub = predict([fold_dir / "model"], held_out, probs_out=out / "p.npz")
+    probs = load_word_probs(out / "p.npz")
+    for k in oof:
+        np.testing.assert_allclose(probs[k], oof[k], atol=1e-5)
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    metrics = json.loads((fold_dir / "metrics.json").read_text())
+    assert score(sub, gt[gt["id"].isin(set(oof))]).f1 == pytest.approx(metrics["eval_f1"], abs=1e-6)
+    return oof, held_out
+
+
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small sample corpus (80 train essays, 10 test essays), Kaggle layout."""

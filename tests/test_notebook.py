@@ -10,7 +10,6 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-import torch
 from conftest import quick_rescorer
 from nbclient import NotebookClient
 
@@ -26,13 +25,7 @@ NOTEBOOK = ROOT / "notebooks" / "kaggle_inference.ipynb"
 KERNEL = "feedback-ner-test"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for the tiny model here (a shared 2-core machine), restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

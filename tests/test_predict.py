@@ -32,14 +32,7 @@ from feedback_ner.wordtable import build_word_table
 ARCHS = ("longformer", "deberta-v2")  # byte-level BPE vs Unigram: different tokenizers, different word splits
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine oversubscribed OpenMP threads
-    make every forward several times slower; one thread for this module, restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from dataclasses import fields
 
 import pytest
 import torch
-from conftest import small_config
+from conftest import assert_predict_reproduces_oof, small_config
 from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainerCallback
 from transformers.trainer_pt_utils import LabelSmoother
 
@@ -282,30 +282,11 @@ def test_recipes_sweep_space_is_valid():
 
 def test_checkpoint_trained_with_every_recipe_reproduces_its_oof_f1_in_predict(tmp_path, corpus_dir, tiny_models):
     """Issue 14: a fold trained with all recipes on (EMA weights saved) is predicted exactly as it was evaluated."""
-    import json
-
-    import numpy as np
-    import pandas as pd
-
-    from feedback_ner.corpus import load_texts
     from feedback_ner.kfold import run
-    from feedback_ner.metric import score
-    from feedback_ner.predict import predict
-    from feedback_ner.probs import load_word_probs
 
     keep_all = PostprocessConfig.zeros().save(tmp_path / "keep_all.json")
     every = {k: v for name in RECIPES for k, v in RECIPES[name].items()}
     cfg = small_config(corpus_dir, tiny_models("bert"), tmp_path / "run", folds=[0], max_essays=20,
                        postprocess=str(keep_all), **every)
     run(*parse_config(None, overrides=cfg))
-    fold_dir = tmp_path / "run" / "fold_0"
-    oof = load_word_probs(fold_dir / "oof.npz")
-    texts = load_texts(corpus_dir / "train")
-    held_out = pd.DataFrame({"id": list(oof), "text": [texts[k] for k in oof]})
-    sub = predict([fold_dir / "model"], held_out, probs_out=tmp_path / "p.npz")
-    probs = load_word_probs(tmp_path / "p.npz")
-    for k in oof:
-        np.testing.assert_allclose(probs[k], oof[k], atol=1e-5)
-    gt = pd.read_csv(corpus_dir / "train.csv")
-    metrics = json.loads((fold_dir / "metrics.json").read_text())
-    assert score(sub, gt[gt["id"].isin(set(oof))]).f1 == pytest.approx(metrics["eval_f1"], abs=1e-6)
+    assert_predict_reproduces_oof(tmp_path / "run" / "fold_0", corpus_dir, tmp_path)

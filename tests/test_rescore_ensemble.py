@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from conftest import assert_one_line_error, quick_rescorer, run_cli
 
 from feedback_ner import ensemble as ensemble_cli
@@ -18,14 +17,7 @@ from feedback_ner.artifacts import EnsembleSpec, choose_decoder, load_ensemble, 
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.predict import predict
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for the tiny model (a shared 2-core machine), restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

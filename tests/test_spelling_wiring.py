@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("symspellpy")
 
-from conftest import small_config  # noqa: E402
+from conftest import assert_predict_reproduces_oof, small_config  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from feedback_ner.artifacts import INFERENCE_FILE, InferenceConfig  # noqa: E402
@@ -152,9 +152,7 @@ def test_checkpoint_records_the_flag_and_predict_reproduces_its_oof_f1(tmp_path,
     """Issue 14: a fold trained with normalize_spelling records it in feedback_ner.json, logs the figures once, and
     predict on its held-out essays (raw texts) reproduces its out-of-fold probabilities and F1; with the flag
     taken out of the checkpoint, predict gives other probabilities (so it is the flag that predict follows)."""
-    from feedback_ner.corpus import load_texts
     from feedback_ner.kfold import run
-    from feedback_ner.metric import score
     from feedback_ner.postprocess import PostprocessConfig
     from feedback_ner.predict import predict
     from feedback_ner.probs import load_word_probs
@@ -169,17 +167,8 @@ def test_checkpoint_records_the_flag_and_predict_reproduces_its_oof_f1(tmp_path,
     fold_dir = tmp_path / "run" / "fold_0"
     assert InferenceConfig.load(fold_dir / "model").normalize_spelling is True
 
-    oof = load_word_probs(fold_dir / "oof.npz")
-    texts = load_texts(corpus_dir / "train")
-    held_out = pd.DataFrame({"id": list(oof), "text": [texts[k] for k in oof]})
-    sub = predict([fold_dir / "model"], held_out, probs_out=tmp_path / "p.npz")
-    probs = load_word_probs(tmp_path / "p.npz")
-    for k in oof:
-        np.testing.assert_allclose(probs[k], oof[k], atol=1e-5)
-    gt = pd.read_csv(corpus_dir / "train.csv")
-    metrics = json.loads((fold_dir / "metrics.json").read_text())
-    assert score(sub, gt[gt["id"].isin(set(oof))]).f1 == pytest.approx(metrics["eval_f1"], abs=1e-6)
-
+    oof, held_out = assert_predict_reproduces_oof(fold_dir, corpus_dir, tmp_path)
+    texts = dict(zip(held_out["id"], held_out["text"], strict=True))
     changed = [k for k in oof if normalize_table(test_word_table({k: texts[k]}))[0]["text"].iat[0] != texts[k]]
     assert changed, "the held-out essays hold misspellings"
     plain = tmp_path / "plain_model"
