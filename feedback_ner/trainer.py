@@ -51,7 +51,6 @@ class WordF1Metric:
     ) -> None:
         self.ids = list(ids)
         self.n_words = list(n_words)
-        self.gt = gt
         self.gt_table = ground_truth_table(gt)  # encoded once, scored at every evaluation
         self.postprocess = postprocess or PostprocessConfig()
         self.subtoken_rule = subtoken_rule
