@@ -39,7 +39,13 @@ from tqdm.auto import tqdm
 from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import GT_CLASS_COLUMNS, SpanTable, match_counts
-from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, candidate_spans, filter_spans
+from feedback_ner.postprocess import (
+    SUBMISSION_COLUMNS,
+    PostprocessConfig,
+    candidate_spans,
+    filter_spans,
+    submission_from_probs,
+)
 from feedback_ner.probs import load_meta
 
 logger = logging.getLogger("feedback_ner.tune")
@@ -477,7 +483,7 @@ def cross_fit_tune(
         if not any(str(i) in known for i in train):
             raise FeedbackError(f"fold {k}: none of the other folds' essays has a ground truth to tune on")
         configs[k], report = tune(train, gt, **kwargs)
-        subs.append(filter_spans(candidate_spans(test), configs[k])[SUBMISSION_COLUMNS] if test else None)
+        subs.append(submission_from_probs(test, configs[k]) if test else None)
         logger.info("fold %d: tuned on the other folds' %d essays (macro F1 %.4f -> %.4f there), applied to its %d",
                     k, len(train), report.loc["macro", "F1 before"], report.loc["macro", "F1 after"], len(test))
     frames = [s for s in subs if s is not None]
