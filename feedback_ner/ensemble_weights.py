@@ -143,7 +143,8 @@ def write_ensemble_oof(path: Path, mean: dict[str, np.ndarray], runs: Sequence[A
     for run in runs[1:]:
         try:
             other = essay_folds(run.oof, ids)
-        except FeedbackError:
+        except FeedbackError as err:
+            logger.warning("%s: its split is not checked against %s (%s)", run.oof, runs[0].oof, err)
             continue
         differ = sum(other[i] != fold_of[i] for i in ids)
         if differ:

@@ -56,6 +56,7 @@ METRICS_FILE = "metrics.json"
 OOF_FILE = "oof.npz"
 CONFIG_FILE = "config.yaml"
 BASELINE_POSTPROCESS = "baseline"  # postprocess value naming the public baseline's table
+SPELLING_DONE = "feedback_ner.normalized_spelling"  # DataFrame.attrs key: this word table is normalised already
 SPELLING_SAMPLE = 1000  # essays whose tokens the normalize_spelling log line counts (cheap on a full corpus)
 
 
@@ -132,26 +133,31 @@ def fold_data(
 def spelling_table(table: pd.DataFrame, data_args: DataArguments) -> pd.DataFrame:
     """The word table as the model sees it: with ``normalize_spelling`` each essay's words corrected one to one
     (``spelling.normalize_table``: word counts, labels and folds unchanged), else ``table`` itself."""
-    if not data_args.normalize_spelling:
+    if not data_args.normalize_spelling or table.attrs.get(SPELLING_DONE):
         return table
     from feedback_ner.spelling import normalize_table
 
-    return normalize_table(table)[0]
+    fixed = normalize_table(table)[0]
+    fixed.attrs[SPELLING_DONE] = True
+    return fixed
 
 
-def report_spelling(table: pd.DataFrame, token_cache: TokenCache, sample: int = SPELLING_SAMPLE) -> dict[str, float]:
-    """Normalise ``table`` (kept for the folds), queue its corrected texts for tokenising, and log one line: the share
-    of words changed and the sub-tokens per word before and after, on up to ``sample`` essays spread over it."""
-    from feedback_ner.spelling import figures_line, normalize_table, spelling_figures
+def report_spelling(table: pd.DataFrame, token_cache: TokenCache,
+                    sample: int = SPELLING_SAMPLE) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The normalised ``table`` (marked so that :func:`fold_data` does not normalise it again) and its figures: queues
+    the corrected texts for tokenising and logs one line, the share of words changed and the sub-tokens per word
+    before and after, on up to ``sample`` essays spread over it."""
+    from feedback_ner.spelling import figures_line, spelling_figures
 
-    fixed = normalize_table(table)[0]["text"].tolist()
+    normalised = spelling_table(table, DataArguments(normalize_spelling=True))
+    fixed = normalised["text"].tolist()
     token_cache.prefetch(fixed)
     rows = np.unique(np.linspace(0, len(fixed) - 1, min(sample, len(fixed))).astype(np.int64)) if fixed else []
     before = [table["text"].iat[i] for i in rows]
     after = [fixed[i] for i in rows]
     figures = spelling_figures(before, after, token_cache.arrays(before).n_tokens, token_cache.arrays(after).n_tokens)
     logger.info("%s", figures_line(figures))
-    return figures
+    return normalised, figures
 
 
 def make_model_init(model_args: ModelArguments):
@@ -449,7 +455,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
     with TokenCache(tokenizer) as tokens:  # each essay tokenised once for all folds
         table, gt = load_data(data_args, token_cache=tokens)
         if data_args.normalize_spelling:
-            report_spelling(table, tokens)
+            table = report_spelling(table, tokens)[0]
         logger.info("%s: folds %s on %d process(es), device %s", run_dir, folds, state.num_processes,
                     train_args.device)
         for fold in folds:

@@ -88,6 +88,7 @@ def test_spelling_table_on_a_labelled_table_keeps_labels_and_folds(corpus_dir):
     assert (fixed["text"] != table["text"]).any()
     off = DataArguments(data_dir=str(corpus_dir))
     assert spelling_table(table, off) is table
+    assert spelling_table(fixed, data_args) is fixed  # marked: fold_data does not normalise the driver's table again
 
 
 def test_off_by_default_and_old_checkpoints_are_off(tmp_path):
