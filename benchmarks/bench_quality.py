@@ -71,8 +71,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-essays", type=int, help="use only the first N essays of the data")
     p.add_argument("--out", type=Path, default=Path("runs/bench-quality"), help="output folder")
     p.add_argument("--model", default=MODEL, help="pretrained encoder (folder or pkg: name)")
-    p.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--lr", type=float, default=1e-4)
+    # 8 epochs at 3e-4: on the short-essay corpus the default's F1 gained 0.14 in epoch 2 and 0.007-0.011 in epochs
+    # 7-8 (README); at 3 epochs and 1e-4 it was still rising fast
+    p.add_argument("--epochs", type=float, default=8.0)
+    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--num-folds", type=int, default=5)
