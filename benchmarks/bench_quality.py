@@ -10,7 +10,8 @@ Rows:
   code paths: ``text.split()`` words with BIO tags, ``is_split_into_words=True``, truncation at 512 tokens, first
   sub-token labelled, plain ``Trainer``, the last epoch, argmax tags joined into spans, no post-processing.
 - ``default``: ``feedback_ner``'s k-fold driver on that fold with its defaults (best epoch, learned post-processing).
-- one row per recipe (``RECIPES``) on top of the default; ``best``: the recipes that beat the default, together;
+- one row per recipe (``RECIPES``) on top of the default; ``best``: the recipes that beat the default, together
+  (when only one did, that recipe's row: the same run, not trained again);
 - ``tuned`` and ``rescored``: the best row (else the default) with its post-processing tuned, and with the
   second-stage span rescorer, both by ``feedback_ner.rescore`` on that row's out-of-fold probabilities of the
   evaluated fold, cross-fitted over an inner split of those essays (``--inner-folds``): each part is decoded by
@@ -232,6 +233,13 @@ def run_feedback(args: argparse.Namespace, data_dir: Path, out: Path, extra: dic
     return seconds, metrics, curve
 
 
+def best_run(out: Path) -> str:
+    """The folder of the ``best`` row's run: the one recipe's row when a single recipe beat the default."""
+    done = out / "best" / DONE_FILE
+    settings = json.loads(json.loads(done.read_text())["settings"]) if done.is_file() else {}
+    return settings.get("same_as", "best")
+
+
 def second_stage(args: argparse.Namespace, source: str, eval_gt: pd.DataFrame) -> dict[str, dict[str, float]]:
     """``feedback_ner.rescore`` on ``source``'s out-of-fold probabilities of the evaluated fold, cross-fitted over
     ``--inner-folds`` parts of its essays; per-class and macro F1 of the tuned and the rescored routes."""
@@ -385,12 +393,18 @@ def main(argv: list[str] | None = None) -> int:
             if not winners:
                 print("best: skipped (no recipe row beat the default)")
                 continue
+            if len(winners) == 1:  # the same run at the same seed as that recipe's row: not trained again
+                only = winners[0]
+                f1 = {k: v for k, v in results[only].items() if k not in ("train_s", "settings")}
+                record(name, f1, results[only]["train_s"], {"recipes": winners, "same_as": only})
+                continue
             extra = {k: v for r in winners for k, v in RECIPES[r].items()}
             seconds, metrics, _ = run_feedback(args, args.data, args.out / name, extra)
             f1 = fold_scores(metrics)
             record(name, f1, seconds, {"recipes": winners, **extra})
         elif name in ("tuned", "rescored") and not cached(name):
-            source = next((r for r in ("best", "default") if (args.out / r / f"fold_{args.fold}").is_dir()), None)
+            source = next((r for r in (best_run(args.out), "default") if (args.out / r / f"fold_{args.fold}").is_dir()),
+                          None)
             if source is None:
                 print(f"{name}: skipped (needs the best or default row)")
                 continue

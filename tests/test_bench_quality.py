@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from benchmarks.__main__ import available
-from benchmarks.bench_quality import _tags_to_spans, fold_scores, main
+from benchmarks.bench_quality import DONE_FILE, _tags_to_spans, best_run, fold_scores, main
 from feedback_ner.labels import CLASSES
 
 
@@ -29,3 +31,14 @@ def test_fold_scores_read_every_class_of_metrics_json():
     metrics = {"eval_f1": 0.5, **{f"eval_f1_{c.replace(' ', '_')}": i / 10 for i, c in enumerate(CLASSES)}}
     scores = fold_scores(metrics)
     assert scores["macro"] == 0.5 and scores["Concluding Statement"] == CLASSES.index("Concluding Statement") / 10
+
+
+def test_best_row_of_a_single_winner_points_at_that_recipes_run(tmp_path):
+    assert best_run(tmp_path) == "best"  # no best row yet
+    (tmp_path / "best").mkdir()
+    row = {"macro": 0.9, "settings": json.dumps({"recipes": ["awp"], "same_as": "awp"})}
+    (tmp_path / "best" / DONE_FILE).write_text(json.dumps(row))
+    assert best_run(tmp_path) == "awp"
+    row["settings"] = json.dumps({"recipes": ["awp", "fgm"], "awp_lr": 5e-4})
+    (tmp_path / "best" / DONE_FILE).write_text(json.dumps(row))
+    assert best_run(tmp_path) == "best"
