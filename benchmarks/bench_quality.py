@@ -17,10 +17,11 @@ Rows:
   evaluated fold, cross-fitted over an inner split of those essays (``--inner-folds``): each part is decoded by
   tuning / a rescorer that never saw it.
 
-Writes ``quality.csv`` / ``quality.png`` (macro and per-class F1, delta vs baseline and vs default, training time
-ratio; the default's validation F1 per epoch) and ``postprocess.csv`` (the default's out-of-fold probabilities
-decoded with the learned defaults, with no thresholds and with the public baseline table) under ``--out``. A row
-already finished under ``--out`` is reused (delete its folder to run it again).
+Writes ``quality.csv`` / ``quality.png`` (macro F1 of the best epoch and of the last, per-class F1, delta vs
+baseline and vs default, training time ratio; the default's validation F1 per epoch) and ``postprocess.csv`` (the
+default's out-of-fold probabilities decoded with the learned defaults, with no thresholds and with the public
+baseline table) under ``--out``. A row already finished under ``--out`` is reused (delete its folder to run it
+again).
 """
 
 from __future__ import annotations
@@ -284,10 +285,26 @@ def postprocess_comparison(run_dir: Path, fold: int, gt: pd.DataFrame) -> pd.Dat
 
 # ---- the table ------------------------------------------------------------------------------------------------------
 
-def write_outputs(rows: dict[str, dict], curve: list, out: Path) -> pd.DataFrame:
+def last_epoch_f1(run: Path, fold: int) -> float:
+    """The validation F1 of a run's last epoch (its row reports the best epoch, chosen on the same essays, so a noisy
+    curve gains from the choice); NaN without a ``trainer_state.json``."""
+    state = run / f"fold_{fold}" / "model" / "trainer_state.json"
+    if not state.is_file():
+        return float("nan")
+    evals = [(h["epoch"], h["eval_f1"]) for h in json.loads(state.read_text()).get("log_history", []) if "eval_f1" in h]
+    if not evals:
+        return float("nan")
+    last = max(epoch for epoch, _ in evals)
+    return float(next(f1 for epoch, f1 in evals if epoch == last))  # the epoch's own evaluation, not the final one
+
+
+def write_outputs(rows: dict[str, dict], curve: list, out: Path, fold: int = 0) -> pd.DataFrame:
     """quality.csv and quality.png; returns the table."""
     table = pd.DataFrame(rows).T
     scores = table[["macro", *CLASSES]].astype(float)
+    runs = {name: json.loads(row.get("settings") or "{}").get("same_as", name) for name, row in rows.items()}
+    table["last_epoch"] = [scores.loc[n, "macro"] if n == "baseline" else last_epoch_f1(out / runs[n], fold)
+                           for n in table.index]
     if "baseline" in table.index:
         table["delta_vs_baseline"] = scores["macro"] - scores.loc["baseline", "macro"]
     if "default" in table.index:  # a row run at a second seed is compared with the default at that seed
@@ -424,10 +441,11 @@ def main(argv: list[str] | None = None) -> int:
                 record(row, fold_scores(metrics), seconds, {"seed": seed2, **extra})
     if not results:
         return 0
-    out_table = write_outputs(results, curve, args.out)
+    out_table = write_outputs(results, curve, args.out, args.fold)
     from feedback_ner.report import format_table
 
-    shown = [c for c in ("macro", *CLASSES, "delta_vs_baseline", "delta_vs_default", "time_ratio") if c in out_table]
+    shown = [c for c in ("macro", "last_epoch", *CLASSES, "delta_vs_baseline", "delta_vs_default", "time_ratio")
+             if c in out_table]
     print(format_table(out_table[shown].astype(float), index_name="row"))
     print(f"wrote {args.out / 'quality.csv'}, {args.out / 'quality.png'}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from benchmarks.__main__ import available
-from benchmarks.bench_quality import DONE_FILE, _tags_to_spans, best_run, fold_scores, main
+from benchmarks.bench_quality import DONE_FILE, _tags_to_spans, best_run, fold_scores, last_epoch_f1, main
 from feedback_ner.labels import CLASSES
 
 
@@ -42,3 +42,13 @@ def test_best_row_of_a_single_winner_points_at_that_recipes_run(tmp_path):
     row["settings"] = json.dumps({"recipes": ["awp", "fgm"], "awp_lr": 5e-4})
     (tmp_path / "best" / DONE_FILE).write_text(json.dumps(row))
     assert best_run(tmp_path) == "best"
+
+
+def test_last_epoch_f1_is_that_epochs_evaluation_not_the_final_reload_of_the_best(tmp_path):
+    assert last_epoch_f1(tmp_path, 0) != last_epoch_f1(tmp_path, 0)  # NaN without a run
+    model = tmp_path / "fold_0" / "model"
+    model.mkdir(parents=True)
+    history = [{"epoch": 1.0, "eval_f1": 0.6}, {"epoch": 2.0, "loss": 0.3}, {"epoch": 2.0, "eval_f1": 0.5},
+               {"epoch": 2.0, "eval_f1": 0.6}]  # load_best_model_at_end evaluates epoch 1's weights again
+    (model / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    assert last_epoch_f1(tmp_path, 0) == 0.5
