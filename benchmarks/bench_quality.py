@@ -432,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.second_seed and "default" in results:
         close = [r for r in RECIPES if r in results and abs(results[r]["macro"] - results["default"]["macro"]) < 0.01]
         seed2 = args.seed + 1
+        if not close:
+            print(f"--second-seed: no recipe row among those loaded is within 0.01 of the default; nothing rerun at "
+                  f"seed {seed2}", flush=True)
         for name in (["default", *close] if close else []):
             row = f"{name}@seed{seed2}"
             if not cached(row):
