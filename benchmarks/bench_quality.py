@@ -229,16 +229,27 @@ def run_feedback(args: argparse.Namespace, data_dir: Path, out: Path, extra: dic
     seconds = time.perf_counter() - start
     fold_dir = out / f"fold_{args.fold}"
     metrics = json.loads((fold_dir / "metrics.json").read_text())
-    state = json.loads((fold_dir / "model" / "trainer_state.json").read_text())
-    curve = [(h["epoch"], h["eval_f1"]) for h in state.get("log_history", []) if "eval_f1" in h]
-    return seconds, metrics, curve
+    return seconds, metrics, f1_curve(out, args.fold)
+
+
+def f1_curve(run: Path, fold: int) -> list[tuple[float, float]]:
+    """``(epoch, validation F1)`` of every evaluation of a run's fold, from its ``trainer_state.json`` (the last
+    entry is the final evaluation of the best epoch's weights); empty without one."""
+    state = run / f"fold_{fold}" / "model" / "trainer_state.json"
+    if not state.is_file():
+        return []
+    return [(h["epoch"], h["eval_f1"]) for h in json.loads(state.read_text()).get("log_history", []) if "eval_f1" in h]
+
+
+def run_of(name: str, row: dict) -> str:
+    """The folder of a row's run: its own, or the recipe row it is the same run as (a single-winner ``best``)."""
+    return json.loads(row.get("settings") or "{}").get("same_as", name)
 
 
 def best_run(out: Path) -> str:
     """The folder of the ``best`` row's run: the one recipe's row when a single recipe beat the default."""
     done = out / "best" / DONE_FILE
-    settings = json.loads(json.loads(done.read_text())["settings"]) if done.is_file() else {}
-    return settings.get("same_as", "best")
+    return run_of("best", json.loads(done.read_text()) if done.is_file() else {})
 
 
 def second_stage(args: argparse.Namespace, source: str, eval_gt: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -288,10 +299,7 @@ def postprocess_comparison(run_dir: Path, fold: int, gt: pd.DataFrame) -> pd.Dat
 def last_epoch_f1(run: Path, fold: int) -> float:
     """The validation F1 of a run's last epoch (its row reports the best epoch, chosen on the same essays, so a noisy
     curve gains from the choice); NaN without a ``trainer_state.json``."""
-    state = run / f"fold_{fold}" / "model" / "trainer_state.json"
-    if not state.is_file():
-        return float("nan")
-    evals = [(h["epoch"], h["eval_f1"]) for h in json.loads(state.read_text()).get("log_history", []) if "eval_f1" in h]
+    evals = f1_curve(run, fold)
     if not evals:
         return float("nan")
     last = max(epoch for epoch, _ in evals)
@@ -302,8 +310,7 @@ def write_outputs(rows: dict[str, dict], curve: list, out: Path, fold: int = 0) 
     """quality.csv and quality.png; returns the table."""
     table = pd.DataFrame(rows).T
     scores = table[["macro", *CLASSES]].astype(float)
-    runs = {name: json.loads(row.get("settings") or "{}").get("same_as", name) for name, row in rows.items()}
-    table["last_epoch"] = [scores.loc[n, "macro"] if n == "baseline" else last_epoch_f1(out / runs[n], fold)
+    table["last_epoch"] = [scores.loc[n, "macro"] if n == "baseline" else last_epoch_f1(out / run_of(n, rows[n]), fold)
                            for n in table.index]
     if "baseline" in table.index:
         table["delta_vs_baseline"] = scores["macro"] - scores.loc["baseline", "macro"]
@@ -395,9 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                 f1 = fold_scores(metrics)
                 record(name, f1, seconds, extra)
             if name == "default":
-                state = args.out / name / f"fold_{args.fold}" / "model" / "trainer_state.json"
-                history = json.loads(state.read_text()).get("log_history", [])
-                curve = [(h["epoch"], h["eval_f1"]) for h in history if "eval_f1" in h]
+                curve = f1_curve(args.out / name, args.fold)
                 comparison = postprocess_comparison(args.out / name, args.fold, gt)
                 comparison.to_csv(args.out / "postprocess.csv")
                 print("post-processing of the default's out-of-fold probabilities (macro F1):")
