@@ -142,14 +142,12 @@ def spelling_table(table: pd.DataFrame, data_args: DataArguments) -> pd.DataFram
     return fixed
 
 
-def report_spelling(table: pd.DataFrame, token_cache: TokenCache,
-                    sample: int = SPELLING_SAMPLE) -> tuple[pd.DataFrame, dict[str, float]]:
-    """The normalised ``table`` (marked so that :func:`fold_data` does not normalise it again) and its figures: queues
-    the corrected texts for tokenising and logs one line, the share of words changed and the sub-tokens per word
-    before and after, on up to ``sample`` essays spread over it."""
+def report_spelling(table: pd.DataFrame, normalised: pd.DataFrame, token_cache: TokenCache,
+                    sample: int = SPELLING_SAMPLE) -> dict[str, float]:
+    """Queue ``normalised``'s texts (:func:`spelling_table` of ``table``) for tokenising and log one line: the share of
+    words changed and the sub-tokens per word before and after, on up to ``sample`` essays spread over the table."""
     from feedback_ner.spelling import figures_line, spelling_figures
 
-    normalised = spelling_table(table, DataArguments(normalize_spelling=True))
     fixed = normalised["text"].tolist()
     token_cache.prefetch(fixed)
     rows = np.unique(np.linspace(0, len(fixed) - 1, min(sample, len(fixed))).astype(np.int64)) if fixed else []
@@ -157,7 +155,7 @@ def report_spelling(table: pd.DataFrame, token_cache: TokenCache,
     after = [fixed[i] for i in rows]
     figures = spelling_figures(before, after, token_cache.arrays(before).n_tokens, token_cache.arrays(after).n_tokens)
     logger.info("%s", figures_line(figures))
-    return normalised, figures
+    return figures
 
 
 def make_model_init(model_args: ModelArguments):
@@ -454,8 +452,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
     tokenizer = load_tokenizer(model_args.model_name_or_path)  # a pkg: name stays in configs, resolved here
     with TokenCache(tokenizer) as tokens:  # each essay tokenised once for all folds
         table, gt = load_data(data_args, token_cache=tokens)
-        if data_args.normalize_spelling:
-            table = report_spelling(table, tokens)[0]
+        if data_args.normalize_spelling:  # once per run: the marked table is not normalised again per fold
+            normalised = spelling_table(table, data_args)
+            report_spelling(table, normalised, tokens)
+            table = normalised
         logger.info("%s: folds %s on %d process(es), device %s", run_dir, folds, state.num_processes,
                     train_args.device)
         for fold in folds:
