@@ -16,6 +16,9 @@ Rows:
   second-stage span rescorer, both by ``feedback_ner.rescore`` on that row's out-of-fold probabilities of the
   evaluated fold, cross-fitted over an inner split of those essays (``--inner-folds``): each part is decoded by
   tuning / a rescorer that never saw it.
+- ``--second-seed``: the default and every recipe within 0.01 of it again at ``--seed`` + 1 (rows ``name@seedN``,
+  compared with ``default@seedN``); ``--second-seed-rows baseline,best`` adds the baseline and the best row with its
+  tuned and rescored rows, so the headline deltas are seen at two seeds.
 
 Writes ``quality.csv`` / ``quality.png`` (macro F1 of the best epoch and of the last, per-class F1, delta vs
 baseline and vs default, training time ratio; the default's validation F1 per epoch) and ``postprocess.csv`` (the
@@ -85,6 +88,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune-trials", type=int, default=40, help="Optuna trials per study of the tuned row")
     p.add_argument("--second-seed", action="store_true",
                    help="run the default and every recipe whose delta vs the default is under 0.01 again at seed+1")
+    p.add_argument("--second-seed-rows", default="",
+                   help="with --second-seed, also run these rows again at seed+1: baseline and/or best (best brings "
+                        "its tuned and rescored rows), so the headline deltas are seen at two seeds")
     p.add_argument("--inner-folds", type=int, default=5,
                    help="tuned/rescored rows: cross-fitting parts of the evaluated fold's essays")
     return p
@@ -252,13 +258,15 @@ def best_run(out: Path) -> str:
     return run_of("best", json.loads(done.read_text()) if done.is_file() else {})
 
 
-def second_stage(args: argparse.Namespace, source: str, eval_gt: pd.DataFrame) -> dict[str, dict[str, float]]:
+def second_stage(args: argparse.Namespace, source: str, eval_gt: pd.DataFrame,
+                 suffix: str = "") -> dict[str, dict[str, float]]:
     """``feedback_ner.rescore`` on ``source``'s out-of-fold probabilities of the evaluated fold, cross-fitted over
-    ``--inner-folds`` parts of its essays; per-class and macro F1 of the tuned and the rescored routes."""
+    ``--inner-folds`` parts of its essays; per-class and macro F1 of the tuned and the rescored routes (rows
+    ``tuned{suffix}`` and ``rescored{suffix}``, written under ``second-stage{suffix}``)."""
     import subprocess
 
     fold_dir = args.out / source / f"fold_{args.fold}"
-    out = args.out / "second-stage"
+    out = args.out / f"second-stage{suffix}"
     ids = sorted(pd.unique(eval_gt["id"].astype(str)))
     folds = pd.DataFrame({"id": ids, "fold": [i % args.inner_folds for i in range(len(ids))]})
     out.mkdir(parents=True, exist_ok=True)
@@ -273,7 +281,7 @@ def second_stage(args: argparse.Namespace, source: str, eval_gt: pd.DataFrame) -
     rows = {}
     for name, column in (("tuned", "tuned (cross-fitted)"), ("rescored", "rescored (cross-fitted)")):
         col = report[column]
-        rows[name] = {"macro": float(col["macro"]), **{c: float(col.get(c, 0.0)) for c in CLASSES}}
+        rows[name + suffix] = {"macro": float(col["macro"]), **{c: float(col.get(c, 0.0)) for c in CLASSES}}
     return rows
 
 
@@ -310,13 +318,18 @@ def write_outputs(rows: dict[str, dict], curve: list, out: Path, fold: int = 0) 
     """quality.csv and quality.png; returns the table."""
     table = pd.DataFrame(rows).T
     scores = table[["macro", *CLASSES]].astype(float)
-    table["last_epoch"] = [scores.loc[n, "macro"] if n == "baseline" else last_epoch_f1(out / run_of(n, rows[n]), fold)
-                           for n in table.index]
+    table["last_epoch"] = [scores.loc[n, "macro"] if n.split("@")[0] == "baseline"
+                           else last_epoch_f1(out / run_of(n, rows[n]), fold) for n in table.index]
+
+    def same_seed(reference: str) -> list[str]:
+        """Each row's reference: ``reference@seedN`` for a row run at seed N where it exists, else ``reference``."""
+        return [f"{reference}@{n.split('@', 1)[1]}" if "@" in n and f"{reference}@{n.split('@', 1)[1]}" in table.index
+                else reference for n in table.index]
+
     if "baseline" in table.index:
-        table["delta_vs_baseline"] = scores["macro"] - scores.loc["baseline", "macro"]
+        table["delta_vs_baseline"] = scores["macro"].to_numpy() - scores.loc[same_seed("baseline"), "macro"].to_numpy()
     if "default" in table.index:  # a row run at a second seed is compared with the default at that seed
-        base = [f"default@{n.split('@', 1)[1]}" if "@" in n and f"default@{n.split('@', 1)[1]}" in table.index
-                else "default" for n in table.index]
+        base = same_seed("default")
         table["delta_vs_default"] = scores["macro"].to_numpy() - scores.loc[base, "macro"].to_numpy()
         seconds = table["train_s"].astype(float)
         table["time_ratio"] = seconds.to_numpy() / seconds.loc[base].to_numpy()
@@ -353,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         print(f"bench_quality: error: unknown row(s) {unknown}; choose from {','.join(ROWS)}", file=sys.stderr)
+        return 2
+    again = [r.strip() for r in args.second_seed_rows.split(",") if r.strip()]
+    if [r for r in again if r not in ("baseline", "best")] or (again and not args.second_seed):
+        print(f"bench_quality: error: --second-seed-rows {args.second_seed_rows!r}: give baseline and/or best, "
+              "together with --second-seed", file=sys.stderr)
         return 2
     from feedback_ner.modeling import resolve_model_path
 
@@ -437,16 +455,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.second_seed and "default" in results:
         close = [r for r in RECIPES if r in results and abs(results[r]["macro"] - results["default"]["macro"]) < 0.01]
         seed2 = args.seed + 1
-        if not close:
+        if not close and not again:
             print(f"--second-seed: no recipe row among those loaded is within 0.01 of the default; nothing rerun at "
                   f"seed {seed2}", flush=True)
-        for name in (["default", *close] if close else []):
+        for name in (["default", *close] if close or again else []):
             row = f"{name}@seed{seed2}"
             if not cached(row):
                 extra = RECIPES.get(name, {})
                 seconds, metrics, _ = run_feedback(argparse.Namespace(**{**vars(args), "seed": seed2}), args.data,
                                                    args.out / row, extra)
                 record(row, fold_scores(metrics), seconds, {"seed": seed2, **extra})
+        seed_args = argparse.Namespace(**{**vars(args), "seed": seed2})
+        tag = f"@seed{seed2}"
+        if "baseline" in again and "baseline" in results and not cached(f"baseline{tag}"):
+            sub, seconds = run_baseline(seed_args, args.data, train_ids, eval_ids, args.out / f"baseline{tag}")
+            record(f"baseline{tag}", scores_of(sub, eval_gt), seconds, {"seed": seed2})
+        if "best" in again and "best" in results:
+            settings = json.loads(results["best"]["settings"])
+            source = f"{settings.get('same_as', 'best')}{tag}"  # a single winner's row is that recipe's at seed2
+            if not cached(source):
+                extra = {k: v for k, v in settings.items() if k not in ("recipes", "same_as")}
+                if "same_as" in settings:
+                    extra = RECIPES[settings["same_as"]]
+                seconds, metrics, _ = run_feedback(seed_args, args.data, args.out / source, extra)
+                record(source, fold_scores(metrics), seconds, {"seed": seed2, "recipes": settings["recipes"], **extra})
+            if not (cached(f"tuned{tag}") and cached(f"rescored{tag}")):
+                for row, f1 in second_stage(seed_args, source, eval_gt, tag).items():
+                    record(row, f1, results[source]["train_s"], {"from": source})
     if not results:
         return 0
     out_table = write_outputs(results, curve, args.out, args.fold)

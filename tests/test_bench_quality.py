@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.__main__ import available
-from benchmarks.bench_quality import DONE_FILE, _tags_to_spans, best_run, fold_scores, last_epoch_f1, main
+from benchmarks.bench_quality import (
+    DONE_FILE,
+    _tags_to_spans,
+    best_run,
+    fold_scores,
+    last_epoch_f1,
+    main,
+    write_outputs,
+)
 from feedback_ner.labels import CLASSES
 
 
@@ -52,3 +62,26 @@ def test_last_epoch_f1_is_that_epochs_evaluation_not_the_final_reload_of_the_bes
                {"epoch": 2.0, "eval_f1": 0.6}]  # load_best_model_at_end evaluates epoch 1's weights again
     (model / "trainer_state.json").write_text(json.dumps({"log_history": history}))
     assert last_epoch_f1(tmp_path, 0) == 0.5
+
+
+def test_second_seed_rows_are_checked_before_any_work(capsys, tmp_path):
+    assert main(["--rows", "default", "--second-seed-rows", "best", "--out", str(tmp_path)]) == 2
+    assert "--second-seed" in capsys.readouterr().err
+    assert main(["--rows", "default", "--second-seed", "--second-seed-rows", "awp", "--out", str(tmp_path)]) == 2
+    assert "awp" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_rows_at_a_second_seed_are_compared_with_that_seeds_baseline_and_default(tmp_path):
+    def row(macro: float) -> dict:
+        return {"macro": macro, **{c: macro for c in CLASSES}, "train_s": 10.0, "settings": "{}"}
+
+    rows = {"baseline": row(0.5), "default": row(0.7), "awp": row(0.8),
+            "baseline@seed43": row(0.6), "default@seed43": row(0.9), "best@seed43": row(0.95)}
+    table = write_outputs(rows, [], tmp_path)
+    assert table.loc["awp", "delta_vs_default"] == pytest.approx(0.1)
+    assert table.loc["best@seed43", "delta_vs_default"] == pytest.approx(0.05)
+    assert table.loc["best@seed43", "delta_vs_baseline"] == pytest.approx(0.35)
+    assert table.loc["default", "delta_vs_baseline"] == pytest.approx(0.2)
+    assert table.loc["baseline@seed43", "last_epoch"] == 0.6  # the baseline reports its last epoch
+    assert (tmp_path / "quality.csv").is_file()
