@@ -340,20 +340,29 @@ def write_outputs(rows: dict[str, dict], curve: list, out: Path, fold: int = 0) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
-    scores["macro"].plot.bar(ax=ax1, rot=30, color="tab:blue")
-    for i, v in enumerate(scores["macro"]):
-        ax1.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
-    ax1.set_ylabel("macro F1 (fold)")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 0.9 + 0.32 * len(scores)), gridspec_kw={"width_ratios": [3, 2]})
+    macro = scores["macro"][::-1]  # barh draws bottom-up: the table's first row on top
+    colours = ["tab:grey" if n.split("@")[0] == "baseline" else "tab:orange" if "@" in n else "tab:blue"
+               for n in macro.index]
+    ax1.barh(range(len(macro)), macro.to_numpy(), color=colours)
+    ax1.set_yticks(range(len(macro)), list(macro.index), fontsize=8)
+    for i, v in enumerate(macro):
+        ax1.text(v, i, f" {v:.3f}", va="center", fontsize=7)
+    ax1.set_xlim(0, 1.08)
+    ax1.set_xlabel("macro F1 (evaluated fold; orange: second seed)")
     ax1.set_title("feedback_ner vs a run_ner-style baseline")
-    if curve:
-        ax2.plot([e for e, _ in curve], [f for _, f in curve], marker="o", label="default")
-        if "baseline" in scores.index:
-            ax2.axhline(scores.loc["baseline", "macro"], color="grey", ls="--", label="baseline (last epoch)")
+    curves = {"default": curve, **{n: f1_curve(out / n, fold) for n in table.index if n.startswith("default@")}}
+    for name, points in curves.items():
+        if points:
+            ax2.plot([e for e, _ in points], [f for _, f in points], marker="o", label=name)
+    if any(curves.values()):
+        for name in (n for n in scores.index if n.split("@")[0] == "baseline"):
+            ax2.axhline(scores.loc[name, "macro"], color="tab:orange" if "@" in name else "grey", ls="--", lw=1,
+                        label=f"{name} (last epoch)")
         ax2.set_xlabel("epoch")
         ax2.set_ylabel("validation F1")
         ax2.set_title("default: validation F1 per epoch")
-        ax2.legend()
+        ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "quality.png", dpi=120)
     plt.close(fig)
