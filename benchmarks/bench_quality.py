@@ -464,18 +464,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.second_seed and "default" in results:
         close = [r for r in RECIPES if r in results and abs(results[r]["macro"] - results["default"]["macro"]) < 0.01]
         seed2 = args.seed + 1
+        seed_args = argparse.Namespace(**{**vars(args), "seed": seed2})
+        tag = f"@seed{seed2}"
         if not close and not again:
             print(f"--second-seed: no recipe row among those loaded is within 0.01 of the default; nothing rerun at "
                   f"seed {seed2}", flush=True)
         for name in (["default", *close] if close or again else []):
-            row = f"{name}@seed{seed2}"
+            row = f"{name}{tag}"
             if not cached(row):
                 extra = RECIPES.get(name, {})
-                seconds, metrics, _ = run_feedback(argparse.Namespace(**{**vars(args), "seed": seed2}), args.data,
-                                                   args.out / row, extra)
+                seconds, metrics, _ = run_feedback(seed_args, args.data, args.out / row, extra)
                 record(row, fold_scores(metrics), seconds, {"seed": seed2, **extra})
-        seed_args = argparse.Namespace(**{**vars(args), "seed": seed2})
-        tag = f"@seed{seed2}"
         if "baseline" in again and "baseline" in results and not cached(f"baseline{tag}"):
             sub, seconds = run_baseline(seed_args, args.data, train_ids, eval_ids, args.out / f"baseline{tag}")
             record(f"baseline{tag}", scores_of(sub, eval_gt), seconds, {"seed": seed2})
