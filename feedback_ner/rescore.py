@@ -106,6 +106,22 @@ def run_checkpoint(oof: str | Path) -> Path | None:
     return parent / "model" if (parent / "model").is_dir() else None
 
 
+def verdict(macro: pd.Series, out: Path, n_essays: int, n_folds: int) -> tuple[bool, str]:
+    """Which route to decode with, from the cross-fitted macro F1 of the three ``ROUTES``: ``(True, line)`` when the
+    rescorer scored at least as well as both others, else ``(False, line)`` naming the better route and why a
+    rescorer can lose (each fold's was fitted on the other folds' essays only)."""
+    rescored = float(macro[ROUTES[2]])
+    if rescored >= max(float(macro[ROUTES[0]]), float(macro[ROUTES[1]])):
+        return True, f"use it: predict --rescore {out} (cross-fitted macro F1 {rescored:.4f}, the best of the three)"
+    better = ROUTES[0] if macro[ROUTES[0]] >= macro[ROUTES[1]] else ROUTES[1]
+    how = ("predict without --rescore" if better == ROUTES[0] else
+           "tune the post-processing (feedback_ner.tune) and predict with it, without --rescore")
+    fitted_on = n_essays * (n_folds - 1) // max(n_folds, 1)
+    return False, (f"the rescorer scored below the {better.split(' (')[0]} route on these {n_essays} essays "
+                   f"({rescored:.4f} vs {float(macro[better]):.4f}, cross-fitted): {how}, or fit it on more "
+                   f"out-of-fold essays (each fold's rescorer learned from about {fitted_on})")
+
+
 def _f1_column(sub: pd.DataFrame, gt: pd.DataFrame) -> pd.Series:
     result = score(sub, gt)
     column = result.table["F1"].reindex([c for c in CLASSES if c in set(result.table.index)]).astype(float)
@@ -179,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{macro[ROUTES[2]]:.4f} ({macro['gain vs default']:+.4f} vs default, {macro['gain vs tuned']:+.4f} vs "
           f"tuned)\nsaved: {out} (rescorer.json, model*.txt, folds/fold_<k>/, {SUBMISSION_FILE}, {REPORT_FILE}, "
           f"{CHART_FILE}) in {(time.time() - started) / 60:.1f} min")
+    good, line = verdict(macro, out, len(ids), len(set(fold_arr)))
+    if good:
+        print(line)
+    else:
+        logger.warning(line)
     return 0
 
 

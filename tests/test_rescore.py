@@ -285,3 +285,18 @@ def test_candidate_thresholds_learned_by_recall():
     learned = sf.fit_candidate_config(words, gt, limits, recall=0.99)
     recall = sf.candidate_recall(words, sf.make_candidates(words, learned), gt)
     assert recall.loc["mean", "recall"] >= 0.95 and learned.max_words == limits
+
+
+def test_verdict_recommends_the_rescorer_only_where_it_scored_best(tmp_path):
+    from feedback_ner.rescore import ROUTES, verdict
+
+    def macro(default: float, tuned: float, rescored: float) -> pd.Series:
+        return pd.Series({ROUTES[0]: default, ROUTES[1]: tuned, ROUTES[2]: rescored})
+
+    good, line = verdict(macro(0.90, 0.91, 0.93), tmp_path, 90, 5)
+    assert good and f"predict --rescore {tmp_path}" in line
+    good, line = verdict(macro(0.9379, 0.9365, 0.9097), tmp_path, 90, 5)
+    assert not good and "below the default route" in line and "predict without --rescore" in line
+    assert "0.9097 vs 0.9379" in line and "about 72" in line
+    good, line = verdict(macro(0.90, 0.92, 0.91), tmp_path, 90, 5)
+    assert not good and "below the tuned route" in line and "feedback_ner.tune" in line

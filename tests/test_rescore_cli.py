@@ -33,13 +33,15 @@ def rescored(trained_run, corpus_dir) -> tuple[Path, str]:
     done = run_cli("feedback_ner.rescore", "--oof", str(trained_run / "oof.npz"), "--data", str(corpus_dir),
                    "--out", str(out), "--tune-trials", "4")
     assert done.returncode == 0, done.stderr[-3000:]
-    return out, done.stdout
+    return out, done.stdout + done.stderr
 
 
 def test_rescore_prints_three_routes_and_writes_the_folder(rescored, corpus_dir, trained_run):
     out, printed = rescored
     for needle in ("recall", "default", "tuned (cross-fitted)", "rescored (cross-fitted)", "macro"):
         assert needle in printed
+    # one closing line says which route to decode with
+    assert (f"use it: predict --rescore {out}" in printed) != ("the rescorer scored below the" in printed)
     meta = json.loads((out / CONFIG_FILE).read_text())
     assert meta["features"] == list(FEATURES) and set(meta["thresholds"]) >= {"Claim", "Evidence"}
     assert (out / "model.txt").read_text().startswith("tree")
