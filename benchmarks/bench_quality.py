@@ -215,8 +215,8 @@ def run_baseline(args: argparse.Namespace, data_dir: Path, train_ids: list[str],
 
 # ---- feedback_ner rows ----------------------------------------------------------------------------------------------
 
-def run_feedback(args: argparse.Namespace, data_dir: Path, out: Path, extra: dict) -> tuple[float, dict, list]:
-    """One fold of feedback_ner's k-fold driver with ``extra`` config values: (seconds, fold metrics, F1 curve)."""
+def run_feedback(args: argparse.Namespace, data_dir: Path, out: Path, extra: dict) -> tuple[float, dict[str, float]]:
+    """One fold of feedback_ner's k-fold driver with ``extra`` config values: (seconds, macro and per-class F1)."""
     import torch
 
     from feedback_ner.config import parse_config
@@ -233,9 +233,17 @@ def run_feedback(args: argparse.Namespace, data_dir: Path, out: Path, extra: dic
     start = time.perf_counter()
     run(*parse_config(None, overrides=values))
     seconds = time.perf_counter() - start
-    fold_dir = out / f"fold_{args.fold}"
-    metrics = json.loads((fold_dir / "metrics.json").read_text())
-    return seconds, metrics, f1_curve(out, args.fold)
+    return seconds, fold_scores(json.loads((out / f"fold_{args.fold}" / "metrics.json").read_text()))
+
+
+def combined(recipes: list[str]) -> dict:
+    """The config values of several recipes together (the ``best`` row's)."""
+    return {k: v for r in recipes for k, v in RECIPES[r].items()}
+
+
+def seedless(name: str) -> str:
+    """A row's name without its ``@seedN`` (``default@seed43`` -> ``default``)."""
+    return name.split("@", 1)[0]
 
 
 def f1_curve(run: Path, fold: int) -> list[tuple[float, float]]:
@@ -314,17 +322,18 @@ def last_epoch_f1(run: Path, fold: int) -> float:
     return float(next(f1 for epoch, f1 in evals if epoch == last))  # the epoch's own evaluation, not the final one
 
 
-def write_outputs(rows: dict[str, dict], curve: list, out: Path, fold: int = 0) -> pd.DataFrame:
-    """quality.csv and quality.png; returns the table."""
+def write_outputs(rows: dict[str, dict], out: Path, fold: int = 0) -> pd.DataFrame:
+    """quality.csv and quality.png (with the validation curve of every default row's run under ``out``); returns the
+    table."""
     table = pd.DataFrame(rows).T
     scores = table[["macro", *CLASSES]].astype(float)
-    table["last_epoch"] = [scores.loc[n, "macro"] if n.split("@")[0] == "baseline"
+    table["last_epoch"] = [scores.loc[n, "macro"] if seedless(n) == "baseline"
                            else last_epoch_f1(out / run_of(n, rows[n]), fold) for n in table.index]
 
     def same_seed(reference: str) -> list[str]:
         """Each row's reference: ``reference@seedN`` for a row run at seed N where it exists, else ``reference``."""
-        return [f"{reference}@{n.split('@', 1)[1]}" if "@" in n and f"{reference}@{n.split('@', 1)[1]}" in table.index
-                else reference for n in table.index]
+        tagged = [reference + n[len(seedless(n)):] for n in table.index]
+        return [r if r in table.index else reference for r in tagged]
 
     if "baseline" in table.index:
         table["delta_vs_baseline"] = scores["macro"].to_numpy() - scores.loc[same_seed("baseline"), "macro"].to_numpy()
@@ -342,7 +351,7 @@ def write_outputs(rows: dict[str, dict], curve: list, out: Path, fold: int = 0) 
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 0.9 + 0.32 * len(scores)), gridspec_kw={"width_ratios": [3, 2]})
     macro = scores["macro"][::-1]  # barh draws bottom-up: the table's first row on top
-    colours = ["tab:grey" if n.split("@")[0] == "baseline" else "tab:orange" if "@" in n else "tab:blue"
+    colours = ["tab:grey" if seedless(n) == "baseline" else "tab:orange" if "@" in n else "tab:blue"
                for n in macro.index]
     ax1.barh(range(len(macro)), macro.to_numpy(), color=colours)
     ax1.set_yticks(range(len(macro)), list(macro.index), fontsize=8)
@@ -351,12 +360,12 @@ def write_outputs(rows: dict[str, dict], curve: list, out: Path, fold: int = 0) 
     ax1.set_xlim(0, 1.08)
     ax1.set_xlabel("macro F1 (evaluated fold; orange: second seed)")
     ax1.set_title("feedback_ner vs a run_ner-style baseline")
-    curves = {"default": curve, **{n: f1_curve(out / n, fold) for n in table.index if n.startswith("default@")}}
+    curves = {n: f1_curve(out / n, fold) for n in table.index if seedless(n) == "default"}
     for name, points in curves.items():
         if points:
             ax2.plot([e for e, _ in points], [f for _, f in points], marker="o", label=name)
     if any(curves.values()):
-        for name in (n for n in scores.index if n.split("@")[0] == "baseline"):
+        for name in (n for n in scores.index if seedless(n) == "baseline"):
             ax2.axhline(scores.loc[name, "macro"], color="tab:orange" if "@" in name else "grey", ls="--", lw=1,
                         label=f"{name} (last epoch)")
         ax2.set_xlabel("epoch")
@@ -402,7 +411,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data {args.data}: {len(train_ids)} training essays, {len(eval_ids)} evaluated (fold {args.fold}); "
           f"model {args.model}, {args.epochs:g} epochs, lr {args.lr:g}, batch {args.batch_size}", flush=True)
     results: dict[str, dict] = {}
-    curve: list = []
 
     def record(name: str, f1: dict, seconds: float, extra: dict | None = None) -> None:
         results[name] = {**f1, "train_s": seconds, "settings": json.dumps(extra or {})}
@@ -425,11 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         elif name in feedback_rows:
             extra = RECIPES.get(name, {})
             if not cached(name):
-                seconds, metrics, _ = run_feedback(args, args.data, args.out / name, extra)
-                f1 = fold_scores(metrics)
+                seconds, f1 = run_feedback(args, args.data, args.out / name, extra)
                 record(name, f1, seconds, extra)
             if name == "default":
-                curve = f1_curve(args.out / name, args.fold)
                 comparison = postprocess_comparison(args.out / name, args.fold, gt)
                 comparison.to_csv(args.out / "postprocess.csv")
                 print("post-processing of the default's out-of-fold probabilities (macro F1):")
@@ -447,9 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                 f1 = {k: v for k, v in results[only].items() if k not in ("train_s", "settings")}
                 record(name, f1, results[only]["train_s"], {"recipes": winners, "same_as": only})
                 continue
-            extra = {k: v for r in winners for k, v in RECIPES[r].items()}
-            seconds, metrics, _ = run_feedback(args, args.data, args.out / name, extra)
-            f1 = fold_scores(metrics)
+            extra = combined(winners)
+            seconds, f1 = run_feedback(args, args.data, args.out / name, extra)
             record(name, f1, seconds, {"recipes": winners, **extra})
         elif name in ("tuned", "rescored") and not cached(name):
             source = next((r for r in (best_run(args.out), "default") if (args.out / r / f"fold_{args.fold}").is_dir()),
@@ -473,8 +478,8 @@ def main(argv: list[str] | None = None) -> int:
             row = f"{name}{tag}"
             if not cached(row):
                 extra = RECIPES.get(name, {})
-                seconds, metrics, _ = run_feedback(seed_args, args.data, args.out / row, extra)
-                record(row, fold_scores(metrics), seconds, {"seed": seed2, **extra})
+                seconds, f1 = run_feedback(seed_args, args.data, args.out / row, extra)
+                record(row, f1, seconds, {"seed": seed2, **extra})
         if "baseline" in again and "baseline" in results and not cached(f"baseline{tag}"):
             sub, seconds = run_baseline(seed_args, args.data, train_ids, eval_ids, args.out / f"baseline{tag}")
             record(f"baseline{tag}", scores_of(sub, eval_gt), seconds, {"seed": seed2})
@@ -482,17 +487,15 @@ def main(argv: list[str] | None = None) -> int:
             settings = json.loads(results["best"]["settings"])
             source = f"{settings.get('same_as', 'best')}{tag}"  # a single winner's row is that recipe's at seed2
             if not cached(source):
-                extra = {k: v for k, v in settings.items() if k not in ("recipes", "same_as")}
-                if "same_as" in settings:
-                    extra = RECIPES[settings["same_as"]]
-                seconds, metrics, _ = run_feedback(seed_args, args.data, args.out / source, extra)
-                record(source, fold_scores(metrics), seconds, {"seed": seed2, "recipes": settings["recipes"], **extra})
+                extra = combined(settings["recipes"])
+                seconds, f1 = run_feedback(seed_args, args.data, args.out / source, extra)
+                record(source, f1, seconds, {"seed": seed2, "recipes": settings["recipes"], **extra})
             if not (cached(f"tuned{tag}") and cached(f"rescored{tag}")):
                 for row, f1 in second_stage(seed_args, source, eval_gt, tag).items():
                     record(row, f1, results[source]["train_s"], {"from": source})
     if not results:
         return 0
-    out_table = write_outputs(results, curve, args.out, args.fold)
+    out_table = write_outputs(results, args.out, args.fold)
     from feedback_ner.report import format_table
 
     shown = [c for c in ("macro", "last_epoch", *CLASSES, "delta_vs_baseline", "delta_vs_default", "time_ratio")

@@ -78,7 +78,7 @@ def test_rows_at_a_second_seed_are_compared_with_that_seeds_baseline_and_default
 
     rows = {"baseline": row(0.5), "default": row(0.7), "awp": row(0.8),
             "baseline@seed43": row(0.6), "default@seed43": row(0.9), "best@seed43": row(0.95)}
-    table = write_outputs(rows, [], tmp_path)
+    table = write_outputs(rows, tmp_path)
     assert table.loc["awp", "delta_vs_default"] == pytest.approx(0.1)
     assert table.loc["best@seed43", "delta_vs_default"] == pytest.approx(0.05)
     assert table.loc["best@seed43", "delta_vs_baseline"] == pytest.approx(0.35)
