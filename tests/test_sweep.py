@@ -132,8 +132,10 @@ def test_pruned_trial_stops_training_at_once(tmp_path, corpus_dir, tiny_models):
 @pytest.mark.slow
 def test_sigkill_mid_trial_then_rerun_continues_the_study(tmp_path, corpus_dir, tiny_models):
     """Kill a sweep as its second trial starts (its log line: the trial is stored RUNNING); the same command keeps
-    trial 0, fails the dead trial by its stale heartbeat (the re-run's start-up alone outlasts the 2 s grace
-    period), retries its parameters once and finishes the study at N trials."""
+    trial 0, fails the dead trial by its stale heartbeat, retries its parameters once and finishes the study at N
+    trials. The re-run starts once the grace period (2 heartbeats, plus the database clock's second) has passed
+    since the kill: then the dead trial is stale by Optuna's definition (a re-run started sooner rightly leaves it
+    to a later check, as it would a live worker's trial)."""
     base = tiny_sweep_config(corpus_dir, tiny_models("bert"), tmp_path)
     space = write_space(tmp_path / "space.yaml", SPACE)
     out = tmp_path / "sweep"
@@ -145,11 +147,15 @@ def test_sigkill_mid_trial_then_rerun_continues_the_study(tmp_path, corpus_dir, 
         seen.append(line)
         if line.startswith("trial 1: ") and "eval_f1" not in line:
             proc.kill()
+            killed = time.monotonic()
             break
     proc.wait(timeout=60)
     assert proc.returncode == -9, "".join(seen)[-3000:]
     before = {t.number: t for t in load_trials(url, "s")}
     assert before[0].state.name == "COMPLETE" and before[1].state.name == "RUNNING"
+    # stale once the database clock (whole seconds in SQLite) is past the last beat by the grace period (2 beats)
+    stale_after = 2 * 1 + 1.1
+    time.sleep(max(0.0, killed + stale_after - time.monotonic()))  # no beat can come: the process is dead
 
     again = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
