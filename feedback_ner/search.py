@@ -21,9 +21,9 @@ calls :class:`Objective`, which builds a new trainer per trial and fold.
 Several workers (processes or machines) can share one study through an RDB storage (``storage.open_storage``:
 SQLite, or PostgreSQL for several machines): each runs trials until the study has ``n_trials`` finished ones
 (complete or pruned), counting the trials other workers started since it joined. A trial whose worker died is
-failed by Optuna's heartbeat once its grace period passes, and its parameters are tried once more
-(Optuna's ``RetryHeartbeatStaleTrialCallback``). ``best.yaml`` is the base config (YAML file + command-line flags) plus the best
-trial's swept values: the space's pinned fields are search settings and never reach it.
+failed by Optuna's heartbeat once its grace period passes, and its parameters are tried once more (Optuna's
+``RetryHeartbeatStaleTrialCallback``). ``best.yaml`` is the base config (YAML file + command-line flags) plus the
+best trial's swept values: the space's pinned fields are search settings and never reach it.
 """
 
 from __future__ import annotations
