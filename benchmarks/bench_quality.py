@@ -11,7 +11,8 @@ Rows:
   sub-token labelled, plain ``Trainer``, the last epoch, argmax tags joined into spans, no post-processing.
 - ``default``: ``feedback_ner``'s k-fold driver on that fold with its defaults (best epoch, learned post-processing).
 - one row per recipe (``RECIPES``) on top of the default; ``best``: the recipes that beat the default, together
-  (when only one did, that recipe's row: the same run, not trained again);
+  (when only one did, that recipe's row: the same run, not trained again); ``--best-recipes awp,fgm`` names them
+  instead, e.g. those chosen on a cheaper corpus, so a long corpus needs no recipe rows;
 - ``tuned`` and ``rescored``: the best row (else the default) with its post-processing tuned, and with the
   second-stage span rescorer, both by ``feedback_ner.rescore`` on that row's out-of-fold probabilities of the
   evaluated fold, cross-fitted over an inner split of those essays (``--inner-folds``): each part is decoded by
@@ -91,6 +92,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--second-seed-rows", default="",
                    help="with --second-seed, also run these rows again at seed+1: baseline and/or best (best brings "
                         "its tuned and rescored rows), so the headline deltas are seen at two seeds")
+    p.add_argument("--best-recipes", default="",
+                   help="the best row's recipes, comma-separated (default: the recipe rows that beat the default); "
+                        "e.g. those chosen on a short-essay corpus, so that a long corpus needs no recipe rows")
     p.add_argument("--inner-folds", type=int, default=5,
                    help="tuned/rescored rows: cross-fitting parts of the evaluated fold's essays")
     return p
@@ -386,6 +390,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_quality: error: unknown row(s) {unknown}; choose from {','.join(ROWS)}", file=sys.stderr)
         return 2
     again = [r.strip() for r in args.second_seed_rows.split(",") if r.strip()]
+    chosen = [r.strip() for r in args.best_recipes.split(",") if r.strip()]
+    if [r for r in chosen if r not in RECIPES]:
+        print(f"bench_quality: error: --best-recipes {args.best_recipes!r}: choose from {','.join(RECIPES)}",
+              file=sys.stderr)
+        return 2
     if [r for r in again if r not in ("baseline", "best")] or (again and not args.second_seed):
         print(f"bench_quality: error: --second-seed-rows {args.second_seed_rows!r}: give baseline and/or best, "
               "together with --second-seed", file=sys.stderr)
@@ -444,11 +453,12 @@ def main(argv: list[str] | None = None) -> int:
             if "default" not in results:
                 print("best: skipped (needs the default row)")
                 continue
-            winners = [r for r in RECIPES if r in results and results[r]["macro"] > results["default"]["macro"]]
+            winners = chosen or [r for r in RECIPES
+                                 if r in results and results[r]["macro"] > results["default"]["macro"]]
             if not winners:
                 print("best: skipped (no recipe row beat the default)")
                 continue
-            if len(winners) == 1:  # the same run at the same seed as that recipe's row: not trained again
+            if len(winners) == 1 and winners[0] in results:  # that recipe's own run, same seed: not trained again
                 only = winners[0]
                 f1 = {k: v for k, v in results[only].items() if k not in ("train_s", "settings")}
                 record(name, f1, results[only]["train_s"], {"recipes": winners, "same_as": only})

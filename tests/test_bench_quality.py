@@ -85,3 +85,10 @@ def test_rows_at_a_second_seed_are_compared_with_that_seeds_baseline_and_default
     assert table.loc["default", "delta_vs_baseline"] == pytest.approx(0.2)
     assert table.loc["baseline@seed43", "last_epoch"] == 0.6  # the baseline reports its last epoch
     assert (tmp_path / "quality.csv").is_file()
+
+
+def test_best_recipes_are_checked_before_any_work(capsys, tmp_path):
+    assert main(["--rows", "best", "--best-recipes", "awp,dropout", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--best-recipes" in err and "awp" in err
+    assert not any(tmp_path.iterdir())
