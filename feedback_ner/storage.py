@@ -84,16 +84,17 @@ def _creation_lock(url: str) -> Iterator[None]:
     if fcntl is None or not url.startswith("sqlite:///"):
         yield
         return
+    fd = None
     try:
         fd = os.open(Path(url.removeprefix("sqlite:///")).parent, os.O_RDONLY)
-    except OSError:  # an unreadable folder: fall back on the retries
-        yield
-        return
-    try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # an unreadable folder, or a file system without locks: the retries cover it
+        pass
+    try:
         yield
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 def shown_url(url: str) -> str:
