@@ -22,8 +22,8 @@ Rows:
   tuned and rescored rows, so the headline deltas are seen at two seeds.
 
 Writes ``quality.csv`` / ``quality.png`` (macro F1 of the best epoch and of the last, per-class F1, delta vs
-baseline and vs default, training time ratio; the default's validation F1 per epoch) and ``postprocess.csv`` (the
-default's out-of-fold probabilities decoded with the learned defaults, with no thresholds and with the public
+baseline and vs default, training time ratio; the default's validation F1 per epoch) and ``postprocess.csv`` (each
+trained row's out-of-fold probabilities decoded with its learned defaults, with no thresholds and with the public
 baseline table) under ``--out``. A row already finished under ``--out`` is reused (delete its folder to run it
 again).
 """
@@ -298,7 +298,8 @@ def second_stage(args: argparse.Namespace, source: str, eval_gt: pd.DataFrame,
 
 
 def postprocess_comparison(run_dir: Path, fold: int, gt: pd.DataFrame) -> pd.DataFrame:
-    """The default row's out-of-fold probabilities decoded three ways (issue 14 item 3's acceptance)."""
+    """A run's out-of-fold probabilities decoded three ways (issue 14 item 3's acceptance): with its learned
+    defaults, with no thresholds, with the public baseline's table; one row each, macro and per-class F1."""
     from feedback_ner.artifacts import InferenceConfig
     from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
     from feedback_ner.probs import load_word_probs
@@ -312,6 +313,21 @@ def postprocess_comparison(run_dir: Path, fold: int, gt: pd.DataFrame) -> pd.Dat
         "public baseline table": PostprocessConfig(),
     }
     return pd.DataFrame({name: scores_of(submission_from_probs(probs, c), fold_gt) for name, c in configs.items()}).T
+
+
+def postprocess_table(out: Path, rows: dict[str, dict], fold: int, gt: pd.DataFrame) -> pd.DataFrame:
+    """:func:`postprocess_comparison` for every trained row under ``out`` (each run once: a single-winner ``best`` is
+    its recipe's run), indexed ``(row, decoding)``; rows without out-of-fold probabilities (baseline, tuned,
+    rescored) are left out."""
+    parts, seen = {}, set()
+    for name, row in rows.items():
+        run = run_of(name, row)
+        fold_dir = out / run / f"fold_{fold}"
+        if run in seen or not (fold_dir / "oof.npz").is_file() or not (fold_dir / "model").is_dir():
+            continue
+        seen.add(run)
+        parts[name] = postprocess_comparison(out / run, fold, gt)
+    return pd.concat(parts, names=["row", "decoding"]) if parts else pd.DataFrame()
 
 
 # ---- the table ------------------------------------------------------------------------------------------------------
@@ -444,11 +460,6 @@ def main(argv: list[str] | None = None) -> int:
             if not cached(name):
                 seconds, f1 = run_feedback(args, args.data, args.out / name, extra)
                 record(name, f1, seconds, extra)
-            if name == "default":
-                comparison = postprocess_comparison(args.out / name, args.fold, gt)
-                comparison.to_csv(args.out / "postprocess.csv")
-                print("post-processing of the default's out-of-fold probabilities (macro F1):")
-                print(comparison["macro"].to_string(float_format=lambda v: f"{v:.4f}"), flush=True)
         elif name == "best" and not cached(name):
             if "default" not in results:
                 print("best: skipped (needs the default row)")
@@ -506,6 +517,12 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         return 0
     out_table = write_outputs(results, args.out, args.fold)
+    decodings = postprocess_table(args.out, results, args.fold, gt)
+    if len(decodings):
+        decodings.to_csv(args.out / "postprocess.csv")
+        print("post-processing of each run's out-of-fold probabilities (macro F1):")
+        macro = decodings["macro"].unstack("decoding").loc[list(dict.fromkeys(decodings.index.get_level_values(0)))]
+        print(macro.to_string(float_format=lambda v: f"{v:.4f}"), flush=True)
     from feedback_ner.report import format_table
 
     shown = [c for c in ("macro", "last_epoch", *CLASSES, "delta_vs_baseline", "delta_vs_default", "time_ratio")

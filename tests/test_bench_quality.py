@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 
+import pandas as pd
 import pytest
 
 from benchmarks.__main__ import available
@@ -14,6 +16,7 @@ from benchmarks.bench_quality import (
     fold_scores,
     last_epoch_f1,
     main,
+    postprocess_table,
     write_outputs,
 )
 from feedback_ner.labels import CLASSES
@@ -92,3 +95,20 @@ def test_best_recipes_are_checked_before_any_work(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "--best-recipes" in err and "awp" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_postprocess_table_decodes_each_trained_run_once(tmp_path, bert_run, corpus_dir):
+    """Every trained row's out-of-fold probabilities, three decodings each; the learned defaults reproduce the row's
+    own F1; a single-winner best (the same run as its recipe) and rows without probabilities are left out."""
+    for name in ("default", "awp"):
+        shutil.copytree(bert_run, tmp_path / name)
+    (tmp_path / "tuned").mkdir()
+    rows = {"baseline": {}, "default": {}, "awp": {}, "best": {"settings": json.dumps({"same_as": "awp"})},
+            "tuned": {"settings": json.dumps({"from": "awp"})}}
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    table = postprocess_table(tmp_path, rows, 0, gt)
+    assert list(dict.fromkeys(table.index.get_level_values("row"))) == ["default", "awp"]
+    assert list(table.loc["default"].index) == ["learned defaults", "no thresholds", "public baseline table"]
+    own = fold_scores(json.loads((bert_run / "fold_0" / "metrics.json").read_text()))["macro"]
+    assert table.loc[("default", "learned defaults"), "macro"] == pytest.approx(own, abs=1e-9)
+    assert postprocess_table(tmp_path, {"baseline": {}}, 0, gt).empty
