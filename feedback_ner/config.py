@@ -168,6 +168,12 @@ class FeedbackTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Start over: delete the finished and interrupted folds of output_dir first "
                                          "(else a re-run resumes, and refuses other settings)."}
     )
+    tune_trials: int = field(
+        default=40, metadata={"help": "At the end of a run of 2+ folds, tune the post-processing on the out-of-fold "
+                                      "probabilities, cross-fitted (each fold decoded by a tuning of the others), "
+                                      "with this many Optuna trials per study: the CV table's `tuned` column. "
+                                      "0 = off. Reported only; predict uses it after `feedback_ner.tune`."}
+    )
     max_nonfinite_steps: int = field(
         default=3, metadata={"help": "After this many non-finite losses in a row, go back to the last checkpoint."}
     )
@@ -385,7 +391,7 @@ NOT_IN_FINGERPRINT = frozenset({
     "trackio_space_id", "skip_memory_metrics", "include_num_input_tokens_seen",
     "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
     "dataloader_prefetch_factor", "per_device_eval_batch_size", "eval_accumulation_steps", "use_cpu",
-    "cache_dir", "num_proc", "save_total_limit", "ddp_timeout",
+    "cache_dir", "num_proc", "save_total_limit", "ddp_timeout", "tune_trials",
     "push_to_hub", "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo", "hub_always_push",
     "hub_revision",
 })

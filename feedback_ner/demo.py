@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     corpus = out / "corpus"
     model_dir = out / f"tiny-{args.arch}"
     run_dir = out / "runs" / Path(args.config).stem
-    overrides = {"data_dir": str(corpus), "model_name_or_path": str(model_dir), "output_dir": str(run_dir)}
+    # tune_trials 0: the demo's second stage (step 4) reports the tuned post-processing next to the rescorer's
+    overrides = {"data_dir": str(corpus), "model_name_or_path": str(model_dir), "output_dir": str(run_dir),
+                 "tune_trials": 0}
     model_args, data_args, train_args = parse_config(args.config, overrides=overrides)  # its mistakes come first
     print(f"[1/5] sample corpus ({args.n} essays) in {corpus}", flush=True)
     print("      written" if ensure_corpus(corpus, args.n, args.seed) else "      found, reused")

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         cv = run(model_args, data_args, train_args)
         if is_main_process():
             run_dir = Path(train_args.output_dir)
-            print(f"\nCV of {run_dir} (macro F1 overall: {cv.loc['macro', 'overall']:.4f})")
+            tuned = f", post-processing tuned cross-fitted: {cv.loc['macro', 'tuned']:.4f}" if "tuned" in cv else ""
+            print(f"\nCV of {run_dir} (macro F1 overall: {cv.loc['macro', 'overall']:.4f}{tuned})")
             print(format_table(cv))
             print(f"\nsaved: {run_dir / 'cv.csv'}, {run_dir / 'cv.png'}, {run_dir / OOF_FILE}, "
                   f"best checkpoints in {run_dir}/fold_*/model")

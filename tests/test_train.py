@@ -55,7 +55,7 @@ def trained_run(tmp_path_factory, corpus_dir, tiny_models):
 
 def test_driver_writes_best_checkpoint_oof_and_cv_table(trained_run):
     out, _, cv, initial = trained_run
-    assert list(cv.columns) == ["fold_0", "fold_1", "overall"]
+    assert list(cv.columns) == ["fold_0", "fold_1", "overall", "tuned"]  # tuned: cross-fitted (test_kfold_tuned)
     assert cv.index[-1] == "macro" and np.isfinite(cv.loc["macro"]).all()
     assert (out / "cv.csv").is_file() and (out / "cv.png").stat().st_size > 1000
     for fold in (0, 1):
