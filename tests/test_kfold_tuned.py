@@ -55,3 +55,24 @@ def test_tune_trials_zero_leaves_the_table_as_it_was(tmp_path, bert_run, corpus_
 def test_a_single_fold_gets_no_tuned_column(tmp_path, bert_run, corpus_dir, tiny_models):
     cv = rerun(bert_run, corpus_dir, tiny_models, tmp_path / "run", folds=[0])
     assert "tuned" not in cv.columns
+
+
+def test_train_command_prints_both_figures_without_optuna_chatter(tmp_path, bert_run, corpus_dir, tiny_models):
+    """`feedback_ner.train` on the finished run (resumed: nothing trained): its headline gives the CV and the tuned
+    figure, and Optuna's per-trial INFO lines (on again after optuna's import) stay out of the output."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    out = tmp_path / "run"
+    shutil.copytree(bert_run, out)
+    config = small_config(corpus_dir, tiny_models("bert"), out, learning_rate=1e-3, num_train_epochs=6,
+                          per_device_train_batch_size=4, tune_trials=5)
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "feedback_ner.train", "--config", str(tmp_path / "cfg.yaml")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr
+    assert "post-processing tuned cross-fitted: " in done.stdout and "tuned" in done.stdout
+    assert "Trial 0 finished" not in log and "A new study created" not in log, log[-3000:]
