@@ -47,6 +47,10 @@ from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart
 from feedback_ner.tokens import TokenCache
 from feedback_ner.trainer import EpochProgressCallback, EvalLogCallback, FeedbackTrainer
+
+# imported with the module, not in tuned_column: optuna's import sets its logger to INFO, which must happen before
+# cli.setup_logging quiets it (else the tuned column logs a line per trial)
+from feedback_ner.tuning import cross_fit_tune
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 from feedback_ner.wordtable import load_word_table
 
@@ -421,10 +425,6 @@ def tuned_column(run_dir: str | os.PathLike, folds: list[int], gt: pd.DataFrame,
     """Per-class and macro F1 of the run's out-of-fold probabilities with the post-processing tuned cross-fitted
     (:func:`tuning.cross_fit_tune`: each fold decoded by a tuning of the other folds' essays, started from the run's
     own post-processing), so the figure is as honest as the CV it sits beside."""
-    import optuna
-
-    from feedback_ner.tuning import cross_fit_tune
-
     run_dir = Path(run_dir)
     probs: dict[str, np.ndarray] = {}
     fold_of: dict[str, int] = {}
@@ -433,12 +433,7 @@ def tuned_column(run_dir: str | os.PathLike, folds: list[int], gt: pd.DataFrame,
         probs.update(part)
         fold_of.update({str(i): fold for i in part})
     start = PostprocessConfig.from_dict(InferenceConfig.load(run_dir / f"fold_{folds[0]}" / "model").postprocess or {})
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # optuna's import resets it to INFO: a line per trial
-    try:
-        sub, _ = cross_fit_tune(probs, gt, fold_of, n_trials=n_trials, seed=seed, start=start)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    sub, _ = cross_fit_tune(probs, gt, fold_of, n_trials=n_trials, seed=seed, start=start)
     result = score(sub, gt[gt["id"].isin(set(probs))])
     column = result.table["F1"].reindex(list(CLASSES)).astype(float)
     column["macro"] = result.f1
