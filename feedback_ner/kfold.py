@@ -48,7 +48,7 @@ from feedback_ner.report import bar_chart
 from feedback_ner.tokens import TokenCache
 from feedback_ner.trainer import EpochProgressCallback, EvalLogCallback, FeedbackTrainer
 
-# imported with the module, not in tuned_column: optuna's import sets its logger to INFO, which must happen before
+# imported with the module, not where it is used: optuna's import sets its logger to INFO, which must happen before
 # cli.setup_logging quiets it (else the tuned column logs a line per trial)
 from feedback_ner.tuning import cross_fit_tune
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
@@ -403,45 +403,37 @@ def _finish_tracking(train_args: FeedbackTrainingArguments) -> None:
 def cv_table(run_dir: str | os.PathLike, folds: list[int], gt: pd.DataFrame) -> pd.DataFrame:
     """Per-class and macro F1 per fold and overall (all folds' OOF predictions scored together)."""
     run_dir = Path(run_dir)
+    postprocess = run_postprocess(run_dir, folds)
     columns: dict[str, pd.Series] = {}
     all_probs: dict[str, np.ndarray] = {}
-    postprocess = None
     for fold in folds:
-        fold_dir = run_dir / f"fold_{fold}"
-        probs = load_word_probs(fold_dir / OOF_FILE)
-        if postprocess is None:  # every fold of a run is evaluated with the same config
-            postprocess = PostprocessConfig.from_dict(InferenceConfig.load(fold_dir / "model").postprocess or {})
+        probs = load_word_probs(run_dir / f"fold_{fold}" / OOF_FILE)
         all_probs.update(probs)
-        fold_gt = gt[gt["id"].isin(set(probs))]
-        columns[f"fold_{fold}"] = _score_column(probs, fold_gt, postprocess)
-    columns["overall"] = _score_column(all_probs, gt[gt["id"].isin(set(all_probs))], postprocess)
+        columns[f"fold_{fold}"] = _f1_column(submission_from_probs(probs, postprocess), gt, probs)
+    columns["overall"] = _f1_column(submission_from_probs(all_probs, postprocess), gt, all_probs)
     table = pd.DataFrame(columns)
     table.index.name = "class"
     return table
 
 
-def tuned_column(run_dir: str | os.PathLike, folds: list[int], gt: pd.DataFrame, n_trials: int,
-                 seed: int = 0) -> pd.Series:
-    """Per-class and macro F1 of the run's out-of-fold probabilities with the post-processing tuned cross-fitted
-    (:func:`tuning.cross_fit_tune`: each fold decoded by a tuning of the other folds' essays, started from the run's
-    own post-processing), so the figure is as honest as the CV it sits beside."""
-    run_dir = Path(run_dir)
-    probs: dict[str, np.ndarray] = {}
-    fold_of: dict[str, int] = {}
-    for fold in folds:
-        part = load_word_probs(run_dir / f"fold_{fold}" / OOF_FILE)
-        probs.update(part)
-        fold_of.update({str(i): fold for i in part})
-    start = PostprocessConfig.from_dict(InferenceConfig.load(run_dir / f"fold_{folds[0]}" / "model").postprocess or {})
+def run_postprocess(run_dir: Path, folds: list[int]) -> PostprocessConfig:
+    """The post-processing the run's folds were evaluated with (the same for every fold of a run)."""
+    return PostprocessConfig.from_dict(InferenceConfig.load(run_dir / f"fold_{folds[0]}" / "model").postprocess or {})
+
+
+def tuned_column(probs: dict[str, np.ndarray], fold_of: dict[str, int], gt: pd.DataFrame, start: PostprocessConfig,
+                 n_trials: int, seed: int = 0) -> pd.Series:
+    """Per-class and macro F1 of a run's out-of-fold probabilities (``fold_of``: each essay's fold) with the
+    post-processing tuned cross-fitted (:func:`tuning.cross_fit_tune`: each fold decoded by a tuning of the other
+    folds' essays, started from ``start``, the run's own post-processing), so the figure is as honest as the CV it
+    sits beside."""
     sub, _ = cross_fit_tune(probs, gt, fold_of, n_trials=n_trials, seed=seed, start=start)
+    return _f1_column(sub, gt, probs)
+
+
+def _f1_column(sub: pd.DataFrame, gt: pd.DataFrame, probs: dict[str, np.ndarray]) -> pd.Series:
+    """Per-class and macro F1 of ``sub`` against the ground truth of ``probs``' essays."""
     result = score(sub, gt[gt["id"].isin(set(probs))])
-    column = result.table["F1"].reindex(list(CLASSES)).astype(float)
-    column["macro"] = result.f1
-    return column
-
-
-def _score_column(probs: dict[str, np.ndarray], gt: pd.DataFrame, postprocess: PostprocessConfig) -> pd.Series:
-    result = score(submission_from_probs(probs, postprocess), gt)
     column = result.table["F1"].reindex(list(CLASSES)).astype(float)
     column["macro"] = result.f1
     return column
@@ -489,16 +481,21 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
             train_fold(model_args, data_args, train_args, fold, table, gt, tokenizer, token_cache=tokens)
     state.wait_for_everyone()
     cv = cv_table(run_dir, folds, gt)
-    if state.is_main_process and train_args.tune_trials > 0 and len(folds) >= 2:
-        logger.info("%s: tuning the post-processing on the out-of-fold probabilities, cross-fitted over %d folds "
-                    "(%d trials per study; tune_trials: 0 turns it off)", run_dir, len(folds), train_args.tune_trials)
-        cv["tuned"] = tuned_column(run_dir, folds, gt, train_args.tune_trials, seed=train_args.seed)
     if state.is_main_process:
+        oof: dict[str, np.ndarray] = {}
+        fold_of: dict[str, int] = {}
+        for fold in folds:
+            part = load_word_probs(run_dir / f"fold_{fold}" / OOF_FILE)
+            oof.update(part)
+            fold_of.update(dict.fromkeys(part, fold))
+        if train_args.tune_trials > 0 and len(folds) >= 2:
+            logger.info("%s: tuning the post-processing on the out-of-fold probabilities, cross-fitted over %d "
+                        "folds (%d trials per study; tune_trials: 0 turns it off)", run_dir, len(folds),
+                        train_args.tune_trials)
+            cv["tuned"] = tuned_column(oof, fold_of, gt, run_postprocess(run_dir, folds), train_args.tune_trials,
+                                       seed=train_args.seed)
         atomic_write(run_dir / "cv.csv", lambda tmp: cv.to_csv(tmp))
         bar_chart(cv, run_dir / "cv.png", title=f"CV F1 — {run_dir.name}")
         write_run_card(run_dir, cv)
-        oof = {}
-        for fold in folds:
-            oof.update(load_word_probs(run_dir / f"fold_{fold}" / OOF_FILE))
         save_word_probs(run_dir / OOF_FILE, oof, meta=run_meta(run_dir, folds))
     return cv

@@ -42,7 +42,7 @@ def test_cv_table_has_a_tuned_column_that_is_cross_fitted(tmp_path, bert_run, co
     sub, configs = cross_fit_tune(probs, gt, fold_of, n_trials=5, seed=7, start=start)
     assert sorted(configs) == [0, 1]
     assert cv.loc["macro", "tuned"] == pytest.approx(score(sub, gt[gt["id"].isin(set(probs))]).f1)
-    assert tuned_column(tmp_path / "run", [0, 1], gt, 5, seed=7)["macro"] == pytest.approx(cv.loc["macro", "tuned"])
+    assert tuned_column(probs, fold_of, gt, start, 5, seed=7)["macro"] == pytest.approx(cv.loc["macro", "tuned"])
 
 
 def test_tune_trials_zero_leaves_the_table_as_it_was(tmp_path, bert_run, corpus_dir, tiny_models):
