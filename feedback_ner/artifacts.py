@@ -186,6 +186,19 @@ def read_fingerprint(run_dir: str | os.PathLike) -> str | None:
     return str(value) if value else None
 
 
+def read_run_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """The settings of the run a folder belongs to: ``config.yaml`` in ``folder`` or its parent (a fold folder),
+    as ``train`` writes it; ``{}`` when there is none or it cannot be read (callers then use their own defaults)."""
+    for candidate in (Path(folder), Path(folder).parent):
+        try:
+            data = yaml.safe_load((candidate / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
 def run_meta(run_dir: str | os.PathLike, folds: Sequence[int]) -> dict[str, Any]:
     """The meta that makes a run-level ``oof.npz`` name its run: folds, absolute folder, fingerprint, fold models.
 

@@ -153,6 +153,17 @@ class LoadReport:
             },
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> LoadReport:
+        """The report :meth:`to_dict` wrote (unknown kinds from another version are left out)."""
+        report = cls(source=data.get("source", ""), n_rows=data.get("n_rows", 0),
+                     n_rows_kept=data.get("n_rows_kept", 0), n_essay_files=data.get("n_essay_files", 0),
+                     n_essays_kept=data.get("n_essays_kept", 0))
+        for kind, issue in (data.get("issues") or {}).items():
+            if kind in ISSUE_KINDS:
+                report.add(kind, issue.get("count", 0), issue.get("examples", ()), rows=issue.get("rows", 0))
+        return report
+
     def log(self, kinds: Iterable[str] | None = None, log: logging.Logger = logger) -> None:
         """Log each problem kind (all, or those in ``kinds``) as a one-line warning."""
         for kind in ISSUE_KINDS if kinds is None else kinds:
@@ -205,7 +216,7 @@ def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) ->
     if isinstance(dir_or_files, (str, os.PathLike)):
         root = Path(dir_or_files)
         if root.is_dir():
-            files = sorted(root.glob("*.txt"))
+            files = essay_files(root)
             if not files:
                 raise DataError(f"{root}: no .txt essay files in this folder; point at the folder of essays")
         elif root.is_file():
@@ -223,6 +234,19 @@ def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) ->
             raise DataError(f"{f}: essay id {f.stem!r} given twice; pass each essay once")
         texts[f.stem] = read_text(f)
     return texts
+
+
+def essay_files(folder: Path) -> list[Path]:
+    """The essay files of a folder: its ``*.txt`` files (any case of the extension), sorted. Whatever else is
+    there (other files, subfolders, broken links) is counted in one warning, never read and never silently."""
+    files, others = [], []
+    for entry in sorted(folder.iterdir()):
+        (files if entry.suffix.lower() == ".txt" and entry.is_file() else others).append(entry)
+    if others:
+        listed = ", ".join(p.name + ("/" if p.is_dir() else "") for p in others[:3])
+        logger.warning("%s: %d entries are not .txt essay files and are left out (%s%s)", folder, len(others),
+                       listed, ", ..." if len(others) > 3 else "")
+    return files
 
 
 def train_paths(data_dir: str | os.PathLike) -> tuple[Path, Path]:
@@ -250,7 +274,12 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
     csv_path, txt_dir = train_paths(data_dir)
     df, lines = _read_csv(csv_path)
     report = LoadReport(source=str(csv_path), n_rows=len(df))
-    files = {entry.name[:-4]: entry.path for entry in os.scandir(txt_dir) if entry.name.endswith(".txt")}
+    files: dict[str, str] = {}
+    for entry in os.scandir(txt_dir):
+        if entry.name[-4:].lower() == ".txt" and entry.is_file():
+            if entry.name[:-4] in files:
+                raise DataError(f"{txt_dir}: two files for essay {entry.name[:-4]!r} (.txt in two cases); keep one")
+            files[entry.name[:-4]] = entry.path
     report.n_essay_files = len(files)
 
     check = _RowChecker(df, lines, csv_path, skip_bad, report)
@@ -556,7 +585,9 @@ def _row_lines(data: bytes | str, df: pd.DataFrame) -> np.ndarray:
     extra = np.zeros(n_rows, dtype=np.int64)
     for col in df.columns:
         extra += df[col].str.count("\n").to_numpy(dtype=np.int64)
-    if n_lines in (n_rows + 1 + int(extra.sum()), n_rows + 2 + int(extra.sum())):  # the latter: a final blank line
+    expected = n_rows + 1 + int(extra.sum())
+    # the latter: one blank line, at the very end (a blank line elsewhere pushes the records after it down)
+    if n_lines == expected or (n_lines == expected + 1 and data.endswith(newline * 2)):
         return 2 + np.arange(n_rows, dtype=np.int64) + np.concatenate([[0], np.cumsum(extra)[:-1]])
     # blank lines somewhere (pandas skips them): walk the records
     reader = csv.reader(io.StringIO(data if isinstance(data, str) else data.decode("utf-8")))

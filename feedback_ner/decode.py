@@ -131,8 +131,8 @@ class WordProbAccumulator:
             out[uncovered, O_ID] = 1.0
             essay_of = np.searchsorted(self.offsets, np.nonzero(uncovered)[0], side="right") - 1
             logger.warning(
-                "%d words in %d essays were covered by no window (first: essay %r); they get label O. "
-                "Check that every window of every essay was fed to add().",
+                "%d words in %d essays have no token in any window (first: essay %r); they get label O (words "
+                "whose characters the tokenizer drops all have no token; see the tokenizing warning)",
                 self.n_uncovered,
                 len(np.unique(essay_of)),
                 ids[int(essay_of[0])],

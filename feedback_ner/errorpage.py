@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from feedback_ner.analysis import GT_KINDS, PRED_KINDS, ErrorAnalysis, length_f1
-from feedback_ner.artifacts import InferenceConfig
+from feedback_ner.artifacts import InferenceConfig, read_run_config
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import B_IDS, CLASSES, LABEL2ID, word_offsets
+from feedback_ner.metric import read_submission
 from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
 from feedback_ner.probs import load_word_probs
 
@@ -51,6 +51,7 @@ class Predictions:
     data_dir: Path
     source: str
     postprocess: str
+    skip_bad: bool = False  # the run's own setting: its data is read the way it was trained on
 
 
 def load_predictions(
@@ -72,12 +73,9 @@ def load_predictions(
 def _resolve_data(run_dir: Path, data_dir: str | os.PathLike | None) -> Path:
     if data_dir is not None:
         return Path(data_dir)
-    for folder in (run_dir, run_dir.parent):
-        config = folder / "config.yaml"
-        if config.is_file():
-            value = (yaml.safe_load(config.read_text()) or {}).get("data_dir")
-            if value:
-                return Path(value)
+    value = read_run_config(run_dir).get("data_dir")
+    if value:
+        return Path(value)
     raise FeedbackError(f"{run_dir}: no config.yaml naming data_dir; pass --data with the Kaggle folder")
 
 
@@ -121,16 +119,22 @@ def _from_probs(
         config, how = _checkpoint_postprocess(run_dir)
     spans = filter_spans(candidate_spans(probs), config)
     pred = spans[["id", "class", "predictionstring", "score"]].reset_index(drop=True)
-    return Predictions(pred, list(probs), probs, cv, _resolve_data(run_dir, data_dir), str(oof), how)
+    return Predictions(pred, list(probs), probs, cv, _resolve_data(run_dir, data_dir), str(oof), how,
+                       _run_skip_bad(run_dir))
+
+
+def _run_skip_bad(run_dir: Path) -> bool:
+    return bool(read_run_config(run_dir).get("skip_bad", False))
 
 
 def _from_csv(path: Path, data_dir: str | os.PathLike | None) -> Predictions:
-    pred = pd.read_csv(path, dtype={"id": str})
-    missing = [c for c in ("id", "class", "predictionstring") if c not in pred.columns]
-    if missing:
-        raise FeedbackError(f"{path}: missing column(s) {missing}; a submission has id, class, predictionstring")
+    pred = read_submission(path, "RUN")
+    extra = pd.read_csv(path, usecols=lambda c: c == "score")  # a rescored submission's span scores, if any
+    if "score" in extra.columns:
+        pred["score"] = pd.to_numeric(extra["score"], errors="coerce")
     ids = list(dict.fromkeys(pred["id"].astype(str)))
-    return Predictions(pred, ids, None, None, _resolve_data(path.parent, data_dir), str(path), "as in the file")
+    return Predictions(pred, ids, None, None, _resolve_data(path.parent, data_dir), str(path), "as in the file",
+                       _run_skip_bad(path.parent))
 
 
 def page_data(

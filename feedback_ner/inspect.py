@@ -7,6 +7,7 @@ span-level error breakdown per class and writes it as CSV beside the page (``err
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
@@ -33,6 +34,9 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("--csv", default=None, help="breakdown CSV to write (default: errors.csv beside the page)")
     parser.add_argument("--postprocess", default=None, help="post-processing JSON to decode the run with "
                         "(default: the checkpoints' own, as in the CV table)")
+    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
+                        help="skip (and count) bad train.csv rows as training did with skip_bad (default: the run's "
+                        "own setting)")
     parser.add_argument("--max-essays", type=int, default=300, help="worst essays shown on the page (default 300)")
     return parser
 
@@ -52,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         if target.exists() and target.is_dir():
             raise FeedbackError(f"{target}: is a folder; give a file name")
     preds = load_predictions(source, args.data, args.postprocess)
-    corpus = load_train(preds.data_dir)
+    skip_bad = preds.skip_bad if args.skip_bad is None else args.skip_bad
+    corpus = load_train(preds.data_dir, skip_bad=skip_bad)
     ids = set(preds.ids)
     gt = corpus.elements[corpus.elements["id"].isin(ids)].reset_index(drop=True)
     if gt.empty:

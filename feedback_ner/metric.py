@@ -177,7 +177,7 @@ def ground_truth_table(gt: pd.DataFrame) -> SpanTable:
 def match_counts(pred: SpanTable, gt: SpanTable) -> pd.DataFrame:
     """Per ground-truth class: TP, FP, FN (int64) and F1 (float), by the rule in the module docstring."""
     if len(gt) == 0:
-        raise ValueError("the ground truth has no rows: there is nothing to score against")
+        raise InvalidInputError("the ground truth has no rows: there is nothing to score against")
     # Output classes: those present in the ground truth, labels.CLASSES order first, then any others sorted.
     present = {gt.class_names[c] for c in np.flatnonzero(np.bincount(gt.cls))}
     classes = [c for c in CLASSES if c in present] + sorted(present - set(CLASSES))
@@ -247,7 +247,8 @@ def parse_predictionstrings(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, frozenset[int]]]:
     """``start, end, size, text_key, sets`` of each predictionstring (see :class:`SpanTable`).
 
-    Raises ``ValueError`` naming ``name``, the row and the essay id when a value is not integers.
+    Raises :class:`InvalidInputError` (a ``ValueError``) naming ``name``, the row (1-based) and the essay id when a
+    value is not integers.
     """
     arr = _arrow_strings(values)
     n = len(arr)
@@ -271,8 +272,8 @@ def parse_predictionstrings(
                     raise ValueError
             except ValueError:
                 essay = f" (id {ids.iloc[row]})" if ids is not None else ""
-                raise ValueError(
-                    f"{name} row {row}{essay}: predictionstring {text[:60]!r} is not space-separated word indices "
+                raise InvalidInputError(
+                    f"{name} row {row + 1}{essay}: predictionstring {text[:60]!r} is not space-separated word indices "
                     f"(integers from 0 to {_MAX_WORD - 1})"
                 ) from None
             text_code[row] = -1 - texts.setdefault(text, len(texts))
@@ -533,13 +534,46 @@ def read_csv_columns(
 
 
 def read_ground_truth(path: str | os.PathLike, what: str = "ground truth") -> pd.DataFrame:
-    """``id, discourse_type (or class), predictionstring`` of a train.csv-shaped file, as text."""
-    return read_csv_columns(path, what, ("id", "predictionstring"), one_of=GT_CLASS_COLUMNS)
+    """``id, discourse_type (or class), predictionstring`` of a train.csv-shaped file, as text, checked by
+    :func:`check_ground_truth`."""
+    gt = read_csv_columns(path, what, ("id", "predictionstring"), one_of=GT_CLASS_COLUMNS)
+    return check_ground_truth(gt, f"{what} {path}")
 
 
 def read_submission(path: str | os.PathLike, what: str = "submission") -> pd.DataFrame:
-    """``id, class, predictionstring`` of a submission file, as text."""
-    return read_csv_columns(path, what, PRED_COLUMNS)
+    """``id, class, predictionstring`` of a submission file, as text; a predictionstring that is not word indices is
+    a one-line error naming the file and row (a row with no words is allowed: it matches nothing)."""
+    pred = read_csv_columns(path, what, PRED_COLUMNS)
+    parse_predictionstrings(pred["predictionstring"], name=f"{what} {path}", ids=pred["id"])
+    return pred
+
+
+def check_ground_truth(gt: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``gt`` with its class names stripped of surrounding spaces, after checking what would make a score silently
+    wrong: no rows, a class outside :data:`labels.CLASSES` (which would become an extra macro class), an element with
+    no words (always missed) or a predictionstring that is not word indices. :class:`InvalidInputError` names
+    ``where``, the first bad row (1-based, header excluded), its id, and the count of rows like it."""
+    if gt.empty:
+        raise InvalidInputError(f"{where}: no rows, only a header; give the ground truth (train.csv's rows)")
+    column = next(c for c in GT_CLASS_COLUMNS if c in gt.columns)
+    classes = gt[column].astype(str).str.strip()
+    rows = np.flatnonzero(~classes.isin(CLASSES).to_numpy())
+    if len(rows):
+        i = int(rows[0])
+        raise InvalidInputError(
+            f"{where}: row {i + 1} (id {gt['id'].iat[i]}): {column} {gt[column].iat[i]!r} is not a class "
+            f"({len(rows)} of {len(gt)} rows); use one of: {', '.join(CLASSES)} (case matters)"
+        )
+    rows = np.flatnonzero((gt["predictionstring"].astype(str).str.strip() == "").to_numpy())
+    if len(rows):
+        i = int(rows[0])
+        raise InvalidInputError(
+            f"{where}: row {i + 1} (id {gt['id'].iat[i]}): empty predictionstring ({len(rows)} of {len(gt)} "
+            "rows); "
+            "every element needs the indices of its words"
+        )
+    parse_predictionstrings(gt["predictionstring"], name=where, ids=gt["id"])
+    return gt.assign(**{column: classes})
 
 
 @dataclass

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from feedback_ner import rescoring, tuning
-from feedback_ner.artifacts import choose_postprocess
+from feedback_ner.artifacts import choose_postprocess, read_run_config
 from feedback_ner.cli import ArgumentParser, command, setup_logging
-from feedback_ner.corpus import load_texts
+from feedback_ner.corpus import load_train, read_text, train_paths
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import CLASSES
@@ -62,38 +62,45 @@ def make_parser() -> argparse.ArgumentParser:
                         help="Optuna trials per study of the tuned post-processing row (default: %(default)s)")
     parser.add_argument("--no-texts", action="store_true",
                         help="leave out the paragraph/sentence features (then predict needs no texts)")
+    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
+                        help="skip (and count) bad train.csv rows (default: the run's own skip_bad setting)")
     parser.add_argument("--seed", type=int, default=0, help="seed of LightGBM and the tuning (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1,
                         help="LightGBM threads (default: %(default)s; more only on cores nothing else uses)")
     return parser
 
 
-def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None]:
-    """OOF probabilities, ground truth and texts, checked before the work."""
+def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, pd.DataFrame]:
+    """OOF probabilities, their essays' ground truth, their texts and every kept train.csv element (for the span
+    length limits), checked before the work: train.csv is read and validated as ``train`` reads it."""
     if not 0.0 <= args.overlap <= 1.0:
         raise FeedbackError(f"--overlap {args.overlap}: use a share between 0 and 1")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FeedbackError(f"--out {out}: is a file; give a folder for the rescorer")
     data = Path(args.data)
-    if not (data / "train.csv").is_file():
-        raise FeedbackError(f"--data {data}: no train.csv there; point at the Kaggle folder (train.csv, train/)")
+    train_paths(data)
     try:
         probs = load_word_probs(args.oof)
     except (FileNotFoundError, ValueError) as err:
         raise FeedbackError(str(err)) from None
     if not probs:
         raise FeedbackError(f"{args.oof}: no essays in the out-of-fold file")
-    gt = pd.read_csv(data / "train.csv", dtype={"id": str})
-    gt = gt[gt["id"].isin(set(probs))].reset_index(drop=True)
+    skip_bad = args.skip_bad
+    if skip_bad is None:  # read the data the way the run was trained on it
+        skip_bad = bool(read_run_config(Path(args.oof).parent).get("skip_bad", False))
+    corpus = load_train(data, skip_bad=skip_bad)
+    gt = corpus.elements[corpus.elements["id"].isin(set(probs))].reset_index(drop=True)
     if gt.empty:
         raise FeedbackError(f"none of the {len(probs)} essays of {args.oof} occurs in {data / 'train.csv'}; "
                             "are the probabilities and the data from the same corpus?")
-    texts = None
-    if not args.no_texts:
-        files = [data / "train" / f"{i}.txt" for i in probs]
-        texts = load_texts(files)
-    return probs, gt, texts
+    missing = [i for i in probs if i not in corpus.texts]
+    if missing:
+        logger.warning("%d of the %d essays of %s have no kept rows in %s (e.g. %s): each counts as an essay with "
+                       "nothing to find", len(missing), len(probs), args.oof, data / "train.csv", missing[0])
+    texts = None if args.no_texts else {i: corpus.texts.get(i) or read_text(data / "train" / f"{i}.txt")
+                                        for i in probs}
+    return probs, gt, texts, corpus.elements
 
 
 def run_checkpoint(oof: str | Path) -> Path | None:
@@ -135,13 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
     started = time.time()
-    probs, gt, texts = _inputs(args)
+    probs, gt, texts, elements = _inputs(args)
     fold_of = tuning.essay_folds(args.oof, list(probs), args.folds)
     ids = list(probs)
     fold_arr = np.array([fold_of[i] for i in ids])
     # candidate settings from all folds' ground truth (span lengths, thresholds by recall): they decide which spans
     # are candidates, never which are kept or how they score
-    limits = span_length_limits(pd.read_csv(Path(args.data) / "train.csv"))
+    limits = span_length_limits(elements)
     config = fit_candidate_config(stack_words(probs), gt, limits)
     print(f"{len(ids)} essays in {len(set(fold_arr))} folds; building candidates and features", flush=True)
     data = rescoring.build_set(probs, config, texts, gt)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +36,19 @@ from tokenizers import Tokenizer, pre_tokenizers
 from feedback_ner.labels import group_starts
 
 logger = logging.getLogger("feedback_ner.tokens")
+
+# Whitespace to str.split() (so word boundaries) that some tokenizers drop or glue into a token: BERT's text cleaner
+# drops \x0b, \x0c, \x1c-\x1f and \x85 ("s\x85a" -> "sa", and word "a" gets no token), keeps \u2028 inside a word.
+# Each becomes a plain space before encoding: one character for one, so every offset and word stays where it was.
+_ODD_SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace() and chr(c) not in " \t\n\r")
+_TO_SPACE = str.maketrans(_ODD_SPACES, " " * len(_ODD_SPACES))
+_HAS_ODD_SPACE = re.compile(f"[{re.escape(_ODD_SPACES)}]")
+
+
+def plain_spaces(text: str) -> str:
+    """``text`` with every whitespace character other than space, tab, ``\n`` and ``\r`` as a space (same length,
+    same ``text.split()`` words): what the tokenizer is given, so that no tokenizer merges two words or drops one."""
+    return text.translate(_TO_SPACE) if _HAS_ODD_SPACE.search(text) else text
 
 
 class TokenArrays(NamedTuple):
@@ -120,8 +134,8 @@ class Encoder:
         self.backend.encode_special_tokens = True  # tokenizer.json has no such field: pickling loses it
 
     def encode(self, texts: Sequence[str]) -> TokenArrays:
-        """Tokens of ``texts`` (no special tokens added), end to end."""
-        texts = list(texts)
+        """Tokens of ``texts`` (no special tokens added), end to end; the texts go through :func:`plain_spaces`."""
+        texts = [plain_spaces(t) for t in texts]
         if self.byte_lengths is not None and texts:
             found = self._encode_bytes(texts)
             if found is not None:

@@ -17,7 +17,7 @@ import pandas as pd
 from feedback_ner import tuning
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
-from feedback_ner.metric import score
+from feedback_ner.metric import read_ground_truth, score
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
@@ -78,10 +78,7 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
         raise FeedbackError(str(err)) from None
     if not word_probs:
         raise FeedbackError(f"{args.oof}: no word probabilities to tune on (the out-of-fold file is empty)")
-    gt_path = Path(args.gt)
-    if not gt_path.is_file():
-        raise FeedbackError(f"{gt_path}: no such ground-truth file (the Kaggle train.csv)")
-    return start, word_probs, pd.read_csv(gt_path), storage
+    return start, word_probs, read_ground_truth(args.gt, "--gt"), storage
 
 
 @command("tune")

@@ -52,7 +52,7 @@ from feedback_ner.tokens import Encoder, TokenArrays, TokenCache, private_backen
 logger = logging.getLogger("feedback_ner.windows")
 
 # Part of every cache key: bump when the windows written for the same inputs change.
-WINDOWS_VERSION = "2"  # 2: the length column
+WINDOWS_VERSION = "3"  # 2: the length column; 3: odd whitespace as spaces before tokenising (tokens.plain_spaces)
 IGNORE_INDEX = -100
 # Vocabulary tokens tried, in order, as the paragraph-break marker of tokenizers that drop newlines: a real newline
 # token first, then the pilcrow (a pre-trained token whose meaning is "paragraph"), then "|", which essays hardly
@@ -136,6 +136,7 @@ class _WindowMaker:
     newline_id: int | None
     has_labels: bool
     token_cache: TokenCache | None = None  # in-process only: not sent to map workers
+    ids: list[str] | None = None  # essay ids by essay_index, for warnings
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "token_cache": None}
@@ -159,7 +160,7 @@ class _WindowMaker:
         t_end += tok_essay_base
 
         w = token_word_ids(w_start, w_end, t_start, t_end)
-        _warn_untokenized(w, n_words, batch.column("essay_index").to_numpy())
+        _warn_untokenized(w, n_words, batch.column("essay_index").to_numpy(), self.ids)
 
         if self.newline_id is not None:
             ids, w, n_tok = self._insert_breaks(texts, char_base, t_start, ids, w, n_tok)
@@ -250,15 +251,19 @@ def token_word_ids(
     return np.where(inside, w, -1)
 
 
-def _warn_untokenized(w: np.ndarray, n_words: np.ndarray, essay_index: np.ndarray) -> None:
+def _warn_untokenized(
+    w: np.ndarray, n_words: np.ndarray, essay_index: np.ndarray, ids: list[str] | None = None
+) -> None:
     """Warn about words no token maps to (characters the tokenizer drops): they can get no prediction."""
     seen = np.zeros(int(n_words.sum()), bool)
     seen[w[w >= 0]] = True
     missing = np.flatnonzero(~seen)
     if len(missing):
         rows = essay_index[np.unique(np.searchsorted(np.cumsum(n_words), missing, side="right"))]
-        logger.warning("%d words have no token (the tokenizer drops their characters), in essay rows %s",
-                       len(missing), rows[:10].tolist())
+        named = [ids[r] for r in rows[:5]] if ids is not None else rows[:5].tolist()
+        logger.warning("%d words in %d essays have no token: the tokenizer drops all their characters (e.g. "
+                       "control or zero-width characters), so they are predicted O; essays: %s%s", len(missing),
+                       len(rows), ", ".join(map(str, named)), " ..." if len(rows) > 5 else "")
 
 
 def _flat_lists(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -447,7 +452,8 @@ def tokenize_windows(
 
     essays = _Essays.from_table(table)
     has_labels = essays.labels is not None
-    maker = _WindowMaker(encoder, prefix, suffix, content_len, int(stride), label_all_subtokens, newline_id, has_labels)
+    maker = _WindowMaker(encoder, prefix, suffix, content_len, int(stride), label_all_subtokens, newline_id, has_labels,
+                         ids=essays.ids)
     features = WINDOW_FEATURES if has_labels else Features({k: v for k, v in WINDOW_FEATURES.items() if k != "labels"})
     key_hash = _hasher()
     for part in (WINDOWS_VERSION, backend.to_str(), repr((prefix, suffix, newline_id, int(max_length), int(stride),

@@ -324,9 +324,20 @@ def load_word_table(
             cached = None
     if cached == stamp:
         logger.info("reusing the prepared word table in %s (inputs unchanged)", cache_dir)
+        _log_cached_report(cache_dir)
         return read_word_table(cache_dir)
     logger.info("preparing %s into %s (%s)", data_dir, cache_dir, "inputs changed" if cached else "no cache")
     return _prepare(data_dir, cache_dir, k, seed, skip_bad, token_cache=token_cache, stamp=stamp)
+
+
+def _log_cached_report(cache_dir: Path) -> None:
+    """Warn again about what the cached preparation skipped, excluded or flagged (as when it was built)."""
+    try:
+        data = json.loads((cache_dir / REPORT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    if isinstance(data, dict) and isinstance(data.get("load"), dict):
+        LoadReport.from_dict(data["load"]).log()
 
 
 def read_word_table(out_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:

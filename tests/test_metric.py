@@ -320,7 +320,7 @@ def test_bad_input_is_named():
     gt = frame([("a", "Claim", "1 2")], gt=True)
     with pytest.raises(ValueError, match="predictions lacks column.*'predictionstring'"):
         score(pd.DataFrame({"id": ["a"], "class": ["Claim"]}), gt)
-    with pytest.raises(ValueError, match=r"predictions row 1 \(id b\): predictionstring '3 x'"):
+    with pytest.raises(ValueError, match=r"predictions row 2 \(id b\): predictionstring '3 x'"):
         score(frame([("a", "Claim", "1 2"), ("b", "Claim", "3 x")]), gt)
     with pytest.raises(ValueError, match=r"ground truth lacks a class column.*\(has: id, predictionstring\)"):
         score(frame([]), gt.drop(columns="discourse_type"))
