@@ -23,7 +23,9 @@ SQLite, or PostgreSQL for several machines): each runs trials until the study ha
 (complete or pruned), counting the trials other workers started since it joined. A trial whose worker died is
 failed by Optuna's heartbeat once its grace period passes, and its parameters are tried once more (Optuna's
 ``RetryHeartbeatStaleTrialCallback``). ``best.yaml`` is the base config (YAML file + command-line flags) plus the
-best trial's swept values: the space's pinned fields are search settings and never reach it.
+best trial's swept values: the space's pinned fields are search settings and never reach it. A new study is
+stamped (:func:`claim_study`) with the result-changing settings and the space (``config.fingerprint``); a worker
+whose settings differ from the stamp stops before any trial.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from feedback_ner.config import field_names, parse_config, read_yaml, to_flat_di
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.storage import open_storage, shown_url
+from feedback_ner.study import claim_study, study_stamp
 
 logger = logging.getLogger("feedback_ner.search")
 
@@ -423,10 +426,16 @@ def load_configs(opts: SweepOptions, space: SearchSpace) -> tuple[tuple[Any, Any
     """(base configs, search configs): the base config (YAML + flags) and the same with the space's pins."""
     try:
         base = parse_config(opts.config, opts.flags)
-        search = parse_config(opts.config, opts.flags, overrides=space.fixed)
     except (ValueError, OSError, yaml.YAMLError) as e:
         message = " ".join(str(e).split())
         raise FeedbackError(message if opts.config in message else f"{opts.config}: {message}") from None
+    try:  # the base config parsed: a mistake now is a pinned value of the space file
+        search = parse_config(opts.config, opts.flags, overrides=space.fixed)
+    except (ValueError, OSError, yaml.YAMLError) as e:
+        message = " ".join(str(e).split())
+        if message.startswith("settings: "):  # parse_config's name for the values of ``overrides``
+            raise FeedbackError(f"{space.source}: {message.removeprefix('settings: ')}") from None
+        raise FeedbackError(f"{space.source}: its pinned values are refused with {opts.config}: {message}") from None
     model_args, data_args, _ = search
     for name, value in (("data_dir", data_args.data_dir), ("model_name_or_path", model_args.model_name_or_path)):
         if not value:
@@ -458,6 +467,7 @@ def run_sweep(opts: SweepOptions) -> SweepResult:
     model_args, data_args, train_args = search
     storage = open_storage(opts.storage, opts.heartbeat)  # before the long work: a bad URL fails now
     study = optuna.create_study(study_name=opts.study, storage=storage, direction="maximize", load_if_exists=True)
+    claim_study(study, study_stamp(search, space, opts.folds), opts.storage)
     space.check_study(study)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

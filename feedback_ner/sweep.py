@@ -2,7 +2,9 @@
 [--study NAME] [--folds 0] [--out DIR]``: an Optuna sweep (the library is ``feedback_ner.search``).
 
 Re-running the same command continues the study until it has N finished trials; several workers (processes or
-machines) on one storage and study name share the work. At the end it prints the best trials and saves
+machines) on one storage and study name share the work. A study belongs to one configuration and space: a re-run
+whose settings would change trial values (config, flags, the space, --folds) stops before any trial and says what
+changed; n_trials, seeds, logging and output paths may change. At the end it prints the best trials and saves
 ``trials.csv``, Optuna's plots and ``best.yaml``, which ``python -m feedback_ner.train --config <out>/best.yaml``
 accepts as it is.
 """

@@ -17,6 +17,9 @@ import yaml
 from conftest import assert_one_line_error, run_cli, small_config
 
 from feedback_ner import cli
+from feedback_ner.config import parse_config
+from feedback_ner.search import load_space
+from feedback_ner.study import STUDY_ATTR, study_stamp
 
 SPACE = "learning_rate: {type: float, low: 1.0e-3, high: 5.0e-3, log: true}\n"
 
@@ -53,6 +56,13 @@ CASES = [
     ("study-of-another-space", {"study": True, "args": ["--study", "s", "--storage", "sqlite:///{tmp}/other.db"]},
      ["space.yaml", "learning_rate", "study 's'", "another --study"]),
     ("model-missing", {"args": ["--model_name_or_path", "{tmp}/no-model"]}, ["no-model", "folder not found"]),
+    # probe B item 14: a bad pinned value is the space file's, not the config's
+    ("space-pin-bad-value", {"space": SPACE + "num_train_epochs: abc\n"},
+     ["space.yaml: field 'num_train_epochs': 'abc' is not a number"]),
+    # probe B item 13: the study was made with max_length 64 (in its stamp); this run has the config's 128
+    ("study-of-other-settings", {"stamp": ["--max_length", "64"],
+                                 "args": ["--study", "s", "--storage", "sqlite:///{tmp}/stamped.db"]},
+     ["study 's'", "(max_length 64 -> 128)", "another --study", "optuna delete-study --study-name s"]),
 ]
 
 
@@ -88,6 +98,10 @@ def test_bad_input_is_one_line(case, change, needles, base_args, tmp_path, capsy
         study.add_trial(optuna.trial.create_trial(
             params={"learning_rate": 0.1}, value=0.5,
             distributions={"learning_rate": optuna.distributions.CategoricalDistribution([0.1, 0.2])}))
+    if change.get("stamp"):  # a study stamped, as a sweep stamps it, with the settings these flags make
+        config, space = Path(base_args[1]), load_space(base_args[3])
+        study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path}/stamped.db")
+        study.set_user_attr(STUDY_ATTR, study_stamp(parse_config(config, change["stamp"]), space, [0]))
     done = sweep_cli(base_args + args, capsys)
     assert_one_line_error(done, "sweep", *[n.replace("{tmp}", str(tmp_path)) for n in needles])
     assert not (tmp_path / "out").exists(), "found before any file is made"

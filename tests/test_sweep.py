@@ -1,5 +1,6 @@
 """Sweeps (issues 6, 12, 17): per-trial windows, pruning, best.yaml without the search pins, resume after SIGKILL,
-two workers on one study (SQLite and a throw-away PostgreSQL server), space validation."""
+two workers on one study (SQLite and a throw-away PostgreSQL server), space validation; a study belongs to one
+configuration and space (probe B item 13)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
 import yaml
-from conftest import small_config
+from conftest import assert_one_line_error, small_config
 from transformers import AutoTokenizer, TrainerControl
 
 from feedback_ner import train
@@ -24,6 +26,7 @@ from feedback_ner.errors import FeedbackError
 from feedback_ner.kfold import load_data
 from feedback_ner.search import FINISHED, Objective, PruningCallback, load_space, parse_space
 from feedback_ner.storage import open_storage
+from feedback_ner.study import STUDY_ATTR
 from feedback_ner.sweep import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,6 +168,53 @@ def test_sigkill_mid_trial_then_rerun_continues_the_study(tmp_path, corpus_dir, 
     assert trials[1].state.name == "FAIL", "the killed trial neither blocks nor counts"
     retried = [t for t in trials.values() if t.system_attrs.get("failed_trial") == 1]
     assert len(retried) == 1 and retried[0].params == trials[1].params and retried[0].state.name == "COMPLETE"
+
+
+def test_a_study_belongs_to_one_configuration_and_space(tmp_path, corpus_dir, tiny_models, capsys):
+    """Probe B item 13: a re-run whose settings or space would change trial values stops before any trial with one
+    line naming the change; settings that change no result (n_trials, seed, logging, eval batch, output folder, a
+    flag for a swept field) resume the study; a study made before stamps resumes as before."""
+    base = tiny_sweep_config(corpus_dir, tiny_models("bert"), tmp_path)
+    space = write_space(tmp_path / "space.yaml", "learning_rate: {type: float, low: 1.0e-3, high: 2.0e-3}\n")
+    out = tmp_path / "sweep"
+    url = f"sqlite:///{out / 'sweeps.db'}"
+    args = ["--config", str(base), "--space", str(space), "--out", str(out), "--study", "s", "--pruner", "none"]
+    assert main([*args, "--n-trials", "1", "--seed", "0"]) == 0
+    assert main([*args, "--n-trials", "2", "--seed", "5", "--logging_steps", "9", "--per_device_eval_batch_size", "4",
+                 "--output_dir", str(tmp_path / "elsewhere"), "--learning_rate", "0.5"]) == 0
+    trials = load_trials(url, "s")
+    assert len(finished(trials)) == 2 == len(trials)
+    assert all(1e-3 <= t.params["learning_rate"] <= 2e-3 for t in trials)
+    best = (out / "best.yaml").read_text()
+    capsys.readouterr()
+
+    def refused(*extra: str, space_text: str | None = None) -> str:
+        changed = write_space(tmp_path / "space2.yaml", space_text) if space_text else space
+        code = main([*args[:2], "--space", str(changed), *args[4:], "--n-trials", "3", *extra])
+        return assert_one_line_error(SimpleNamespace(returncode=code, stderr=capsys.readouterr().err), "sweep",
+                                     "study 's'", "other settings", "another --study", "delete the study")
+
+    assert "(max_length 128 -> 64)" in refused("--max_length", "64")
+    assert "(--folds [0] -> [0, 1])" in refused("--folds", "0", "1")
+    assert "(space learning_rate float 0.001..0.002 -> float 0.05..0.09)" in refused(
+        space_text="learning_rate: {type: float, low: 5.0e-2, high: 9.0e-2}\n")
+    assert "(max_essays 24 -> 12)" in refused(
+        space_text="learning_rate: {type: float, low: 1.0e-3, high: 2.0e-3}\nmax_essays: 12\n")
+    assert "space head (not swept) -> choices ['linear', 'gru']" in refused(
+        space_text="learning_rate: {type: float, low: 1.0e-3, high: 2.0e-3}\n"
+                   "head: {type: categorical, choices: [linear, gru]}\n")
+    assert len(load_trials(url, "s")) == 2, "no trial ran with the other settings"
+    assert (out / "best.yaml").read_text() == best
+    stamp = optuna.load_study(study_name="s", storage=url).user_attrs[STUDY_ATTR]
+    assert stamp["settings"]["max_length"] == 128 and "learning_rate" not in stamp["settings"]
+
+    legacy = tmp_path / "legacy.db"  # a study made before stamps: no user attr, one finished trial
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{legacy}", direction="maximize")
+    study.add_trial(optuna.trial.create_trial(
+        params={"learning_rate": 1.5e-3}, value=0.25,
+        distributions={"learning_rate": optuna.distributions.FloatDistribution(1e-3, 2e-3)}))
+    assert main([*args, "--n-trials", "1", "--max_length", "64", "--storage", f"sqlite:///{legacy}"]) == 0
+    assert yaml.safe_load((out / "best.yaml").read_text())["learning_rate"] == 1.5e-3
 
 
 def _pg_bin() -> Path | None:
