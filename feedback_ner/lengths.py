@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from feedback_ner.artifacts import check_output
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import DataError, load_texts
 from feedback_ner.errors import FeedbackError
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         raise FeedbackError(f"--lengths {bad[0]}: window lengths must be at least 16 tokens")
     if args.stride < 0:
         raise FeedbackError(f"--stride {args.stride}: use 0 or more tokens of overlap")
+    if Path(args.png).is_dir():
+        raise FeedbackError(f"--png {args.png}: is a folder; give a .png file name")
+    check_output(args.png, "--png")
     data = Path(args.data)
     folder = data / "train" if (data / "train").is_dir() else data
     try:
@@ -54,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     lengths = [token_lengths(Path(m).name or m, load_tokenizer(m, "--model"), texts, args.keep_newlines)
                for m in args.model]
     table = summary(lengths, args.lengths, args.stride)
+    lowered = table[table["stride"] < args.stride]
+    for (name, length), used in lowered.groupby(["tokenizer", "max_length"])["stride"].first().items():
+        print(f"note: --stride {args.stride} is more than half of max_length {length}'s window ({name}): lowered to "
+              f"{used} for that length")
     print(f"{len(texts)} essays from {folder}; stride {args.stride}\n")
     print(format_table(length_quantiles(lengths), floatfmt=".1f", index_name="tokenizer"))
     print()
@@ -61,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(shown, floatfmt=".3f", index_name="tokenizer"))
     print("\ncoverage: share of essays that fit in one window; padding_share: share of padding when every window is "
           "padded to max_length")
-    histogram_png(lengths, args.png, args.lengths)
+    try:
+        histogram_png(lengths, args.png, args.lengths)
+    except OSError as err:
+        raise FeedbackError(f"--png {args.png}: cannot write it ({err.strerror or err}); choose another path") from None
     print(f"wrote {args.png}")
     return 0
 

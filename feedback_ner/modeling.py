@@ -8,6 +8,7 @@ reloads with ``AutoModelForTokenClassification.from_pretrained(folder)`` once ``
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -213,12 +214,44 @@ def load_tokenizer(name: str, label: str = "model_name_or_path") -> Any:
     ``label`` and ``name`` when it cannot be loaded (missing folder, no network, broken files: one message)."""
     from transformers import AutoTokenizer
 
+    folds = _run_folder_checkpoints(name)
+    if folds:
+        raise FeedbackError(f"{label} {name!r}: a training run folder, not a model folder; give one of its fold "
+                            f"checkpoints, e.g. {folds[0]}")
+    path = resolve_model_path(name)
     try:
-        return AutoTokenizer.from_pretrained(resolve_model_path(name))
+        return AutoTokenizer.from_pretrained(path)
     except Exception as err:  # noqa: BLE001 (tokenizer loading raises many types; all mean "cannot load")
-        first = " ".join(str(err).split())[:200]
-        raise FeedbackError(f"{label} {name!r}: cannot load its tokenizer ({first}); give a local model folder "
-                            "with the tokenizer files (save_pretrained)") from None
+        text = " ".join(str(err).split())
+        if not Path(path).expanduser().exists() and any(k in text.lower() for k in _OFFLINE_HINTS):
+            raise FeedbackError(f"{label} {name!r}: not a local folder and the Hugging Face Hub is not reachable "
+                                f"(offline); point {label} at a downloaded model folder") from None
+        raise FeedbackError(f"{label} {name!r}: cannot load its tokenizer ({_shorten(text)}); give a local model "
+                            "folder with the tokenizer files (save_pretrained)") from None
+
+
+# What transformers/huggingface_hub say when a name is not local and the Hub cannot be asked.
+_OFFLINE_HINTS = ("couldn't connect", "offline mode", "hf_hub_offline", "cannot reach", "connection")
+
+
+def _run_folder_checkpoints(name: str) -> list[Path]:
+    """The fold checkpoints (``fold_*/model``, the layout of ``artifacts.resolve_model_dirs``) of a training run
+    folder given where a model folder belongs; empty for anything else (a model folder has ``config.json``)."""
+    folder = Path(name).expanduser()
+    if not folder.is_dir() or (folder / "config.json").is_file():
+        return []
+    return sorted(folder.glob("fold_*/model"))
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    """``text`` cut to at most ``limit`` characters at a sentence end (else a word end, marked ``...``)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    end = head.rfind(". ")
+    if end >= limit // 4:
+        return head[: end + 1]
+    return head[: head.rfind(" ")].rstrip(" ,;:(") + " ..." if " " in head else head + "..."
 
 
 def build_model(

@@ -7,12 +7,16 @@ Every run found under the folders becomes one row (best CV first); settings that
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from feedback_ner.artifacts import check_output
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.report import format_table
-from feedback_ner.runtable import comparison_table, load_runs, table_png
+from feedback_ner.runtable import comparison_table, find_unfinished, load_runs, table_png
+
+UNFINISHED_SHOWN = 5  # names of unfinished run folders printed
 
 
 def make_parser() -> ArgumentParser:
@@ -36,12 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     if Path(args.png).is_dir():
         raise FeedbackError(f"--png {args.png}: is a folder; give a .png file name")
+    if args.csv and Path(args.csv).is_dir():
+        raise FeedbackError(f"--csv {args.csv}: is a folder; give a .csv file name")
+    check_output(args.png, "--png")
+    check_output(args.csv, "--csv")
     try:
         runs = load_runs(args.folders, args.data)
     except FileNotFoundError as err:
         raise FeedbackError(str(err)) from None
     if not runs:
-        raise FeedbackError(f"no run (a folder with cv.csv and config.yaml) under {' '.join(args.folders)}")
+        unfinished = find_unfinished(args.folders)
+        note = f" ({len(unfinished)} unfinished: config.yaml but no cv.csv yet)" if unfinished else ""
+        raise FeedbackError(f"no run (a folder with cv.csv and config.yaml) under {' '.join(args.folders)}{note}")
     table, differ = comparison_table(runs)
     shown = table.drop(columns=["time_source"]).copy()
     shown["run"] = [Path(r).name for r in shown["run"]]
@@ -52,12 +62,31 @@ def main(argv: list[str] | None = None) -> int:
     sources = set(table["time_source"]) - {""}
     print(f"\n{len(table)} run(s); * = setting that differs between runs; time_s from "
           f"{' and '.join(sorted(sources)) or 'nowhere'} (trainer = train_runtime, files = file times)")
-    table_png(table, differ, args.png, title=f"{len(table)} runs, best CV first")
+    unfinished = find_unfinished(args.folders)
+    if unfinished:
+        names = ", ".join(p.name for p in unfinished[:UNFINISHED_SHOWN])
+        more = f", ... ({len(unfinished) - UNFINISHED_SHOWN} more)" if len(unfinished) > UNFINISHED_SHOWN else ""
+        print(f"left out {len(unfinished)} unfinished run folder(s) (config.yaml but no cv.csv yet): {names}{more}")
+    _write(args.png, "--png", lambda: table_png(table, differ, args.png, title=f"{len(table)} runs, best CV first"))
     print(f"wrote {args.png}")
     if args.csv:
-        table.to_csv(args.csv, index=False)
+        csv = Path(args.csv)
+
+        def write_csv() -> None:
+            csv.parent.mkdir(parents=True, exist_ok=True)  # as --png's folder is made
+            table.to_csv(csv, index=False)
+
+        _write(csv, "--csv", write_csv)
         print(f"wrote {args.csv}")
     return 0
+
+
+def _write(path: str | Path, option: str, write: Callable[[], object]) -> None:
+    """Runs ``write``; an ``OSError`` (a path :func:`artifacts.check_output` could not foresee) becomes one line."""
+    try:
+        write()
+    except OSError as err:
+        raise FeedbackError(f"{option} {path}: cannot write it ({err.strerror or err}); choose another path") from None
 
 
 if __name__ == "__main__":

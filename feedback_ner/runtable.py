@@ -76,6 +76,19 @@ def find_runs(folders: list[str | os.PathLike]) -> list[Path]:
     return sorted(found)
 
 
+def find_unfinished(folders: list[str | os.PathLike]) -> list[Path]:
+    """Run folders at or below ``folders`` that training started but did not finish: a ``config.yaml`` and no
+    ``cv.csv`` (``train`` writes cv.csv last), outside the finished runs; sorted."""
+    finished = set(find_runs(folders))
+    found: set[Path] = set()
+    for folder in map(Path, folders):
+        for config in folder.rglob("config.yaml"):
+            run = config.parent
+            if not (run / "cv.csv").is_file() and not any(p in finished for p in run.parents):
+                found.add(run)
+    return sorted(found)
+
+
 def load_runs(folders: list[str | os.PathLike], data_dir: str | os.PathLike | None = None) -> list[Run]:
     """Every run under ``folders`` (see :func:`find_runs`), with tuned/rescored scores against ``data_dir``'s
     train.csv (default: each run's ``data_dir``; ``"none"`` skips them)."""

@@ -21,7 +21,7 @@ import pandas as pd
 
 from feedback_ner.report import save_figure
 from feedback_ner.tokens import Encoder
-from feedback_ner.windows import _BREAK, newline_token_id, special_tokens  # _BREAK: where keep_newlines adds markers
+from feedback_ner.windows import _BREAK, newline_token_id, special_tokens, stride_error  # _BREAK: paragraph marks
 
 LENGTHS = (512, 1024, 1536, 2048, 4096)
 QUANTILES = (0.90, 0.95, 0.99)
@@ -43,9 +43,10 @@ class TokenLengths:
 
     def windows(self, max_length: int, stride: int) -> np.ndarray:
         """Windows per essay at ``max_length`` (special tokens included) and ``stride`` (tokenize_windows' rule)."""
+        problem = stride_error(int(max_length), stride, self.n_special)
+        if problem:
+            raise ValueError(problem)
         content_len = int(max_length) - self.n_special
-        if not 0 <= stride < content_len:
-            raise ValueError(f"stride {stride} must be in [0, {content_len}) for max_length {max_length}")
         step = content_len - stride
         n = self.content
         return np.where(n > content_len, 1 + -(-(n - content_len) // step), 1).astype(np.int64)
@@ -75,7 +76,7 @@ def summary(lengths: Sequence[TokenLengths], max_lengths: Sequence[int] = LENGTH
     """One row per (tokenizer, max_length): coverage, windows per essay (mean, max), total windows, padding share.
 
     A ``stride`` of half the window or more is lowered to half the window's content for that length (column
-    ``stride``)."""
+    ``stride``; the command prints a note)."""
     rows = []
     for tl in lengths:
         for length in max_lengths:

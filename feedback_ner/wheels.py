@@ -27,10 +27,11 @@ are for this interpreter and platform by default; for a Kaggle image that differ
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata as metadata
 import importlib.util
 import logging
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from feedback_ner.artifacts import check_output
+from feedback_ner.cli import ArgumentParser, command, setup_logging
+from feedback_ner.errors import FeedbackError
+
 logger = logging.getLogger("feedback_ner.wheels")
 
 PACKAGE = "feedback_ner"
@@ -50,6 +55,7 @@ TORCH_PREFIXES = ("nvidia-",)
 KAGGLE_BASE = frozenset({"numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "matplotlib"})
 # Files of the source tree that a wheel build needs.
 SOURCE_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md", "LICENSE")
+PYTHON_VERSION = re.compile(r"\d+(\.\d+){0,2}")  # what pip's --python-version takes: 3, 3.11, 3.11.4, 311
 
 
 def source_root() -> Path:
@@ -153,9 +159,9 @@ def build_wheels(out: str | Path, no_deps: bool = False, include_base: bool = Fa
     return sorted(out.glob("*.whl"))
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser() -> ArgumentParser:
     """Options of ``feedback_ner.wheels``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="feedback_ner.wheels",
         description="Build the folder of wheels for the offline Kaggle notebook: feedback_ner plus the "
         "dependencies a Kaggle image may lack or have too old (never torch).",
@@ -169,18 +175,43 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_out_folder(out: str | Path) -> Path:
+    """Refuses, before the build, an ``--out`` that cannot be a folder of wheels: a file, under a file, or not
+    writable (the parent checks of :func:`artifacts.check_output`)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FeedbackError(f"--out {out}: is a file, not a folder; give a folder for the wheels")
+    if out.is_dir():
+        if not os.access(out, os.W_OK):
+            raise FeedbackError(f"--out {out}: is not writable; choose another folder")
+        return out
+    check_output(out, "--out")  # a new folder: its nearest existing parent must be a writable folder
+    return out
+
+
+def check_python_version(value: str | None) -> None:
+    """``--python-version`` as pip takes it: up to three dot-separated integers (3, 3.11, 3.11.4) or digits (311)."""
+    if value is not None and not PYTHON_VERSION.fullmatch(value):
+        raise FeedbackError(f"--python-version {value}: not a Python version; give e.g. 3.11 or 311")
+
+
+@command("wheels")
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = make_parser().parse_args(argv)
-    from feedback_ner.cli import setup_logging  # the one logging set-up of every command (issue 17)
-
     setup_logging()
+    check_python_version(args.python_version)
+    check_out_folder(args.out)
     try:
         wheels = build_wheels(args.out, no_deps=args.no_deps, include_base=args.include_base,
                               python_version=args.python_version, platform=args.platform)
-    except (FileNotFoundError, RuntimeError) as err:
-        print(f"feedback_ner.wheels: error: {err}", file=sys.stderr)
-        return 2
+    except OSError as err:
+        if err.errno is None:  # ours: no source tree to build from
+            raise FeedbackError(str(err)) from None
+        raise FeedbackError(f"--out {args.out}: cannot write the wheels there ({err.strerror}); choose another "
+                            "folder") from None
+    except RuntimeError as err:  # a failed pip run
+        raise FeedbackError(str(err)) from None
     size = sum(w.stat().st_size for w in wheels) / 2**20
     print(f"wrote {len(wheels)} wheels ({size:.1f} MiB) to {args.out}:")
     for w in wheels:
