@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ INFERENCE_FILE = "feedback_ner.json"
 POSTPROCESS_FILE = "postprocess.json"
 RUN_CONFIG_FILE = "config.yaml"
 FINGERPRINT_FILE = "fingerprint.txt"
+RESCORER_FILE = "rescorer.json"  # what marks a rescorer folder (rescoring.CONFIG_FILE; see tests/test_run_folder)
 ENSEMBLE_KEYS = ("models", "weights", "postprocess", "rescore", "runs", "scores")
 # What a checkpoint folder must hold besides feedback_ner.json (any one of the weight files).
 WEIGHT_FILES = (
@@ -96,6 +98,15 @@ class InferenceConfig:
             raise InvalidInputError(
                 f"{path}: label map {config.labels} differs from this package's {list(LABELS)}."
             )
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (config.max_length, config.stride))
+        if not ints or config.max_length < 16 or not 0 <= config.stride < config.max_length - 2:
+            raise InvalidInputError(f"{path}: max_length {config.max_length!r} / stride {config.stride!r} cannot cut "
+                                    "windows (need whole numbers, max_length >= 16, 0 <= stride < max_length - 2); "
+                                    "re-copy the checkpoint.")
+        try:
+            PostprocessConfig.from_dict(config.postprocess or {})
+        except (ValueError, TypeError) as err:
+            raise InvalidInputError(f"{path}: postprocess: {err}; re-copy the checkpoint") from None
         return config
 
 
@@ -150,8 +161,14 @@ def run_dir_of(checkpoint: str | os.PathLike) -> Path | None:
     return folder.parent.parent if _FOLD_DIR.fullmatch(folder.parent.name) else None
 
 
-def check_output(path: str | os.PathLike | None, what: str) -> Path | None:
-    """Refuses, before any work, an output path that cannot be written: a folder, or under a file."""
+def check_output(
+    path: str | os.PathLike | None, what: str, inputs: Sequence[str | os.PathLike | None] = (),
+    kind: str | None = None,
+) -> Path | None:
+    """Refuses, before any work, an output path that cannot be written (a folder, under a file, not writable), that
+    is one of the command's ``inputs``, or that holds a file of another ``kind`` than the command writes
+    (``"submission"``, ``"json"``, ``"npz"``; see :func:`_looks_like`): a re-run replaces its own output, never a
+    file the user has that is something else (a train.csv given as ``--out``)."""
     if path is None:
         return None
     path = Path(path)
@@ -162,7 +179,29 @@ def check_output(path: str | os.PathLike | None, what: str) -> Path | None:
         raise InvalidInputError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
     if parent is not None and not os.access(parent, os.W_OK):
         raise InvalidInputError(f"{what} {path}: {parent} is not writable; choose another path")
+    if path.is_file():
+        for other in inputs:
+            if other is not None and Path(other).is_file() and path.samefile(other):
+                raise InvalidInputError(f"{what} {path}: is also an input of this command; write to another file")
+        if kind is not None and not _looks_like(path, kind):
+            raise InvalidInputError(f"{what} {path}: exists and is not a {kind} file this command wrote; it would be "
+                                    "lost: choose another path, or delete it first")
     return path
+
+
+def _looks_like(path: Path, kind: str) -> bool:
+    """Whether an existing file is of the ``kind`` a command writes (so replacing it loses nothing of the user's)."""
+    try:
+        if kind == "npz":
+            return zipfile.is_zipfile(path)
+        head = path.open("rb").read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    if kind == "submission":
+        return head.lstrip("\ufeff").split("\n", 1)[0].strip().replace(" ", "") == "id,class,predictionstring"
+    if kind == "json":
+        return head.lstrip().startswith("{")
+    raise ValueError(f"unknown output kind {kind!r}")
 
 
 # ----------------------------------------------------------------------------------------------------- runs
@@ -475,7 +514,10 @@ def choose_decoder(
     """The decoder precedence: an explicit ``rescore`` folder > an explicit ``postprocess`` (thresholds: the user
     asked for them) > the ensemble file's rescorer > thresholds with :func:`choose_postprocess`.
 
-    The folder is not read here; :func:`load_decoder` does that."""
+    The folder is not read here; :func:`load_decoder` does that. With both ``rescore`` and ``postprocess`` a warning
+    says that the post-processing is not used (the rescorer keeps spans by its own thresholds)."""
+    if rescore is not None and postprocess is not None:
+        logger.warning("--postprocess is not used: the rescorer %s keeps spans by its own thresholds", rescore)
     chosen = choose_postprocess(postprocess, ensemble, run_dir, checkpoint)
     if rescore is not None:
         return ChosenDecoder(Path(rescore), chosen, "explicit")
@@ -545,7 +587,7 @@ def plan_prediction(
     ensemble's, else equal; the post-processing follows :func:`choose_postprocess` for the first checkpoint and
     the decoder :func:`choose_decoder` (its rescorer is loaded here, so a bad folder fails before any model runs).
     """
-    out, probs_out = check_output(out, "out"), check_output(probs_out, "probs_out")
+    out, probs_out = check_output(out, "out", kind="submission"), check_output(probs_out, "probs_out", kind="npz")
     spec = load_ensemble(ensemble) if ensemble is not None else None
     if isinstance(models, (str, os.PathLike)):
         models = [models]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import importlib
 import logging
@@ -103,10 +104,15 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
 
 
+_PATH_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                          errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG})
+
+
 def command(name: str) -> Callable[[Callable[..., int | None]], Callable[..., int]]:
     """Decorate a command's ``main(argv)``: a :class:`FeedbackError` becomes one line on stderr and exit code 2.
 
-    Other exceptions are bugs and keep their traceback.
+    So does an ``OSError`` naming a path the file system refuses (``_PATH_ERRNOS``: not writable, read-only, full,
+    not a folder); other exceptions are bugs and keep their traceback.
     """
 
     def wrap(main_fn: Callable[..., int | None]) -> Callable[..., int]:
@@ -116,6 +122,12 @@ def command(name: str) -> Callable[[Callable[..., int | None]], Callable[..., in
                 return int(main_fn(argv) or 0)
             except FeedbackError as err:
                 print(f"feedback-ner {name}: error: {err}", file=sys.stderr)
+                return 2
+            except OSError as err:  # a path the file system refuses (read-only, full, not a folder): the user's
+                if err.filename is None or err.errno not in _PATH_ERRNOS:
+                    raise
+                print(f"feedback-ner {name}: error: {err.filename}: {err.strerror}; choose another path (or free "
+                      "space)", file=sys.stderr)
                 return 2
 
         return main

@@ -244,8 +244,23 @@ class FeedbackTrainingArguments(TrainingArguments):
             )
         if self.max_nonfinite_steps < 1:
             raise ConfigError(f"max_nonfinite_steps={self.max_nonfinite_steps} must be >= 1.")
+        _check_training(self)
         _check_recipes(self)
         super().__post_init__()
+
+
+def _check_training(args: FeedbackTrainingArguments) -> None:
+    """One-line errors for training values that would fail deep inside torch or train nothing at all."""
+    if not args.learning_rate > 0:
+        raise ConfigError(f"learning_rate={args.learning_rate} must be > 0 (e.g. 2e-5 for a base model).")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"{name}={getattr(args, name)} must be >= 1.")
+    if args.max_steps is not None and args.max_steps <= 0 and not args.num_train_epochs > 0:
+        raise ConfigError(f"num_train_epochs={args.num_train_epochs} must be > 0 (or set max_steps): nothing would "
+                          "be trained and an untrained model saved as the best epoch.")
+    if args.weight_decay < 0:
+        raise ConfigError(f"weight_decay={args.weight_decay} must be >= 0.")
 
 
 def _check_recipes(args: FeedbackTrainingArguments) -> None:

@@ -40,6 +40,7 @@ from feedback_ner.metric import read_ground_truth
 from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.report import format_table
+from feedback_ner.tuning import check_words_cover
 
 logger = logging.getLogger("feedback_ner.ensemble")
 
@@ -78,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = make_parser().parse_args(argv)
     setup_logging()
-    out = check_output(args.out, "--out")
-    oof_sub = check_output(args.oof_submission, "--oof-submission")
-    oof_out = check_output(args.oof_out, "--oof-out")
+    inputs = [*args.oof, args.gt, args.postprocess]
+    out = check_output(args.out, "--out", inputs, kind="json")
+    oof_sub = check_output(args.oof_submission, "--oof-submission", inputs, kind="submission")
+    oof_out = check_output(args.oof_out, "--oof-out", inputs, kind="npz")
     if oof_out is not None and oof_out.suffix != ".npz":
         raise FeedbackError(f"--oof-out {oof_out}: name an .npz file (word probabilities)")
     if args.rescore is not None:
@@ -90,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             Rescorer.load(args.rescore)  # a missing or corrupt folder is one line, before the search
         except FeedbackError as err:
             raise FeedbackError(f"--rescore {err}") from None
+    seen: dict[Path, str] = {}
+    for p in args.oof:  # the same run twice would weigh it twice and run its checkpoints twice in predict
+        key = Path(p).resolve()
+        if key in seen:
+            raise FeedbackError(f"--oof {p}: given twice (also as {seen[key]}); give each run's oof.npz once")
+        seen[key] = str(p)
     runs = [oof_run(p, load_meta(p)) for p in args.oof]
     folders = match_models(runs, args.models)
     probs = [load_word_probs(r.oof) for r in runs]
@@ -99,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = choose_postprocess(args.postprocess, None, runs[0].run_dir, folders[0][0])
     logger.info("post-processing: %s", chosen.source)
     gt = read_ground_truth(args.gt, "--gt")
+    for name, run_probs in zip(names, probs, strict=True):
+        check_words_cover(run_probs, gt, name)
     result = tune_weights(probs, gt, chosen.config, trials=args.trials, seed=args.seed, names=names)
 
     models, weights = [], []

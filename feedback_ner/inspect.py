@@ -15,8 +15,9 @@ from pathlib import Path
 from feedback_ner.analysis import analyse
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import load_train
-from feedback_ner.errorpage import load_predictions, page_data, write_page
+from feedback_ner.errorpage import Predictions, load_predictions, page_data, write_page
 from feedback_ner.errors import FeedbackError
+from feedback_ner.metric import coverage
 from feedback_ner.report import format_table
 
 logger = logging.getLogger("feedback_ner.inspect")
@@ -41,6 +42,16 @@ def make_parser() -> ArgumentParser:
     return parser
 
 
+def _check_words(preds: Predictions, texts: dict[str, str]) -> None:
+    """Word probabilities must have one row per word of their essay's text, else every figure is wrong."""
+    for essay_id, probs in (preds.word_probs or {}).items():
+        text = texts.get(essay_id)
+        if text is not None and len(text.split()) != len(probs):
+            raise FeedbackError(f"{preds.source}: essay {essay_id!r} has {len(text.split())} words in "
+                                f"{preds.data_dir} but {len(probs)} rows of word probabilities; is the data the "
+                                "corpus the run was trained on?")
+
+
 @command("inspect")
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
@@ -63,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     if gt.empty:
         raise FeedbackError(f"{source}: none of its {len(ids)} essays is in {preds.data_dir}/train.csv; "
                             "is --data the corpus the run was trained on?")
+    _check_words(preds, corpus.texts)
+    for warning in coverage(preds.pred, gt).warnings():  # e.g. classes in another case: those rows match nothing
+        logger.warning("%s: %s", source, warning)
     analysis = analyse(preds.pred, gt[["id", "discourse_type", "predictionstring"]])
     breakdown = analysis.breakdown()
     subtitle = (f"{preds.source} | {len(ids)} essays, {len(gt)} ground-truth spans, {len(preds.pred)} predictions | "

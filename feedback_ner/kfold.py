@@ -26,7 +26,7 @@ from accelerate import PartialState
 from transformers import AutoConfig, PreTrainedTokenizerBase
 from transformers.trainer_utils import get_last_checkpoint
 
-from feedback_ner.artifacts import FINGERPRINT_FILE, InferenceConfig, run_meta
+from feedback_ner.artifacts import FINGERPRINT_FILE, POSTPROCESS_FILE, RESCORER_FILE, InferenceConfig, run_meta
 from feedback_ner.config import (
     DataArguments,
     FeedbackTrainingArguments,
@@ -39,7 +39,7 @@ from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.modelcard import write_fold_card, write_run_card
+from feedback_ner.modelcard import CARD_FILE, write_fold_card, write_run_card
 from feedback_ner.modeling import build_model, encoder_config, load_tokenizer, resolve_model_path
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.postprocess_defaults import learn_postprocess
@@ -355,15 +355,17 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
     """A run folder holds one configuration (issue 12): a re-run with other settings that change results stops
     here; ``overwrite`` deletes the old folds and results first. Main process only."""
     old_fp_file, old_config = run_dir / FINGERPRINT_FILE, run_dir / CONFIG_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FeedbackError(f"output_dir {run_dir}: is a file; give a folder for the run")
     if overwrite:
-        removed = [p for p in sorted(run_dir.glob("fold_*")) if p.is_dir()]
-        removed += [run_dir / n for n in (OOF_FILE, "cv.csv", "cv.png", CONFIG_FILE, FINGERPRINT_FILE)]
-        removed = [p for p in removed if p.exists()]
+        removed = derived_files(run_dir)
         for p in removed:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
         if removed:
             logger.info("%s: overwrite_output_dir: removed %s", run_dir, ", ".join(p.name for p in removed))
         return
+    if not _has_results(run_dir):
+        return  # an attempt that stopped before training anything (e.g. a wrong model name): nothing to protect
     old_flat: dict[str, Any] | None = None
     if old_config.is_file():
         try:
@@ -389,6 +391,32 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
         f"{run_dir} holds a run with other settings{changes}; use another output_dir, or --overwrite_output_dir "
         "to delete its folds and start over."
     )
+
+
+# What the commands write into a run folder besides the folds: train's own files, tune's post-processing (beside
+# the run, where predict picks it up), inspect's page. A subfolder holding a rescorer (rescore --out RUN/rescore) too.
+RUN_FILES = (OOF_FILE, "cv.csv", "cv.png", CONFIG_FILE, FINGERPRINT_FILE, CARD_FILE, POSTPROCESS_FILE,
+             "postprocess.png", "postprocess.optuna.db", "report.html", "errors.csv")
+
+
+def derived_files(run_dir: Path) -> list[Path]:
+    """Everything of a run folder that came from its configuration: the folds, the run's files (``RUN_FILES``) and
+    rescorer folders; what ``overwrite_output_dir`` deletes, so that nothing of the old run is picked up again
+    (a tuned ``postprocess.json`` was: predict decoded the new run with the old run's thresholds)."""
+    found = [p for p in sorted(run_dir.glob("fold_*")) if p.is_dir()]
+    found += [run_dir / n for n in RUN_FILES if (run_dir / n).exists()]
+    found += sorted(p.parent for p in run_dir.glob(f"*/{RESCORER_FILE}") if not p.parent.name.startswith("fold_"))
+    return found
+
+
+def _has_results(run_dir: Path) -> bool:
+    """Whether any fold folder holds something (a checkpoint, a model, metrics)."""
+    return any(p.is_dir() and any(p.iterdir()) for p in run_dir.glob("fold_*"))
+
+
+def finished_folds(run_dir: Path, num_folds: int) -> list[int]:
+    """The folds of a run folder whose training finished (``fold_k/metrics.json``), within ``num_folds``."""
+    return [k for k in range(num_folds) if (run_dir / f"fold_{k}" / METRICS_FILE).is_file()]
 
 
 def _finish_tracking(train_args: FeedbackTrainingArguments) -> None:
@@ -480,6 +508,12 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
                 continue
             train_fold(model_args, data_args, train_args, fold, table, gt, tokenizer, token_cache=tokens)
     state.wait_for_everyone()
+    # the run-level files cover every finished fold, not only this command's (--folds 0 on a finished run)
+    done = sorted(set(folds) | set(finished_folds(run_dir, data_args.num_folds)))
+    if done != sorted(folds):
+        logger.info("%s: the CV table and oof.npz cover folds %s (%s trained earlier)", run_dir, done,
+                    sorted(set(done) - set(folds)))
+    folds = done
     cv = cv_table(run_dir, folds, gt)
     if state.is_main_process:
         oof: dict[str, np.ndarray] = {}

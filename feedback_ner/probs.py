@@ -125,4 +125,10 @@ def load_word_probs(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ProbsFileError(
             f"{path}: inconsistent arrays (probs {flat.shape}, offsets {offsets.shape}, {len(ids)} ids); write it again"
         )
+    bad = ~np.isfinite(flat).all(axis=1) if flat.size else np.zeros(0, bool)
+    if bad.any():  # save_word_probs refuses these: the file was damaged or written by other code
+        word = int(np.argmax(bad))
+        essay = int(np.searchsorted(offsets, word, side="right") - 1)
+        raise ProbsFileError(f"{path}: {int(bad.sum())} words have non-finite probabilities (first: essay "
+                             f"{ids[essay]}, word {word - offsets[essay]}); write the file again")
     return {essay_id: flat[offsets[i] : offsets[i + 1]] for i, essay_id in enumerate(ids)}

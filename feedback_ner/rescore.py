@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from feedback_ner import rescoring, tuning
-from feedback_ner.artifacts import choose_postprocess, read_run_config
+from feedback_ner.artifacts import RESCORER_FILE, choose_postprocess, read_run_config
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import load_train, read_text, train_paths
 from feedback_ner.errors import FeedbackError
@@ -78,6 +78,11 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FeedbackError(f"--out {out}: is a file; give a folder for the rescorer")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / RESCORER_FILE).is_file():  # e.g. the data folder: nothing of the user's gets mixed in
+            raise FeedbackError(f"--out {out}: a folder holding other files (no {RESCORER_FILE}); give a new or "
+                                "empty folder for the rescorer")
+        logger.info("--out %s holds a rescorer: it is replaced when this one is written", out)
     data = Path(args.data)
     train_paths(data)
     try:

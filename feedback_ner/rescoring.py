@@ -47,7 +47,7 @@ from feedback_ner.span_features import (
 
 logger = logging.getLogger("feedback_ner.rescoring")
 
-CONFIG_FILE = "rescorer.json"
+CONFIG_FILE = "rescorer.json"  # artifacts.RESCORER_FILE names it for modules that do not load LightGBM
 FORMAT_VERSION = 1
 DEFAULT_OVERLAP = 0.15
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)

@@ -11,17 +11,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from feedback_ner import tuning
+from feedback_ner.artifacts import check_output
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.metric import read_ground_truth, score
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
-from feedback_ner.tuning import DEFAULT_ROUNDS, REPORT_COLUMNS, chart_path, display_table, tune  # noqa: F401
+from feedback_ner.storage import open_storage
+from feedback_ner.tuning import DEFAULT_ROUNDS, REPORT_COLUMNS, chart_path, check_words_cover, display_table, tune  # noqa: F401
 
 POSTPROCESS_FILE = "postprocess.json"
 
@@ -64,13 +67,14 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None, dict, pd.DataFrame, str | None]:
+def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None, dict, pd.DataFrame, Any]:
     """Inputs checked before any tuning work; user mistakes become one-line errors."""
     storage = tuning.storage_url(args.storage, out)
     if args.trials < 1 or args.rounds < 1:
         raise FeedbackError(f"--trials {args.trials} --rounds {args.rounds}: use at least 1 of each")
     if out.is_dir():
         raise FeedbackError(f"--out {out}: is a folder; give the JSON file to write")
+    check_output(out, "--out", inputs=(args.gt, args.oof, args.start), kind="json")
     try:
         start = PostprocessConfig.load(args.start) if args.start else None
         word_probs = load_word_probs(args.oof)
@@ -78,7 +82,10 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
         raise FeedbackError(str(err)) from None
     if not word_probs:
         raise FeedbackError(f"{args.oof}: no word probabilities to tune on (the out-of-fold file is empty)")
-    return start, word_probs, read_ground_truth(args.gt, "--gt"), storage
+    gt = read_ground_truth(args.gt, "--gt")
+    check_words_cover(word_probs, gt, str(args.oof))
+    # opened here: a database that cannot be created or reached is one line before the work
+    return start, word_probs, gt, open_storage(storage) if storage is not None else None
 
 
 @command("tune")

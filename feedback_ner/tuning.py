@@ -405,6 +405,21 @@ def display_table(report: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
+def check_words_cover(word_probs: dict[str, np.ndarray], gt: pd.DataFrame, where: str) -> None:
+    """Every ground-truth element of ``word_probs``' essays must lie within their words, else the probabilities
+    and the ground truth are from different corpora (or a cut file) and every figure would be silently low."""
+    rows = gt[gt["id"].astype(str).isin(set(map(str, word_probs)))]
+    last = rows["predictionstring"].astype(str).map(lambda v: max(map(int, v.split()), default=-1))
+    n_words = rows["id"].astype(str).map(lambda i: len(word_probs[i]))
+    beyond = np.flatnonzero((last >= n_words).to_numpy())
+    if len(beyond):
+        i = int(beyond[0])
+        raise FeedbackError(
+            f"{where}: essay {rows['id'].iat[i]!r} has {n_words.iat[i]} words of probabilities but its ground truth "
+            f"reaches word {last.iat[i]} ({len(beyond)} elements beyond their essay's words); are the probabilities "
+            "and the ground truth from the same corpus?")
+
+
 def chart_path(out: str | os.PathLike) -> Path:
     """Where the CLI saves the before/after chart: beside the JSON, ``<name>.png``."""
     return Path(out).with_suffix(".png")

@@ -111,6 +111,12 @@ CASES = [
     ("model-no-tokenizer", "train", _model_case("tokenizer"), ["model_name_or_path", "no tokenizer files"]),
     ("model-weights-corrupt", "train", _model_case("weights"), ["model.safetensors is corrupt"]),
     ("fold-out-of-range", "train", _values_case(folds=[0, 5]), ["fold 5", "out of range", "0..1"]),
+    ("learning-rate-negative", "train", _values_case(learning_rate=-1), ["cfg.yaml", "learning_rate=-1", "> 0"]),
+    ("batch-size-zero", "train", _values_case(per_device_train_batch_size=0),
+     ["cfg.yaml", "per_device_train_batch_size=0", ">= 1"]),
+    ("epochs-zero", "train", _values_case(num_train_epochs=0), ["cfg.yaml", "num_train_epochs=0", "max_steps"]),
+    ("output-dir-is-a-file", "train", lambda tmp, c, m: _values_case(output_dir=str(_yaml(tmp / "..", "x")))(
+        tmp, c, m), ["output_dir", "is a file"]),
     ("fold-flag-out-of-range", "train", _flags_case("--folds", "-1"), ["fold -1", "out of range"]),
     ("prepare-missing-data", "prepare", lambda tmp, c, m: ["--data", str(tmp / "nodata"), "--out", str(tmp / "o")],
      ["nodata"]),

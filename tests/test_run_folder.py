@@ -1,0 +1,90 @@
+"""A run folder holds one configuration and everything derived from it, and nothing a user has is lost.
+
+Found by probing ``train`` from outside: an attempt that stopped before training (a model name that cannot load)
+locked its folder against the corrected command; ``--folds 0`` on a finished two-fold run rewrote the run's CV
+table and ``oof.npz`` with fold 0 alone; ``overwrite_output_dir`` left the old run's tuned ``postprocess.json`` and
+rescorer behind, and ``predict`` decoded the new run with them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import assert_one_line_error, run_cli, small_config
+
+from feedback_ner.config import fingerprint, parse_config, to_flat_dict
+from feedback_ner.kfold import check_run_dir, run
+from feedback_ner.probs import load_word_probs
+
+
+def test_an_attempt_that_trained_nothing_does_not_lock_the_folder(tmp_path: Path, corpus_dir: Path, tiny_models):
+    """The first command fails after writing its settings (the model cannot be loaded); the corrected one runs."""
+    out = tmp_path / "run"
+    good = small_config(corpus_dir, tiny_models("bert"), out, folds=[0], tune_trials=0)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**good, "model_name_or_path": "no-such-org/no-such-model"}))
+    done = run_cli("feedback_ner.train", "--config", str(tmp_path / "bad.yaml"), timeout=300,
+                   env={"HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert (out / "fingerprint.txt").is_file()  # the failed attempt got that far: the case this test is about
+    cv = run(*parse_config(None, overrides=good))
+    assert "fold_0" in cv.columns and (out / "fold_0" / "metrics.json").is_file()
+
+
+def test_a_run_with_results_still_refuses_other_settings(tmp_path: Path, bert_run: Path, corpus_dir: Path,
+                                                          tiny_models):
+    config = small_config(corpus_dir, tiny_models("bert"), bert_run, learning_rate=5e-4, num_train_epochs=6,
+                          per_device_train_batch_size=4)
+    with pytest.raises(Exception, match="holds a run with other settings.*learning_rate"):
+        run(*parse_config(None, overrides=config))
+
+
+def test_training_some_folds_keeps_every_finished_fold_in_the_run_files(tmp_path: Path, bert_run: Path,
+                                                                         corpus_dir: Path, tiny_models):
+    """``--folds 0`` on a finished two-fold run trains nothing and leaves the CV table and oof.npz whole."""
+    copy = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    before = pd.read_csv(copy / "cv.csv", index_col=0)
+    config = small_config(corpus_dir, tiny_models("bert"), copy, learning_rate=1e-3, num_train_epochs=6,
+                          per_device_train_batch_size=4, folds=[0])
+    cv = run(*parse_config(None, overrides=config))
+    assert {"fold_0", "fold_1", "overall"} <= set(cv.columns)
+    after = pd.read_csv(copy / "cv.csv", index_col=0)
+    assert list(after.columns) == list(before.columns)
+    np.testing.assert_allclose(after["overall"].to_numpy(), before["overall"].to_numpy(), equal_nan=True)
+    assert len(load_word_probs(copy / "oof.npz")) == len(load_word_probs(bert_run / "oof.npz"))
+
+
+def test_overwrite_deletes_everything_derived_from_the_old_run(tmp_path: Path, bert_run: Path, corpus_dir: Path,
+                                                                tiny_models):
+    copy = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    (copy / "postprocess.json").write_text("{}\n")  # what tune writes beside the run, where predict finds it
+    (copy / "postprocess.optuna.db").write_bytes(b"")
+    (copy / "rescore").mkdir()
+    (copy / "rescore" / "rescorer.json").write_text("{}\n")
+    (copy / "report.html").write_text("<html></html>\n")
+    (copy / "my-notes.txt").write_text("the user's own file\n")
+    (copy / "my-folder").mkdir()
+    config = small_config(corpus_dir, tiny_models("bert"), copy, learning_rate=5e-4)
+    flat = to_flat_dict(*parse_config(None, overrides=config))
+    check_run_dir(copy, fingerprint(flat), flat, overwrite=True)
+    assert sorted(p.name for p in copy.iterdir()) == ["my-folder", "my-notes.txt"]
+
+
+def test_output_dir_that_is_a_file_is_one_line(tmp_path: Path, corpus_dir: Path, tiny_models):
+    (tmp_path / "afile").write_text("x\n")
+    config = small_config(corpus_dir, tiny_models("bert"), tmp_path / "afile")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    done = run_cli("feedback_ner.train", "--config", str(tmp_path / "c.yaml"), timeout=300)
+    assert_one_line_error(done, "train", "afile", "is a file")
+
+
+def test_the_rescorer_file_name_is_one_name():
+    """``artifacts`` names the rescorer's file without importing LightGBM; it must be the name rescoring writes."""
+    from feedback_ner.artifacts import RESCORER_FILE
+    from feedback_ner.rescoring import CONFIG_FILE
+
+    assert RESCORER_FILE == CONFIG_FILE
