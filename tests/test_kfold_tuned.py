@@ -53,8 +53,11 @@ def test_tune_trials_zero_leaves_the_table_as_it_was(tmp_path, bert_run, corpus_
 
 
 def test_a_single_fold_gets_no_tuned_column(tmp_path, bert_run, corpus_dir, tiny_models):
-    cv = rerun(bert_run, corpus_dir, tiny_models, tmp_path / "run", folds=[0])
-    assert "tuned" not in cv.columns
+    """A run with one finished fold (its other fold never trained) has nothing to cross-fit on."""
+    shutil.copytree(bert_run, tmp_path / "one")
+    shutil.rmtree(tmp_path / "one" / "fold_1")
+    cv = rerun(tmp_path / "one", corpus_dir, tiny_models, tmp_path / "run", folds=[0])
+    assert list(cv.columns) == ["fold_0", "overall"]
 
 
 def test_train_command_prints_both_figures_without_optuna_chatter(tmp_path, bert_run, corpus_dir, tiny_models):
