@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from feedback_ner.errors import FeedbackError
+from feedback_ner.errors import DataError
 from feedback_ner.labels import CLASSES, offsets_to_word_ranges, word_offsets, word_offsets_many
+from feedback_ner.texts import UNICODE_BOMS, normalise_newlines, read_text
 
 logger = logging.getLogger("feedback_ner.corpus")
 
@@ -59,10 +60,6 @@ ISSUE_KINDS: dict[str, tuple[str, str, str]] = {
         "essays", "kept", "essay files with \\r line ends whose offsets count \\r\\n and \\r as one \\n (read so)"
     ),
 }
-
-
-class DataError(FeedbackError, ValueError):
-    """Bad input data; the message is one line naming the file, row and field and what to do."""
 
 
 @dataclass
@@ -186,67 +183,6 @@ class Corpus:
     report: LoadReport
     # labels.word_offsets_many of the essays read, in the order of these ids (kept so the word table reuses them)
     words: tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None = None
-
-
-def read_text(path: str | os.PathLike) -> str:
-    """An essay as stored: UTF-8, a leading BOM dropped, line ends kept (no newline translation).
-
-    ``train.csv`` offsets index the file's characters as stored; :func:`load_train` checks whether they count
-    ``\\r\\n`` and ``\\r`` as one ``\\n`` instead (:func:`normalise_newlines`). Words (``text.split()``) are the
-    same either way.
-    """
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: byte {err.start}: not valid UTF-8 ({err.reason}); re-save the file as UTF-8"
-        ) from None
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-def normalise_newlines(text: str) -> str:
-    """``text`` with ``\\r\\n`` and lone ``\\r`` as ``\\n`` (what Python's text mode reads); same words."""
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
-def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[str, str]:
-    """Essay texts keyed by file stem, from a folder of ``*.txt`` files, one file, or a list of files (sorted by id)."""
-    if isinstance(dir_or_files, (str, os.PathLike)):
-        root = Path(dir_or_files)
-        if root.is_dir():
-            files = essay_files(root)
-            if not files:
-                raise DataError(f"{root}: no .txt essay files in this folder; point at the folder of essays")
-        elif root.is_file():
-            files = [root]
-        else:
-            raise DataError(f"{root}: no such file or folder; point at a folder of .txt essays or at .txt files")
-    else:
-        files = [Path(f) for f in dir_or_files]
-        for f in files:
-            if not f.is_file():
-                raise DataError(f"{f}: no such essay file; check the path")
-    texts: dict[str, str] = {}
-    for f in sorted(files, key=lambda p: p.stem):
-        if f.stem in texts:
-            raise DataError(f"{f}: essay id {f.stem!r} given twice; pass each essay once")
-        texts[f.stem] = read_text(f)
-    return texts
-
-
-def essay_files(folder: Path) -> list[Path]:
-    """The essay files of a folder: its ``*.txt`` files (any case of the extension), sorted. Whatever else is
-    there (other files, subfolders, broken links) is counted in one warning, never read and never silently."""
-    files, others = [], []
-    for entry in sorted(folder.iterdir()):
-        (files if entry.suffix.lower() == ".txt" and entry.is_file() else others).append(entry)
-    if others:
-        listed = ", ".join(p.name + ("/" if p.is_dir() else "") for p in others[:3])
-        logger.warning("%s: %d entries are not .txt essay files and are left out (%s%s)", folder, len(others),
-                       listed, ", ..." if len(others) > 3 else "")
-    return files
 
 
 def train_paths(data_dir: str | os.PathLike) -> tuple[Path, Path]:
@@ -517,7 +453,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """``train.csv`` as strings (BOM dropped, universal newlines: no offset changes) and each row's line number."""
     with open(path, "rb") as f:
         data: bytes | str = f.read()
-    if data.startswith(codecs.BOM_UTF8) or b"\r" in data:
+    if data.startswith(codecs.BOM_UTF8) or b"\r" in data or data.startswith(tuple(b for b, _ in UNICODE_BOMS)):
         data = normalise_newlines(read_text(path))
     df = _read_csv_fast(data)  # plain UTF-8 goes to Arrow as read (Arrow checks it is valid UTF-8)
     if df is None:  # pandas' parser: slower, but it names what is wrong with an odd file

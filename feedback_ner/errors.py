@@ -18,3 +18,7 @@ class MissingFileError(FeedbackError, FileNotFoundError):
 
 class InvalidInputError(FeedbackError, ValueError):
     """A file, setting or value the user gave is unusable (also a ``ValueError``)."""
+
+
+class DataError(FeedbackError, ValueError):
+    """Bad input data; the message is one line naming the file, row and field and what to do."""

@@ -31,7 +31,6 @@ from tqdm.auto import tqdm
 
 import feedback_ner.modeling  # noqa: F401  (registers our custom heads with the Auto classes before loading)
 from feedback_ner.artifacts import InferenceConfig, check_checkpoint, plan_prediction
-from feedback_ner.corpus import load_texts
 from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.errors import InvalidInputError
 from feedback_ner.files import atomic_write
@@ -40,6 +39,7 @@ from feedback_ner.modeling import encoder_config, model_inputs, trim_to
 from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, submission_from_probs
 from feedback_ner.probs import save_word_probs
 from feedback_ner.rescoring import Rescorer
+from feedback_ner.texts import load_texts
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 from feedback_ner.wordtable import test_word_table
 

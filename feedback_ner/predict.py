@@ -17,7 +17,7 @@ from typing import Any
 
 from feedback_ner.artifacts import plan_prediction
 from feedback_ner.cli import ArgumentParser, command, setup_logging
-from feedback_ner.corpus import load_texts
+from feedback_ner.texts import load_texts
 
 __all__ = ["main", "make_parser"]  # and `predict`, through __getattr__
 

@@ -23,7 +23,7 @@ import pandas as pd
 from feedback_ner import rescoring, tuning
 from feedback_ner.artifacts import RESCORER_FILE, choose_postprocess, read_run_config
 from feedback_ner.cli import ArgumentParser, command, setup_logging
-from feedback_ner.corpus import load_train, read_text, train_paths
+from feedback_ner.corpus import load_train, train_paths
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import CLASSES
@@ -32,6 +32,7 @@ from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
 from feedback_ner.span_features import candidate_recall, fit_candidate_config, span_length_limits, stack_words
+from feedback_ner.texts import read_text
 
 logger = logging.getLogger("feedback_ner.rescore")
 

@@ -58,10 +58,10 @@ def quick_rescorer(oof: Path, data_dir: Path, out: Path, threshold: float = 0.5)
     import pandas as pd
 
     from feedback_ner import rescoring
-    from feedback_ner.corpus import load_texts
     from feedback_ner.labels import CLASSES
     from feedback_ner.probs import load_word_probs
     from feedback_ner.span_features import fit_candidate_config, span_length_limits, stack_words
+    from feedback_ner.texts import load_texts
 
     probs = load_word_probs(oof)
     train = pd.read_csv(Path(data_dir) / "train.csv", dtype={"id": str})
@@ -95,10 +95,10 @@ def assert_predict_reproduces_oof(fold_dir: Path, corpus_dir: Path, out: Path):
     import numpy as np
     import pandas as pd
 
-    from feedback_ner.corpus import load_texts
     from feedback_ner.metric import score
     from feedback_ner.predict import predict
     from feedback_ner.probs import load_word_probs
+    from feedback_ner.texts import load_texts
 
     oof = load_word_probs(fold_dir / "oof.npz")
     texts = load_texts(corpus_dir / "train")

@@ -11,9 +11,9 @@ import pytest
 
 from benchmarks.bench_predict import char_spans_to_words, pipeline_submission, run
 from feedback_ner.artifacts import InferenceConfig
-from feedback_ner.corpus import load_texts
 from feedback_ner.inference import cpu_bf16_supported, predict
 from feedback_ner.metric import score
+from feedback_ner.texts import load_texts
 
 TEXT = "Cars  are\nbad. They pollute,\tsadly!"
 #       0    5    10   15   20   25   30

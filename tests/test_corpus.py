@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feedback_ner.corpus import DataError, load_texts, load_train, normalise_newlines, read_text
+from feedback_ner.corpus import DataError, load_train
 from feedback_ner.labels import CLASSES, NUM_LABELS, parse_predictionstring
 from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.synthetic.corpus import write_corpus
+from feedback_ner.texts import load_texts, normalise_newlines, read_text
 from feedback_ner.wordtable import build_word_table
 
 SKIP_HINT = "pass --skip-bad to skip and count such rows"

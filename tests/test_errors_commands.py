@@ -9,7 +9,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from transformers import AutoTokenizer
 
-from feedback_ner.corpus import load_texts
+from feedback_ner.texts import load_texts
 from feedback_ner.tokenlengths import summary, token_lengths
 
 CLASSES = ("Lead", "Position", "Claim", "Counterclaim", "Rebuttal", "Evidence", "Concluding Statement")

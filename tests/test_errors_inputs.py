@@ -17,8 +17,8 @@ import pytest
 import yaml
 from conftest import assert_one_line_error, run_cli
 
-from feedback_ner.corpus import load_texts, read_text
 from feedback_ner.labels import word_offsets
+from feedback_ner.texts import load_texts, read_text
 from feedback_ner.tokens import Encoder, plain_spaces
 from feedback_ner.windows import token_word_ids
 from feedback_ner.wordtable import load_word_table
@@ -169,3 +169,30 @@ def test_essay_folders_leave_out_what_is_not_an_essay(tmp_path: Path, caplog):
     assert texts == {"A1": "one essay\n", "B2": "another essay\n"}
     assert "3 entries are not .txt essay files and are left out (broken.txt, odd.txt/, readme.md)" in caplog.text
     assert read_text(tmp_path / "B2.TXT") == "another essay\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_essays_with_a_unicode_byte_order_mark_are_read(tmp_path: Path, encoding: str):
+    """A UTF-16/32 file says its encoding in its byte-order mark: read it (the mark is not text); a Latin-1 file
+    says nothing and stays a one-line error."""
+    text = "Caf\u00e9 essays\u2019 words\r\nsecond line \u00fc"
+    raw = text.encode(encoding)
+    if encoding == "utf-16-be":
+        raw = b"\xfe\xff" + raw
+    (tmp_path / "A.txt").write_bytes(raw)
+    assert read_text(tmp_path / "A.txt") == text
+    (tmp_path / "B.txt").write_bytes("caf\u00e9".encode("latin-1"))
+    with pytest.raises(ValueError, match="B.txt: byte 3: not valid UTF-8"):
+        read_text(tmp_path / "B.txt")
+
+
+def test_a_utf16_corpus_trains_like_its_utf8_copy(corpus_dir: Path, tmp_path: Path):
+    """train.csv and essays saved as UTF-16: the same validated rows and texts."""
+    from feedback_ner.corpus import load_train
+
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "corpus"))
+    for path in [data / "train.csv", *sorted((data / "train").glob("*.txt"))[:5]]:
+        path.write_bytes(path.read_bytes().decode("utf-8").encode("utf-16"))
+    a, b = load_train(corpus_dir), load_train(data)
+    assert a.texts == b.texts
+    pd.testing.assert_frame_equal(a.elements.drop(columns="word_indices"), b.elements.drop(columns="word_indices"))

@@ -7,7 +7,7 @@ import pytest
 from conftest import run_cli
 from transformers import AutoTokenizer
 
-from feedback_ner.corpus import load_texts
+from feedback_ner.texts import load_texts
 from feedback_ner.tokenlengths import length_quantiles, summary, token_lengths
 from feedback_ner.windows import tokenize_windows
 from feedback_ner.wordtable import test_word_table as word_table

@@ -19,7 +19,7 @@ from feedback_ner import ensemble as ensemble_cli
 from feedback_ner import predict as predict_cli
 from feedback_ner.artifacts import InferenceConfig, load_ensemble
 from feedback_ner.config import parse_config
-from feedback_ner.corpus import load_texts, load_train
+from feedback_ner.corpus import load_train
 from feedback_ner.ensemble_weights import ensemble_f1, shared_probs, tune_weights
 from feedback_ner.kfold import run
 from feedback_ner.labels import CLASSES, NUM_LABELS, parse_predictionstring
@@ -27,6 +27,7 @@ from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, candidate_spans, submission_from_probs
 from feedback_ner.predict import predict
 from feedback_ner.probs import load_meta, load_word_probs
+from feedback_ner.texts import load_texts
 from feedback_ner.wordtable import build_word_table
 
 ARCHS = ("longformer", "deberta-v2")  # byte-level BPE vs Unigram: different tokenizers, different word splits

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from conftest import assert_one_line_error, run_cli
 
-from feedback_ner.corpus import load_texts
 from feedback_ner.metric import score
 from feedback_ner.predict import predict
 from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.rescoring import CONFIG_FILE
 from feedback_ner.span_features import FEATURES
+from feedback_ner.texts import load_texts
 
 
 @pytest.fixture(scope="module")

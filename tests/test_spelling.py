@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("symspellpy")
 
-from feedback_ner.corpus import load_texts  # noqa: E402
 from feedback_ner.spelling import SpellingNormalizer  # noqa: E402
+from feedback_ner.texts import load_texts  # noqa: E402
 
 AWKWARD = [
     "Students,becuase they   dont know.Technolgy is\n\nimportant!!",
