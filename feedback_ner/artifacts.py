@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import yaml
 
 from feedback_ner.errors import FeedbackError, InvalidInputError, MissingFileError
-from feedback_ner.files import atomic_write
+from feedback_ner.files import atomic_write, check_output
 from feedback_ner.labels import LABELS
 from feedback_ner.postprocess import PostprocessConfig
 
@@ -42,7 +41,7 @@ POSTPROCESS_FILE = "postprocess.json"
 RUN_CONFIG_FILE = "config.yaml"
 FINGERPRINT_FILE = "fingerprint.txt"
 RESCORER_FILE = "rescorer.json"  # what marks a rescorer folder (rescoring.CONFIG_FILE; see tests/test_run_folder)
-ENSEMBLE_KEYS = ("models", "weights", "postprocess", "rescore", "runs", "scores")
+ENSEMBLE_KEYS = ("models", "weights", "postprocess", "rescore", "runs", "scores", "checkpoints")
 # What a checkpoint folder must hold besides feedback_ner.json (any one of the weight files).
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
@@ -159,49 +158,6 @@ def run_dir_of(checkpoint: str | os.PathLike) -> Path | None:
     """The run folder of a fold checkpoint (``runs/x/fold_0/model`` -> ``runs/x``), or None for another layout."""
     folder = Path(checkpoint)
     return folder.parent.parent if _FOLD_DIR.fullmatch(folder.parent.name) else None
-
-
-def check_output(
-    path: str | os.PathLike | None, what: str, inputs: Sequence[str | os.PathLike | None] = (),
-    kind: str | None = None,
-) -> Path | None:
-    """Refuses, before any work, an output path that cannot be written (a folder, under a file, not writable), that
-    is one of the command's ``inputs``, or that holds a file of another ``kind`` than the command writes
-    (``"submission"``, ``"json"``, ``"npz"``; see :func:`_looks_like`): a re-run replaces its own output, never a
-    file the user has that is something else (a train.csv given as ``--out``)."""
-    if path is None:
-        return None
-    path = Path(path)
-    if path.is_dir():
-        raise InvalidInputError(f"{what} {path}: is a folder; give a file name, e.g. {path / 'submission.csv'}")
-    parent = next((p for p in path.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise InvalidInputError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
-    if parent is not None and not os.access(parent, os.W_OK):
-        raise InvalidInputError(f"{what} {path}: {parent} is not writable; choose another path")
-    if path.is_file():
-        for other in inputs:
-            if other is not None and Path(other).is_file() and path.samefile(other):
-                raise InvalidInputError(f"{what} {path}: is also an input of this command; write to another file")
-        if kind is not None and not _looks_like(path, kind):
-            raise InvalidInputError(f"{what} {path}: exists and is not a {kind} file this command wrote; it would be "
-                                    "lost: choose another path, or delete it first")
-    return path
-
-
-def _looks_like(path: Path, kind: str) -> bool:
-    """Whether an existing file is of the ``kind`` a command writes (so replacing it loses nothing of the user's)."""
-    try:
-        if kind == "npz":
-            return zipfile.is_zipfile(path)
-        head = path.open("rb").read(4096).decode("utf-8", errors="replace")
-    except OSError:
-        return False
-    if kind == "submission":
-        return head.lstrip("\ufeff").split("\n", 1)[0].strip().replace(" ", "") == "id,class,predictionstring"
-    if kind == "json":
-        return head.lstrip().startswith("{")
-    raise ValueError(f"unknown output kind {kind!r}")
 
 
 # ----------------------------------------------------------------------------------------------------- runs
@@ -416,8 +372,52 @@ def load_ensemble(source: str | os.PathLike | Mapping[str, Any]) -> EnsembleSpec
         raise InvalidInputError(f"{where}: 'rescore' must be the path of a rescorer folder (or null); got {rescore!r}")
     if rescore is not None:
         rescore = Path(rescore) if Path(rescore).is_absolute() else base / rescore
-    extra = {k: data[k] for k in ("runs", "scores") if k in data}
+    checkpoints = data.get("checkpoints")
+    if checkpoints is not None and not (isinstance(checkpoints, list) and len(checkpoints) == len(models)):
+        raise InvalidInputError(f"{where}: 'checkpoints' must list one entry per model folder ({len(models)})")
+    extra = {k: data[k] for k in ("runs", "scores", "checkpoints") if k in data}
     return EnsembleSpec(folders, weights, post, extra, source=where, rescore=rescore)
+
+
+def checkpoint_identity(folder: str | os.PathLike) -> str | None:
+    """What a fold checkpoint is wherever it was copied: ``<run fingerprint>/fold_<k>`` from its
+    ``feedback_ner.json``; None for a checkpoint that does not record them."""
+    try:
+        extra = InferenceConfig.load(folder).extra or {}
+    except FeedbackError:
+        return None
+    if extra.get("fingerprint") is None or extra.get("fold") is None:
+        return None
+    return f"{extra['fingerprint']}/fold_{extra['fold']}"
+
+
+def _relocate(given: list[Path], spec: EnsembleSpec) -> list[Path]:
+    """``given`` folders in the order of the ensemble's checkpoints (the weights follow that order). An ensemble
+    file that records each checkpoint's identity (``checkpoints``) is matched by it, whatever order the folders
+    come in, and a folder that is none of them is refused; an older file is matched by position."""
+    if len(given) != len(spec.models):
+        raise InvalidInputError(
+            f"{len(given)} model folder(s) given with an ensemble of {len(spec.models)}; give none (use the "
+            "ensemble's folders) or the same checkpoints copied elsewhere, to relocate them"
+        )
+    wanted = spec.extra.get("checkpoints")
+    if not wanted or None in wanted:
+        return given
+    found = {checkpoint_identity(f): f for f in given}
+    for folder in given:
+        if checkpoint_identity(folder) not in wanted:
+            raise InvalidInputError(f"{folder}: not one of the checkpoints of {spec.source} (they are "
+                                    f"{', '.join(wanted[:3])}{', ...' if len(wanted) > 3 else ''}); give its "
+                                    "checkpoints")
+    missing = [w for w in wanted if w not in found]
+    if missing:
+        raise InvalidInputError(f"{spec.source}: checkpoint {missing[0]} is not among the model folders given (one "
+                                "folder given twice?); give each of its checkpoints once")
+    ordered = [found[w] for w in wanted]
+    if ordered != given:
+        logger.info("model folders matched to %s by their run fingerprint and fold (given in another order)",
+                    spec.source)
+    return ordered
 
 
 def _relative_to(folder: str | os.PathLike, base: Path) -> str:
@@ -438,6 +438,9 @@ def save_ensemble(path: str | os.PathLike, spec: EnsembleSpec) -> Path:
     if spec.rescore is not None:  # only when recorded: a file without a rescorer reads as before
         data["rescore"] = _relative_to(spec.rescore, base)
     data.update(spec.extra)
+    identities = [checkpoint_identity(m) for m in spec.models]
+    if all(identities):  # lets predict match relocated folders given in any order
+        data["checkpoints"] = identities
     text = json.dumps(data, indent=2) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
@@ -562,6 +565,9 @@ def normalised_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
     """One weight per checkpoint, summing to 1 (equal when None)."""
     if weights is None:
         return np.full(n, 1.0 / n)
+    if isinstance(weights, (str, bytes)) or not all(
+            isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) for x in weights):
+        raise InvalidInputError(f"weights {weights!r}: give a list of numbers, one per checkpoint")
     w = np.asarray(list(weights), dtype=np.float64)
     if w.shape != (n,):
         raise InvalidInputError(
@@ -583,7 +589,7 @@ def plan_prediction(
 ) -> PredictionPlan:
     """Checks every input and output of a prediction and resolves them (see ``inference.predict``).
 
-    ``models`` with an ensemble relocate its folders (same count, same order); weights default to the
+    ``models`` with an ensemble relocate its folders (:func:`_relocate`: matched by identity); weights default to the
     ensemble's, else equal; the post-processing follows :func:`choose_postprocess` for the first checkpoint and
     the decoder :func:`choose_decoder` (its rescorer is loaded here, so a bad folder fails before any model runs).
     """
@@ -599,14 +605,7 @@ def plan_prediction(
             )
         folders = given
     else:
-        folders = spec.models
-        if given:
-            if len(given) != len(folders):
-                raise InvalidInputError(
-                    f"{len(given)} model folder(s) given with an ensemble of {len(folders)}; give none (use the "
-                    "ensemble's folders) or the same number, in the ensemble's order, to relocate them"
-                )
-            folders = given
+        folders = _relocate(given, spec) if given else spec.models
         weights = weights if weights is not None else spec.weights
     w = normalised_weights(weights, len(folders))
     for f in folders:

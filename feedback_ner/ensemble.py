@@ -26,7 +26,6 @@ from pathlib import Path
 
 from feedback_ner.artifacts import (
     EnsembleSpec,
-    check_output,
     choose_postprocess,
     match_models,
     oof_run,
@@ -35,7 +34,7 @@ from feedback_ner.artifacts import (
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.ensemble_weights import shared_probs, tune_weights, write_ensemble_oof
 from feedback_ner.errors import FeedbackError
-from feedback_ner.files import atomic_write
+from feedback_ner.files import atomic_write, check_output
 from feedback_ner.metric import read_ground_truth
 from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.probs import load_meta, load_word_probs

@@ -1,11 +1,15 @@
-"""Writing files so that a reader never sees a torn one (killed runs, parallel sweep workers)."""
+"""Writing files so that a reader never sees a torn one (killed runs, parallel sweep workers), and checking an
+output path before the work (:func:`check_output`), so that nothing a user has is replaced by mistake."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from feedback_ner.errors import InvalidInputError
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
@@ -29,3 +33,46 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def check_output(
+    path: str | os.PathLike | None, what: str, inputs: Sequence[str | os.PathLike | None] = (),
+    kind: str | None = None,
+) -> Path | None:
+    """Refuses, before any work, an output path that cannot be written (a folder, under a file, not writable), that
+    is one of the command's ``inputs``, or that holds a file of another ``kind`` than the command writes
+    (``"submission"``, ``"json"``, ``"npz"``; see :func:`_looks_like`): a re-run replaces its own output, never a
+    file the user has that is something else (a train.csv given as ``--out``)."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError(f"{what} {path}: is a folder; give a file name, e.g. {path / 'submission.csv'}")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise InvalidInputError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise InvalidInputError(f"{what} {path}: {parent} is not writable; choose another path")
+    if path.is_file():
+        for other in inputs:
+            if other is not None and Path(other).is_file() and path.samefile(other):
+                raise InvalidInputError(f"{what} {path}: is also an input of this command; write to another file")
+        if kind is not None and not _looks_like(path, kind):
+            raise InvalidInputError(f"{what} {path}: exists and is not a {kind} file this command wrote; it would be "
+                                    "lost: choose another path, or delete it first")
+    return path
+
+
+def _looks_like(path: Path, kind: str) -> bool:
+    """Whether an existing file is of the ``kind`` a command writes (so replacing it loses nothing of the user's)."""
+    try:
+        if kind == "npz":
+            return zipfile.is_zipfile(path)
+        head = path.open("rb").read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    if kind == "submission":
+        return head.lstrip("\ufeff").split("\n", 1)[0].strip().replace(" ", "") == "id,class,predictionstring"
+    if kind == "json":
+        return head.lstrip().startswith("{")
+    raise ValueError(f"unknown output kind {kind!r}")

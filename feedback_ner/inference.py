@@ -39,7 +39,7 @@ from feedback_ner.modeling import encoder_config, model_inputs, trim_to
 from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, submission_from_probs
 from feedback_ner.probs import save_word_probs
 from feedback_ner.rescoring import Rescorer
-from feedback_ner.texts import load_texts
+from feedback_ner.texts import load_texts, normalise_newlines
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 from feedback_ner.wordtable import test_word_table
 
@@ -135,26 +135,40 @@ def offline() -> Iterator[None]:
 def read_texts(texts: str | os.PathLike | pd.DataFrame | Mapping[str, str]) -> dict[str, str]:
     """Essays as ``{id: text}`` from a folder of ``<id>.txt``, a DataFrame ``id, text`` or a dict.
 
-    Line ends are normalised the way files are read (``\\r\\n`` and ``\\r`` -> ``\\n``); words do not change.
+    Line ends are normalised the way files are read in text mode (``\\r\\n`` and ``\\r`` -> ``\\n``), whatever the
+    source, so a folder and a dict of the same essays predict the same; words do not change.
     """
-    if isinstance(texts, (str, os.PathLike)):
-        return load_texts(texts)  # a missing or empty folder is a one-line corpus.DataError
+    if isinstance(texts, (str, os.PathLike)) or (
+            isinstance(texts, (list, tuple)) and all(isinstance(t, (str, os.PathLike)) for t in texts)):
+        # a folder, a file or a list of files; a missing or empty folder is a one-line DataError
+        return {k: normalise_newlines(v) for k, v in load_texts(texts).items()}
     if isinstance(texts, pd.DataFrame):
         missing = [c for c in ("id", "text") if c not in texts.columns]
         if missing:
             raise InvalidInputError(f"texts DataFrame: missing column(s) {missing}; it needs columns id, text")
+        rows = np.flatnonzero(texts["id"].isna().to_numpy())
+        if len(rows):
+            raise InvalidInputError(f"texts DataFrame: row {rows[0]} has no id ({len(rows)} rows); give every essay "
+                                    "its id")
         pairs = list(zip(texts["id"].astype(str), texts["text"], strict=True))
     elif isinstance(texts, Mapping):
         pairs = [(str(k), v) for k, v in texts.items()]
     else:
-        raise InvalidInputError(f"texts must be a folder, a DataFrame (id, text) or a dict; got {type(texts).__name__}")
+        raise InvalidInputError(f"texts must be a folder, files, a DataFrame (id, text) or a dict; got "
+                                f"{type(texts).__name__}")
     out: dict[str, str] = {}
     for essay_id, text in pairs:
         if essay_id in out:
             raise InvalidInputError(f"texts: essay id {essay_id!r} given twice; pass each essay once")
         if not isinstance(text, str):
-            raise InvalidInputError(f"texts: essay {essay_id!r} has a {type(text).__name__}, not a str; give its text")
-        out[essay_id] = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+            what = "no text (missing)" if text is None or text is pd.NA or text != text else type(text).__name__
+            raise InvalidInputError(f"texts: essay {essay_id!r} has {what}, not a str; give its text")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:  # e.g. a lone surrogate from badly decoded JSON
+            raise InvalidInputError(f"texts: essay {essay_id!r}: character {err.start} ({text[err.start]!r}) is not "
+                                    "valid Unicode text; decode the essay properly") from None
+        out[essay_id] = normalise_newlines(text)
     return out
 
 
@@ -362,8 +376,8 @@ def _predict(
 ) -> pd.DataFrame:
     t_start = time.perf_counter()
     timings = timings if timings is not None else {}
-    if batch_size < 1:
-        raise InvalidInputError(f"batch_size={batch_size}: use a positive number of windows per batch")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InvalidInputError(f"batch_size={batch_size!r}: use a positive whole number of windows per batch")
     # all checks before any work, the rescorer's folder included
     plan = plan_prediction(models, weights, postprocess, ensemble, out, probs_out, rescore)
     folders, w, chosen, out, probs_out = plan.folders, plan.weights, plan.postprocess, plan.out, plan.probs_out

@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from feedback_ner.artifacts import check_output
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import DataError
 from feedback_ner.errors import FeedbackError
+from feedback_ner.files import check_output
 from feedback_ner.modeling import load_tokenizer
 from feedback_ner.report import format_table
 from feedback_ner.texts import load_texts

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from feedback_ner.artifacts import check_output
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
+from feedback_ner.files import check_output
 from feedback_ner.report import format_table
 from feedback_ner.runtable import comparison_table, find_unfinished, load_runs, table_png
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(path: str | Path, option: str, write: Callable[[], object]) -> None:
-    """Runs ``write``; an ``OSError`` (a path :func:`artifacts.check_output` could not foresee) becomes one line."""
+    """Runs ``write``; an ``OSError`` (a path :func:`files.check_output` could not foresee) becomes one line."""
     try:
         write()
     except OSError as err:

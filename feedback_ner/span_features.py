@@ -175,11 +175,13 @@ def stack_words(word_probs: Mapping[str, np.ndarray], texts: Mapping[str, str] |
 
 
 def _text_structure(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per word of ``text.split()``: starts a paragraph (a newline before it), starts a sentence, ends one."""
+    """Per word of ``text.split()``: starts a paragraph (a line end before it: ``\\n``, ``\\r\\n`` or a lone ``\\r``),
+    starts a sentence, ends one."""
     starts, ends = word_offsets(text)
     if len(starts) == 0:
         return np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, bool)
-    newlines = np.concatenate([[0], np.cumsum(np.frombuffer(text.encode("utf-32-le"), np.uint32) == 10)])
+    codes = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+    newlines = np.concatenate([[0], np.cumsum((codes == 10) | (codes == 13))])
     para = np.ones(len(starts), bool)
     para[1:] = newlines[starts[1:]] > newlines[ends[:-1]]
     last_chars = np.array([text[e - 1] for e in ends.tolist()])

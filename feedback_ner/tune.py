@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 
 from feedback_ner import tuning
-from feedback_ner.artifacts import check_output
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
+from feedback_ner.files import check_output
 from feedback_ner.metric import read_ground_truth, score
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.probs import load_word_probs

@@ -42,9 +42,9 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from feedback_ner.artifacts import check_output
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
+from feedback_ner.files import check_output
 
 logger = logging.getLogger("feedback_ner.wheels")
 
@@ -177,7 +177,7 @@ def make_parser() -> ArgumentParser:
 
 def check_out_folder(out: str | Path) -> Path:
     """Refuses, before the build, an ``--out`` that cannot be a folder of wheels: a file, under a file, or not
-    writable (the parent checks of :func:`artifacts.check_output`)."""
+    writable (the parent checks of :func:`files.check_output`)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FeedbackError(f"--out {out}: is a file, not a folder; give a folder for the wheels")

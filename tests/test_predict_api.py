@@ -1,0 +1,100 @@
+"""The Python ``predict`` a Kaggle notebook calls: every way of giving texts predicts the same, relocated ensembles
+keep each weight with its checkpoint, and bad arguments are one clear error before any model loads.
+
+Found by probing from outside: a folder of CRLF essays predicted differently from the same essays as a dict (only
+the dict's line ends were normalised); ensemble folders relocated in another order silently took each other's
+weights; a lone surrogate, a NaN id, ``batch_size="8"`` or ``weights="11"`` got deep or no errors.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feedback_ner.artifacts import EnsembleSpec, save_ensemble
+from feedback_ner.errors import InvalidInputError
+from feedback_ner.inference import predict
+from feedback_ner.span_features import _text_structure
+
+
+@pytest.fixture(scope="module")
+def crlf_texts(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> tuple[Path, dict[str, str]]:
+    """Six test essays with ``\\r\\n``, lone ``\\r`` and ``\\n`` line ends: a folder, and a dict of the raw texts."""
+    folder = tmp_path_factory.mktemp("crlf")
+    raw: dict[str, str] = {}
+    for i, path in enumerate(sorted((corpus_dir / "test").glob("*.txt"))[:6]):
+        text = path.read_bytes().decode("utf-8")
+        text = text.replace("\n", ["\r\n", "\r", "\n"][i % 3])
+        (folder / path.name).write_bytes(text.encode("utf-8"))
+        raw[path.stem] = text
+    return folder, raw
+
+
+def _sorted(sub: pd.DataFrame) -> pd.DataFrame:
+    return sub.sort_values(list(sub.columns)).reset_index(drop=True)
+
+
+def test_a_folder_and_a_dict_of_the_same_essays_predict_the_same(bert_run: Path, crlf_texts, tmp_path: Path):
+    folder, raw = crlf_texts
+    a = predict(bert_run, folder, probs_out=tmp_path / "a.npz")
+    b = predict(bert_run, raw, probs_out=tmp_path / "b.npz")
+    c = predict(bert_run, sorted(folder.glob("*.txt")))  # a list of files, as load_texts takes
+    pd.testing.assert_frame_equal(_sorted(a), _sorted(b))
+    pd.testing.assert_frame_equal(_sorted(a), _sorted(c))
+    with np.load(tmp_path / "a.npz") as x, np.load(tmp_path / "b.npz") as y:
+        np.testing.assert_array_equal(x["probs"], y["probs"])
+
+
+def test_paragraphs_start_at_every_kind_of_line_end():
+    """The rescorer's paragraph features: a lone ``\\r`` (old Mac files) ends a line as ``\\n`` and ``\\r\\n`` do."""
+    base = "First line here.\nSecond one\n\nThird."
+    expected = _text_structure(base)
+    for line_end in ("\r\n", "\r"):
+        for got, want in zip(_text_structure(base.replace("\n", line_end)), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert expected[0].tolist() == [True, False, False, True, False, True]
+
+
+def test_relocated_ensemble_folders_keep_their_weights(bert_run: Path, corpus_dir: Path, tmp_path: Path):
+    """Fold 0 weighs 1, fold 1 weighs 0: copies given in the other order must still decode as fold 0 alone."""
+    folds = [bert_run / "fold_0" / "model", bert_run / "fold_1" / "model"]
+    spec_path = save_ensemble(tmp_path / "ens.json", EnsembleSpec(folds, [1.0, 0.0]))
+    copies = [Path(shutil.copytree(f, tmp_path / "kaggle" / f"copy_{f.parent.name}")) for f in folds]
+    texts = corpus_dir / "test"
+    expected = predict(None, texts, ensemble=spec_path)
+    alone = predict(folds[0], texts)
+    assert not expected.empty
+    pd.testing.assert_frame_equal(_sorted(expected), _sorted(alone))
+    swapped = predict(copies[::-1], texts, ensemble=spec_path)
+    pd.testing.assert_frame_equal(_sorted(swapped), _sorted(expected))
+    with pytest.raises(InvalidInputError, match="not one of the checkpoints"):
+        predict([copies[0], _other_checkpoint(folds[1], tmp_path)], texts, ensemble=spec_path)
+
+
+def _other_checkpoint(folder: Path, tmp_path: Path) -> Path:
+    """A copy of a checkpoint that says it belongs to another run."""
+    import json
+
+    other = Path(shutil.copytree(folder, tmp_path / "other"))
+    data = json.loads((other / "feedback_ner.json").read_text())
+    data["extra"]["fingerprint"] = "0000000000000000"
+    (other / "feedback_ner.json").write_text(json.dumps(data))
+    return other
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"texts": {"a": "hello \ud800 world"}}, r"essay 'a': character 6 .* not valid Unicode"),
+    ({"texts": pd.DataFrame({"id": ["a", None], "text": ["one", "two"]})}, "row 1 has no id"),
+    ({"texts": pd.DataFrame({"id": ["a"], "text": [pd.NA]})}, "essay 'a' has no text"),
+    ({"batch_size": "8"}, r"batch_size='8'"),
+    ({"batch_size": 2.5}, r"batch_size=2.5"),
+    ({"weights": "11"}, r"weights '11': give a list of numbers"),
+])
+def test_bad_arguments_are_one_clear_error(bert_run: Path, corpus_dir: Path, kwargs, match):
+    args = {"texts": corpus_dir / "test", **kwargs}
+    with pytest.raises(InvalidInputError, match=match):
+        predict(bert_run, **args)
