@@ -404,6 +404,8 @@ def derived_files(run_dir: Path) -> list[Path]:
     rescorer folders; what ``overwrite_output_dir`` deletes, so that nothing of the old run is picked up again
     (a tuned ``postprocess.json`` was: predict decoded the new run with the old run's thresholds)."""
     found = [p for p in sorted(run_dir.glob("fold_*")) if p.is_dir()]
+    if not found and not (run_dir / FINGERPRINT_FILE).is_file():
+        return []  # not a run folder (e.g. output_dir "."): its README.md or config.yaml are not ours to delete
     found += [run_dir / n for n in RUN_FILES if (run_dir / n).exists()]
     found += sorted(p.parent for p in run_dir.glob(f"*/{RESCORER_FILE}") if not p.parent.name.startswith("fold_"))
     return found
