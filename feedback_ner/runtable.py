@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from feedback_ner.corpus import load_train
+from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
@@ -92,16 +94,29 @@ def find_unfinished(folders: list[str | os.PathLike]) -> list[Path]:
 def load_runs(folders: list[str | os.PathLike], data_dir: str | os.PathLike | None = None) -> list[Run]:
     """Every run under ``folders`` (see :func:`find_runs`), with tuned/rescored scores against ``data_dir``'s
     train.csv (default: each run's ``data_dir``; ``"none"`` skips them)."""
-    gts: dict[str, pd.DataFrame | None] = {}
+    gts: dict[tuple[str, bool], pd.DataFrame | None] = {}
     runs = []
     for path in find_runs(folders):
-        data = data_dir or (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("data_dir")
-        key = str(data)
+        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        data = data_dir or config.get("data_dir")
+        key = (str(data), bool(config.get("skip_bad", False)))
         if key not in gts:
-            csv = Path(str(data)) / "train.csv"
-            gts[key] = pd.read_csv(csv, dtype={"id": str}) if data and str(data) != "none" and csv.is_file() else None
+            gts[key] = _ground_truth(data, key[1])
         runs.append(load_run(path, gts[key]))
     return runs
+
+
+def _ground_truth(data: str | os.PathLike | None, skip_bad: bool) -> pd.DataFrame | None:
+    """The kept train.csv rows as training read them (validated, classes stripped, the run's ``skip_bad``); None
+    when there is no data folder, or a warning and None when it cannot be read (the tuned/rescored columns stay
+    empty rather than scored against other rows)."""
+    if not data or str(data) == "none" or not (Path(str(data)) / "train.csv").is_file():
+        return None
+    try:
+        return load_train(data, skip_bad=skip_bad).elements
+    except FeedbackError as err:
+        logger.warning("tuned and rescored scores left out for runs on %s: %s", data, err)
+        return None
 
 
 def load_run(path: str | os.PathLike, gt: pd.DataFrame | None = None) -> Run:

@@ -101,8 +101,11 @@ def fit_candidate_config(
     gt_essay = np.array([essay_index[str(x)] for x in table.ids], np.int64)[table.essay]
     gt_class = np.array([CLASSES.index(x) if x in CLASSES else -1 for x in table.class_names], np.int64)[table.cls]
     ok = (table.size > 0) & (gt_class >= 0)
-    start = words.offsets[gt_essay] + table.start
-    end = words.offsets[gt_essay] + np.maximum(table.end, table.start + 1)
+    first, last = table.start.copy(), table.end.copy()
+    for row, ws in table.sets.items():  # a span written out of order or with gaps ("3 4 7 8"): its extent
+        first[row], last[row] = min(ws), max(ws) + 1
+    start = words.offsets[gt_essay] + first
+    end = words.offsets[gt_essay] + np.maximum(last, first + 1)
     n = int(words.offsets[-1])
     ok &= end <= n
     q = 1.0 - recall

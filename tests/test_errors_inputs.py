@@ -196,3 +196,21 @@ def test_a_utf16_corpus_trains_like_its_utf8_copy(corpus_dir: Path, tmp_path: Pa
     a, b = load_train(corpus_dir), load_train(data)
     assert a.texts == b.texts
     pd.testing.assert_frame_equal(a.elements.drop(columns="word_indices"), b.elements.drop(columns="word_indices"))
+
+
+def test_predictionstrings_in_another_order_agree_with_their_offsets(corpus_dir: Path, tmp_path: Path):
+    """"5 3 4" (or "3 3 4") names the words offsets give as 3-5 (3-4): no disagreement to report."""
+    from feedback_ner.corpus import load_train
+    from feedback_ner.wordtable import build_word_table
+
+    def disagreements(data: Path) -> int:
+        corpus = load_train(data)
+        build_word_table(corpus)
+        return corpus.report.count("offsets_disagree")
+
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "corpus"))
+    df = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    words = df["predictionstring"].str.split()
+    df["predictionstring"] = [" ".join(w[::-1] if i % 2 else w[:1] + w) for i, w in enumerate(words)]
+    df.to_csv(data / "train.csv", index=False)
+    assert disagreements(data) == disagreements(corpus_dir)

@@ -287,6 +287,17 @@ def test_candidate_thresholds_learned_by_recall():
     assert recall.loc["mean", "recall"] >= 0.95 and learned.max_words == limits
 
 
+def test_candidate_thresholds_read_a_span_with_gaps_by_its_extent():
+    """"3 4 7 8" was read as word 0 (the metric keeps such a span as a set, start = end = 0): thresholds from
+    another place in the essay. Its extent 3..8 is what the start and end scores belong to."""
+    probs, gt = synthetic(30, seed=2, sigma=2.5)
+    words, limits = sf.stack_words(probs), sf.span_length_limits(gt)
+    spans = gt["predictionstring"].str.split()
+    gapped = gt.assign(predictionstring=[" ".join(w[:1] + w[2:]) if len(w) > 3 else " ".join(w) for w in spans])
+    assert (gapped["predictionstring"] != gt["predictionstring"]).sum() > 10
+    assert sf.fit_candidate_config(words, gapped, limits) == sf.fit_candidate_config(words, gt, limits)
+
+
 def test_verdict_recommends_the_rescorer_only_where_it_scored_best(tmp_path):
     from feedback_ner.rescore import ROUTES, verdict
 

@@ -96,3 +96,26 @@ def test_overwrite_leaves_a_folder_that_is_not_a_run_alone(tmp_path: Path):
     (tmp_path / "config.yaml").write_text("mine: true\n")
     check_run_dir(tmp_path, "abc", {}, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.yaml"]
+
+
+def test_runs_scores_tuned_figures_on_the_rows_training_read(tmp_path: Path, bert_run: Path, corpus_dir: Path):
+    """``runs`` read train.csv raw: a class written " Claim " became an extra macro class (F1 0), halving the tuned
+    and rescored columns that tune and rescore had printed right."""
+    from feedback_ner.corpus import load_train
+    from feedback_ner.metric import score
+    from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+    from feedback_ner.runtable import load_runs
+
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "corpus"))
+    df = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    df["discourse_type"] = [f" {c} " if i % 7 == 0 else c for i, c in enumerate(df["discourse_type"])]
+    df.to_csv(data / "train.csv", index=False)
+    run = Path(shutil.copytree(bert_run, tmp_path / "runs" / "r"))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "data_dir": str(data)}))
+    PostprocessConfig().save(run / "postprocess.json")
+    [loaded] = load_runs([tmp_path / "runs"])
+    probs = load_word_probs(run / "oof.npz")
+    gt = load_train(corpus_dir).elements
+    expected = score(submission_from_probs(probs, PostprocessConfig()), gt[gt["id"].isin(set(probs))]).f1
+    assert loaded.tuned == pytest.approx(expected)
