@@ -401,8 +401,12 @@ def _relocate(given: list[Path], spec: EnsembleSpec) -> list[Path]:
             "ensemble's folders) or the same checkpoints copied elsewhere, to relocate them"
         )
     wanted = spec.extra.get("checkpoints")
-    if not wanted or None in wanted:
-        return given
+    if [f.resolve() for f in given] == [f.resolve() for f in spec.models]:
+        return given  # the ensemble's own folders
+    if not wanted or None in wanted or len(set(wanted)) < len(wanted):
+        return given  # an older file, or two runs of the same settings (copies): by position
+    for folder in given:
+        check_checkpoint(folder)  # a missing or broken folder is named as such, not as "not one of them"
     found = {checkpoint_identity(f): f for f in given}
     for folder in given:
         if checkpoint_identity(folder) not in wanted:
@@ -439,7 +443,7 @@ def save_ensemble(path: str | os.PathLike, spec: EnsembleSpec) -> Path:
         data["rescore"] = _relative_to(spec.rescore, base)
     data.update(spec.extra)
     identities = [checkpoint_identity(m) for m in spec.models]
-    if all(identities):  # lets predict match relocated folders given in any order
+    if all(identities) and len(set(identities)) == len(identities):  # predict matches relocated folders by them
         data["checkpoints"] = identities
     text = json.dumps(data, indent=2) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

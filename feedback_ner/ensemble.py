@@ -29,6 +29,7 @@ from feedback_ner.artifacts import (
     choose_postprocess,
     match_models,
     oof_run,
+    read_run_config,
     save_ensemble,
 )
 from feedback_ner.cli import ArgumentParser, command, setup_logging
@@ -70,6 +71,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="write the ensemble's out-of-fold word probabilities (.npz) and FILE.folds.csv, for "
                         "feedback_ner.rescore --oof FILE")
     parser.add_argument("--seed", type=int, default=42, help="seed of the TPE sampler (default: 42)")
+    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
+                        help="skip (and count) bad ground-truth rows (default: on when a run was trained with "
+                        "skip_bad)")
     return parser
 
 
@@ -105,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         names = [str(r.oof) for r in runs]
     chosen = choose_postprocess(args.postprocess, None, runs[0].run_dir, folders[0][0])
     logger.info("post-processing: %s", chosen.source)
-    gt = read_ground_truth(args.gt, "--gt")
+    skip_bad = args.skip_bad if args.skip_bad is not None else any(
+        read_run_config(r.run_dir).get("skip_bad", False) for r in runs)
+    gt = read_ground_truth(args.gt, "--gt", skip_bad)
     for name, run_probs in zip(names, probs, strict=True):
-        check_words_cover(run_probs, gt, name)
+        gt = check_words_cover(run_probs, gt, name, skip_bad)
     result = tune_weights(probs, gt, chosen.config, trials=args.trials, seed=args.seed, names=names)
 
     models, weights = [], []

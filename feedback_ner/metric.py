@@ -104,7 +104,7 @@ class SpanTable:
         for column in ("id", class_column):
             missing_rows = np.flatnonzero(df[column].isna().to_numpy())
             if len(missing_rows):
-                raise ValueError(f"{name} row {missing_rows[0]}: {column} is missing ({len(missing_rows)} rows)")
+                raise ValueError(f"{name} row {missing_rows[0] + 1}: {column} is missing ({len(missing_rows)} rows)")
         essay, ids = _factorize(df["id"])
         cls_codes, class_names = _factorize(df[class_column])
         start, end, size, text_key, sets = parse_predictionstrings(df["predictionstring"], name=name, ids=df["id"])
@@ -533,11 +533,11 @@ def read_csv_columns(
         raise InvalidInputError(f"{what} {path}: not a readable CSV ({str(err).splitlines()[0]})") from None
 
 
-def read_ground_truth(path: str | os.PathLike, what: str = "ground truth") -> pd.DataFrame:
+def read_ground_truth(path: str | os.PathLike, what: str = "ground truth", skip_bad: bool = False) -> pd.DataFrame:
     """``id, discourse_type (or class), predictionstring`` of a train.csv-shaped file, as text, checked by
     :func:`check_ground_truth`."""
     gt = read_csv_columns(path, what, ("id", "predictionstring"), one_of=GT_CLASS_COLUMNS)
-    return check_ground_truth(gt, f"{what} {path}")
+    return check_ground_truth(gt, f"{what} {path}", skip_bad)
 
 
 def read_submission(path: str | os.PathLike, what: str = "submission") -> pd.DataFrame:
@@ -548,32 +548,46 @@ def read_submission(path: str | os.PathLike, what: str = "submission") -> pd.Dat
     return pred
 
 
-def check_ground_truth(gt: pd.DataFrame, where: str) -> pd.DataFrame:
+_INDICES = r"\s*[0-9]{1,12}(?:\s+[0-9]{1,12})*\s*"  # word indices, as parse_predictionstrings reads them
+SKIP_GT_HINT = "or pass --skip-bad to skip and count such rows, as training did with skip_bad"
+
+
+def check_ground_truth(gt: pd.DataFrame, where: str, skip_bad: bool = False) -> pd.DataFrame:
     """``gt`` with its class names stripped of surrounding spaces, after checking what would make a score silently
     wrong: no rows, a class outside :data:`labels.CLASSES` (which would become an extra macro class), an element with
     no words (always missed) or a predictionstring that is not word indices. :class:`InvalidInputError` names
-    ``where``, the first bad row (1-based, header excluded), its id, and the count of rows like it."""
+    ``where``, the first bad row (1-based, header excluded), its id, and the count of rows like it; with
+    ``skip_bad`` (a run trained with ``skip_bad``) those rows are left out and counted in a warning instead."""
     if gt.empty:
         raise InvalidInputError(f"{where}: no rows, only a header; give the ground truth (train.csv's rows)")
     column = next(c for c in GT_CLASS_COLUMNS if c in gt.columns)
     classes = gt[column].astype(str).str.strip()
-    rows = np.flatnonzero(~classes.isin(CLASSES).to_numpy())
-    if len(rows):
-        i = int(rows[0])
-        raise InvalidInputError(
-            f"{where}: row {i + 1} (id {gt['id'].iat[i]}): {column} {gt[column].iat[i]!r} is not a class "
-            f"({len(rows)} of {len(gt)} rows); use one of: {', '.join(CLASSES)} (case matters)"
-        )
-    rows = np.flatnonzero((gt["predictionstring"].astype(str).str.strip() == "").to_numpy())
-    if len(rows):
-        i = int(rows[0])
-        raise InvalidInputError(
-            f"{where}: row {i + 1} (id {gt['id'].iat[i]}): empty predictionstring ({len(rows)} of {len(gt)} "
-            "rows); "
-            "every element needs the indices of its words"
-        )
+    strings = gt["predictionstring"].astype(str)
+    problems = (
+        (~classes.isin(CLASSES).to_numpy(), column, "is not a class",
+         f"use one of: {', '.join(CLASSES)} (case matters)"),
+        ((strings.str.strip() == "").to_numpy(), "predictionstring", "is empty",
+         "every element needs the indices of its words"),
+        (~strings.str.fullmatch(_INDICES).to_numpy(dtype=bool), "predictionstring", "is not word indices",
+         "write the element's word indices, e.g. '3 4 5'"),
+    )
+    bad = np.zeros(len(gt), bool)
+    for rows, field_name, what, fix in problems:
+        rows = rows & ~bad
+        if rows.any() and not skip_bad:
+            i = int(np.argmax(rows))
+            raise InvalidInputError(
+                f"{where}: row {i + 1} (id {gt['id'].iat[i]}): {field_name} {gt[field_name].iat[i]!r} {what} "
+                f"({int(rows.sum())} of {len(gt)} rows); {fix}; {SKIP_GT_HINT}")
+        bad |= rows
+    if bad.any():
+        logger.warning("%s: skipped %d of %d rows (bad class or predictionstring; skip_bad)", where, int(bad.sum()),
+                       len(gt))
+    gt = gt.assign(**{column: classes})[~bad]
+    if gt.empty:
+        raise InvalidInputError(f"{where}: no valid rows left ({int(bad.sum())} skipped); fix the ground truth")
     parse_predictionstrings(gt["predictionstring"], name=where, ids=gt["id"])
-    return gt.assign(**{column: classes})
+    return gt
 
 
 @dataclass

@@ -31,6 +31,8 @@ def make_parser() -> argparse.ArgumentParser:
         help="score only the ground-truth essays that have at least one prediction (e.g. out-of-fold predictions "
         "of some folds); an essay whose every span was filtered out then drops out too",
     )
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip (and count) ground-truth rows with a bad class or predictionstring")
     return parser
 
 
@@ -49,7 +51,7 @@ def format_table(result: ScoreResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
-    gt = read_ground_truth(args.gt, "--gt")
+    gt = read_ground_truth(args.gt, "--gt", args.skip_bad)
     pred = read_submission(args.pred, "--pred")
     if args.only_predicted_essays:
         predicted = set(pred["id"])

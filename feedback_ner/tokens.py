@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
@@ -40,7 +41,10 @@ logger = logging.getLogger("feedback_ner.tokens")
 # Whitespace to str.split() (so word boundaries) that some tokenizers drop or glue into a token: BERT's text cleaner
 # drops \x0b, \x0c, \x1c-\x1f and \x85 ("s\x85a" -> "sa", and word "a" gets no token), keeps \u2028 inside a word.
 # Each becomes a plain space before encoding: one character for one, so every offset and word stays where it was.
-_ODD_SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace() and chr(c) not in " \t\n\r")
+# Space separators (Unicode Zs: no-break space, ideographic space, ...) are whitespace to every tokenizer family and
+# stay as they are, so the tokens of essays without control characters are what they always were.
+_ODD_SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace() and chr(c) not in " \t\n\r"
+                      and unicodedata.category(chr(c)) != "Zs")
 _TO_SPACE = str.maketrans(_ODD_SPACES, " " * len(_ODD_SPACES))
 _HAS_ODD_SPACE = re.compile(f"[{re.escape(_ODD_SPACES)}]")
 

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from feedback_ner import tuning
+from feedback_ner.artifacts import read_run_config
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import check_output
@@ -62,6 +63,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--folds", default=None,
                         help="CSV id,fold giving each essay's fold for the cross-fitted figure (default: the run's "
                         "fold_<k>/oof.npz files beside --oof)")
+    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
+                        help="skip (and count) bad ground-truth rows (default: the run's own skip_bad setting)")
     parser.add_argument("--cross-fit", action=argparse.BooleanOptionalAction, default=True,
                         help="also report the cross-fitted gain (tune on the other folds, apply to each fold)")
     return parser
@@ -74,7 +77,7 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
         raise FeedbackError(f"--trials {args.trials} --rounds {args.rounds}: use at least 1 of each")
     if out.is_dir():
         raise FeedbackError(f"--out {out}: is a folder; give the JSON file to write")
-    check_output(out, "--out", inputs=(args.gt, args.oof, args.start), kind="json")
+    check_output(out, "--out", inputs=(args.gt, args.oof), kind="json")  # --start is read before: it may be --out
     try:
         start = PostprocessConfig.load(args.start) if args.start else None
         word_probs = load_word_probs(args.oof)
@@ -82,8 +85,10 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
         raise FeedbackError(str(err)) from None
     if not word_probs:
         raise FeedbackError(f"{args.oof}: no word probabilities to tune on (the out-of-fold file is empty)")
-    gt = read_ground_truth(args.gt, "--gt")
-    check_words_cover(word_probs, gt, str(args.oof))
+    skip_bad = args.skip_bad
+    if skip_bad is None:  # the ground truth read as the run read it
+        skip_bad = bool(read_run_config(Path(args.oof).parent).get("skip_bad", False))
+    gt = check_words_cover(word_probs, read_ground_truth(args.gt, "--gt", skip_bad), str(args.oof), skip_bad)
     # opened here: a database that cannot be created or reached is one line before the work
     return start, word_probs, gt, open_storage(storage) if storage is not None else None
 

@@ -405,19 +405,28 @@ def display_table(report: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
-def check_words_cover(word_probs: dict[str, np.ndarray], gt: pd.DataFrame, where: str) -> None:
-    """Every ground-truth element of ``word_probs``' essays must lie within their words, else the probabilities
-    and the ground truth are from different corpora (or a cut file) and every figure would be silently low."""
-    rows = gt[gt["id"].astype(str).isin(set(map(str, word_probs)))]
+def check_words_cover(word_probs: dict[str, np.ndarray], gt: pd.DataFrame, where: str,
+                      skip_bad: bool = False) -> pd.DataFrame:
+    """``gt`` after checking that every element of ``word_probs``' essays lies within their words: otherwise the
+    probabilities and the ground truth are from different corpora (or a cut file) and every figure would be
+    silently low. With ``skip_bad`` (a run trained so: its bad rows were skipped) such rows are left out, counted."""
+    mine = gt["id"].astype(str).isin(set(map(str, word_probs))).to_numpy()
+    rows = gt[mine]
     last = rows["predictionstring"].astype(str).map(lambda v: max(map(int, v.split()), default=-1))
     n_words = rows["id"].astype(str).map(lambda i: len(word_probs[i]))
     beyond = np.flatnonzero((last >= n_words).to_numpy())
+    if len(beyond) and skip_bad:
+        logger.warning("%s: skipped %d ground-truth rows beyond their essay's words (skip_bad)", where, len(beyond))
+        keep = np.ones(len(gt), bool)
+        keep[np.flatnonzero(mine)[beyond]] = False
+        return gt[keep]
     if len(beyond):
         i = int(beyond[0])
         raise FeedbackError(
             f"{where}: essay {rows['id'].iat[i]!r} has {n_words.iat[i]} words of probabilities but its ground truth "
             f"reaches word {last.iat[i]} ({len(beyond)} elements beyond their essay's words); are the probabilities "
-            "and the ground truth from the same corpus?")
+            "and the ground truth from the same corpus? (a run trained with skip_bad: pass --skip-bad)")
+    return gt
 
 
 def chart_path(out: str | os.PathLike) -> Path:

@@ -34,7 +34,8 @@ from feedback_ner.labels import (
 logger = logging.getLogger("feedback_ner.wordtable")
 
 # Bump when the files written here change meaning, so older caches are rebuilt.
-FORMAT_VERSION = 2  # 2: the text column holds the essay as stored (line ends kept; issue 12)
+FORMAT_VERSION = 3  # 2: the text column holds the essay as stored (line ends kept; issue 12); 3: .TXT and
+# UTF-16/32 essays are read (texts.py), so a table prepared without them is not reused
 WORDS_FILE = "words.parquet"
 ELEMENTS_FILE = "elements.parquet"
 FOLDS_FILE = "folds.csv"
@@ -218,7 +219,7 @@ def fingerprint(data_dir: str | os.PathLike, k: int, seed: int, skip_bad: bool) 
     digest = hashlib.sha1()
     n_txt = 0
     for entry in sorted(os.scandir(txt_dir), key=lambda e: e.name):
-        if entry.name.endswith(".txt"):
+        if entry.name[-4:].lower() == ".txt" and entry.is_file():  # the files load_train reads
             st = entry.stat()
             digest.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
             n_txt += 1

@@ -54,7 +54,7 @@ SCORE_CASES = [
     ("gt_header_only", "sub", ["--gt", "gt_header_only.csv", "no rows"]),
     ("gt_unknown", "sub", ["--gt", "gt_unknown.csv", "row 4 (id ", "'Hook' is not a class", "(1 of "]),
     ("gt_lower", "sub", ["--gt", "gt_lower.csv", "row 1 (id ", "'lead' is not a class", "case matters"]),
-    ("gt_empty_ps", "sub", ["--gt", "gt_empty_ps.csv", "row 6 (id ", "empty predictionstring"]),
+    ("gt_empty_ps", "sub", ["--gt", "gt_empty_ps.csv", "row 6 (id ", "predictionstring '' is empty"]),
     ("sub_bad_ps", "sub", ["--gt", "sub_bad_ps.csv", "row 1 (id ", "'1 2 x'"]),
 ]
 
@@ -214,3 +214,13 @@ def test_predictionstrings_in_another_order_agree_with_their_offsets(corpus_dir:
     df["predictionstring"] = [" ".join(w[::-1] if i % 2 else w[:1] + w) for i, w in enumerate(words)]
     df.to_csv(data / "train.csv", index=False)
     assert disagreements(data) == disagreements(corpus_dir)
+
+
+def test_the_word_table_cache_sees_every_essay_file_load_train_reads(corpus_dir: Path, tmp_path: Path):
+    """An upper-case .TXT essay is read by load_train: adding or editing one must make the cached table stale."""
+    from feedback_ner.wordtable import fingerprint
+
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "corpus"))
+    before = fingerprint(data, 5, 42, False)
+    (data / "train" / "EXTRA.TXT").write_text("an essay with an upper-case extension\n")
+    assert fingerprint(data, 5, 42, False) != before

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import assert_one_line_error, quick_rescorer, run_cli
 
 from feedback_ner.probs import load_word_probs, save_word_probs
@@ -131,3 +132,39 @@ def test_postprocess_beside_a_rescorer_is_said_to_be_unused(bert_run: Path, corp
                    timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--postprocess is not used" in done.stderr
+
+
+def test_tune_refines_its_own_output_in_place(bert_run: Path, corpus_dir: Path, tmp_path: Path):
+    """``--start`` and the default ``--out`` are the same postprocess.json: it is read before anything is written."""
+    run = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    assert _tune(run / "oof.npz", corpus_dir / "train.csv", run / "postprocess.json").returncode == 0
+    done = _tune(run / "oof.npz", corpus_dir / "train.csv", run / "postprocess.json", "--start",
+                 str(run / "postprocess.json"))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_scoring_commands_skip_bad_rows_as_the_run_did(bert_run: Path, corpus_dir: Path, tmp_path: Path):
+    """A train.csv row training skipped (skip_bad) stopped score and tune; --skip-bad (tune: the run's setting)
+    skips and counts it."""
+    gt = pd.read_csv(corpus_dir / "train.csv", dtype=str, keep_default_na=False)
+    gt.loc[0, "predictionstring"] = "99998 99999"
+    gt.loc[1, "discourse_type"] = "Hook"
+    gt.to_csv(tmp_path / "gt.csv", index=False)
+    sub = gt[["id", "discourse_type", "predictionstring"]].rename(columns={"discourse_type": "class"})
+    sub.to_csv(tmp_path / "sub.csv", index=False)
+    done = run_cli("feedback_ner.score", "--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "sub.csv"))
+    assert_one_line_error(done, "score", "row 2", "'Hook'", "--skip-bad")
+    done = run_cli("feedback_ner.score", "--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "sub.csv"),
+                   "--skip-bad")
+    assert done.returncode == 0 and "skipped 1 of" in done.stderr, done.stderr[-2000:]
+    run = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    first = str(pd.read_csv(corpus_dir / "train.csv", dtype=str)["id"].iat[0])
+    if first not in load_word_probs(run / "oof.npz"):
+        pytest.skip("the first essay is not in the run's out-of-fold essays")
+    done = _tune(run / "oof.npz", tmp_path / "gt.csv", tmp_path / "pp.json")
+    assert_one_line_error(done, "tune", "--skip-bad")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "skip_bad": True}))
+    done = _tune(run / "oof.npz", tmp_path / "gt.csv", tmp_path / "pp.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "skipped 1 of" in done.stderr and "beyond their essay's words" in done.stderr

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from feedback_ner.artifacts import EnsembleSpec, save_ensemble
-from feedback_ner.errors import InvalidInputError
+from feedback_ner.errors import FeedbackError, InvalidInputError
 from feedback_ner.inference import predict
 from feedback_ner.span_features import _text_structure
 
@@ -98,3 +98,34 @@ def test_bad_arguments_are_one_clear_error(bert_run: Path, corpus_dir: Path, kwa
     args = {"texts": corpus_dir / "test", **kwargs}
     with pytest.raises(InvalidInputError, match=match):
         predict(bert_run, **args)
+
+
+def test_an_ensemble_of_two_runs_with_the_same_settings_keeps_both(bert_run: Path, tmp_path: Path):
+    """Copies of one run share its fingerprint: identities cannot tell them apart, so the file records none and
+    folders are taken by position (matching by identity had given one folder twice)."""
+    import json
+
+    from feedback_ner.artifacts import plan_prediction
+
+    other = Path(shutil.copytree(bert_run, tmp_path / "again"))
+    folders = [bert_run / "fold_0" / "model", other / "fold_0" / "model"]
+    spec_path = save_ensemble(tmp_path / "ens.json", EnsembleSpec(folders, [0.9, 0.1]))
+    assert "checkpoints" not in json.loads(spec_path.read_text())
+    def resolved(paths: list[Path]) -> list[Path]:
+        return [p.resolve() for p in paths]
+
+    assert resolved(plan_prediction(None, ensemble=spec_path).folders) == resolved(folders)
+    assert resolved(plan_prediction(folders, ensemble=spec_path).folders) == resolved(folders)
+
+
+def test_a_missing_relocated_folder_is_named(bert_run: Path, tmp_path: Path):
+    folds = [bert_run / "fold_0" / "model", bert_run / "fold_1" / "model"]
+    spec_path = save_ensemble(tmp_path / "ens.json", EnsembleSpec(folds, [0.5, 0.5]))
+    copy = Path(shutil.copytree(folds[0], tmp_path / "copy_0"))
+    with pytest.raises(FeedbackError, match="copy_1: no such checkpoint folder"):
+        predict([copy, tmp_path / "copy_1"], {"a": "one essay"}, ensemble=spec_path)
+
+
+def test_a_list_of_essay_texts_is_not_read_as_file_names(bert_run: Path):
+    with pytest.raises(InvalidInputError, match=r"look like essay texts; pass \{id: text\}"):
+        predict(bert_run, ["First essay.\nIt has two lines.", "x" * 5000])
