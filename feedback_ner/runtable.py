@@ -100,9 +100,10 @@ def load_runs(folders: list[str | os.PathLike], data_dir: str | os.PathLike | No
         config = yaml.safe_load((path / "config.yaml").read_text()) or {}
         data = data_dir or config.get("data_dir")
         key = (str(data), bool(config.get("skip_bad", False)))
-        if key not in gts:
+        scored = (path / "postprocess.json").is_file() or (path / "rescore" / "oof_submission.csv").is_file()
+        if scored and key not in gts:  # the corpus is read only for runs with tuned or rescored figures
             gts[key] = _ground_truth(data, key[1])
-        runs.append(load_run(path, gts[key]))
+        runs.append(load_run(path, gts.get(key)))
     return runs
 
 
