@@ -281,10 +281,11 @@ def second_stage(args: argparse.Namespace, source: str, eval_gt: pd.DataFrame,
     out = args.out / f"second-stage{suffix}"
     ids = sorted(pd.unique(eval_gt["id"].astype(str)))
     folds = pd.DataFrame({"id": ids, "fold": [i % args.inner_folds for i in range(len(ids))]})
-    out.mkdir(parents=True, exist_ok=True)
-    folds.to_csv(out / "inner_folds.csv", index=False)
+    inner = args.out / f"inner_folds{suffix}.csv"  # beside the rescorer's folder: rescore --out holds its own files
+    folds.to_csv(inner, index=False)
+    (out / "inner_folds.csv").unlink(missing_ok=True)  # where earlier versions of this benchmark wrote it
     done = subprocess.run([sys.executable, "-m", "feedback_ner.rescore", "--oof", str(fold_dir / "oof.npz"),
-                           "--data", str(args.data), "--folds", str(out / "inner_folds.csv"), "--out", str(out),
+                           "--data", str(args.data), "--folds", str(inner), "--out", str(out),
                            "--tune-trials", str(args.tune_trials), "--seed", str(args.seed)])
     if done.returncode != 0:
         print(f"tuned/rescored: feedback_ner.rescore failed (exit {done.returncode}); rows skipped", flush=True)
@@ -415,8 +416,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_quality: error: --second-seed-rows {args.second_seed_rows!r}: give baseline and/or best, "
               "together with --second-seed", file=sys.stderr)
         return 2
+    from feedback_ner.cli import setup_logging
     from feedback_ner.modeling import resolve_model_path
 
+    setup_logging()  # our lines only: no weight-loading reports or shard-writing bars between the rows
     resolve_model_path(args.model)  # a missing offline-encoder package fails now, before any work
     args.out.mkdir(parents=True, exist_ok=True)
     if args.data is None:

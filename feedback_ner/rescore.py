@@ -80,10 +80,11 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
     if out.exists() and not out.is_dir():
         raise FeedbackError(f"--out {out}: is a file; give a folder for the rescorer")
     if out.is_dir() and any(out.iterdir()):
-        if not (out / RESCORER_FILE).is_file():  # e.g. the data folder: nothing of the user's gets mixed in
-            raise FeedbackError(f"--out {out}: a folder holding other files (no {RESCORER_FILE}); give a new or "
-                                "empty folder for the rescorer")
-        logger.info("--out %s holds a rescorer: it is replaced when this one is written", out)
+        others = [p.name for p in out.iterdir() if not _written_by_rescore(p.name)]
+        if others:  # e.g. the data folder: nothing of the user's is mixed with or replaced by a rescorer
+            raise FeedbackError(f"--out {out}: a folder holding files rescore does not write ({', '.join(others[:3])}"
+                                f"{', ...' if len(others) > 3 else ''}); give a new or empty folder for the rescorer")
+        logger.info("--out %s holds an earlier rescore's files: they are replaced", out)
     data = Path(args.data)
     train_paths(data)
     try:
@@ -107,6 +108,12 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
     texts = None if args.no_texts else {i: corpus.texts.get(i) or read_text(data / "train" / f"{i}.txt")
                                         for i in probs}
     return probs, gt, texts, corpus.elements
+
+
+def _written_by_rescore(name: str) -> bool:
+    """Whether a file or folder name in ``--out`` is one rescore writes (so a re-run may replace it)."""
+    own = {RESCORER_FILE, SUBMISSION_FILE, REPORT_FILE, CHART_FILE, "summary.json", "folds"}
+    return name in own or (name.startswith("model") and name.endswith(".txt"))
 
 
 def run_checkpoint(oof: str | Path) -> Path | None:

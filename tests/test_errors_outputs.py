@@ -49,7 +49,7 @@ def test_predict_and_rescore_outputs_keep_the_users_files(bert_run: Path, corpus
     data = Path(shutil.copytree(corpus_dir, tmp_path / "data"))
     done = run_cli("feedback_ner.rescore", "--oof", str(bert_run / "oof.npz"), "--data", str(data), "--out",
                    str(data), timeout=300)
-    assert_one_line_error(done, "rescore", "--out", "no rescorer.json")
+    assert_one_line_error(done, "rescore", "--out", "files rescore does not write")
     assert sorted(p.name for p in data.iterdir()) == sorted(p.name for p in corpus_dir.iterdir())
 
 
@@ -168,3 +168,18 @@ def test_scoring_commands_skip_bad_rows_as_the_run_did(bert_run: Path, corpus_di
     done = _tune(run / "oof.npz", tmp_path / "gt.csv", tmp_path / "pp.json")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "skipped 1 of" in done.stderr and "beyond their essay's words" in done.stderr
+
+
+def test_rescore_replaces_its_own_earlier_output(bert_run: Path, corpus_dir: Path, tmp_path: Path):
+    """A folder holding only what rescore writes (an earlier run, even one stopped before rescorer.json) is
+    replaced; anything else in it is the user's and refuses the folder."""
+    out = tmp_path / "rescore"
+    out.mkdir()
+    (out / "model.txt").write_text("half-written by an interrupted run\n")
+    args = ["--oof", str(bert_run / "oof.npz"), "--data", str(corpus_dir), "--out", str(out), "--tune-trials", "2",
+            "--no-nested"]
+    done = run_cli("feedback_ner.rescore", *args, timeout=600)
+    assert done.returncode == 0 and (out / "rescorer.json").is_file(), done.stderr[-2000:]
+    (out / "inner_folds.csv").write_text("id,fold\n")
+    done = run_cli("feedback_ner.rescore", *args, timeout=600)
+    assert_one_line_error(done, "rescore", "--out", "files rescore does not write (inner_folds.csv)")
