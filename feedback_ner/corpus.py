@@ -23,7 +23,7 @@ import pandas as pd
 
 from feedback_ner.errors import DataError
 from feedback_ner.labels import CLASSES, offsets_to_word_ranges, word_offsets, word_offsets_many
-from feedback_ner.texts import UNICODE_BOMS, normalise_newlines, read_text
+from feedback_ner.texts import UNICODE_BOMS, is_essay_file, normalise_newlines, read_text
 
 logger = logging.getLogger("feedback_ner.corpus")
 
@@ -212,7 +212,7 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
     report = LoadReport(source=str(csv_path), n_rows=len(df))
     files: dict[str, str] = {}
     for entry in os.scandir(txt_dir):
-        if entry.name[-4:].lower() == ".txt" and entry.is_file():
+        if is_essay_file(entry):
             if entry.name[:-4] in files:
                 raise DataError(f"{txt_dir}: two files for essay {entry.name[:-4]!r} (.txt in two cases); keep one")
             files[entry.name[:-4]] = entry.path

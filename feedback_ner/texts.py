@@ -71,12 +71,18 @@ def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) ->
     return texts
 
 
+def is_essay_file(entry: os.DirEntry | Path) -> bool:
+    """The one rule for what is an essay in a folder (``load_texts``, ``corpus.load_train``, the word-table
+    cache): a file (a link to one) named ``<id>.txt``, any case of the extension."""
+    return os.path.splitext(entry.name)[1].lower() == ".txt" and entry.is_file()
+
+
 def essay_files(folder: Path) -> list[Path]:
     """The essay files of a folder: its ``*.txt`` files (any case of the extension), sorted. Whatever else is
     there (other files, subfolders, broken links) is counted in one warning, never read and never silently."""
     files, others = [], []
     for entry in sorted(folder.iterdir()):
-        (files if entry.suffix.lower() == ".txt" and entry.is_file() else others).append(entry)
+        (files if is_essay_file(entry) else others).append(entry)
     if others:
         listed = ", ".join(p.name + ("/" if p.is_dir() else "") for p in others[:3])
         logger.warning("%s: %d entries are not .txt essay files and are left out (%s%s)", folder, len(others),

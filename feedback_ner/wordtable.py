@@ -30,6 +30,7 @@ from feedback_ner.labels import (
     word_offsets,
     word_offsets_many,
 )
+from feedback_ner.texts import is_essay_file
 
 logger = logging.getLogger("feedback_ner.wordtable")
 
@@ -219,7 +220,7 @@ def fingerprint(data_dir: str | os.PathLike, k: int, seed: int, skip_bad: bool) 
     digest = hashlib.sha1()
     n_txt = 0
     for entry in sorted(os.scandir(txt_dir), key=lambda e: e.name):
-        if entry.name[-4:].lower() == ".txt" and entry.is_file():  # the files load_train reads
+        if is_essay_file(entry):  # the files load_train reads
             st = entry.stat()
             digest.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
             n_txt += 1
