@@ -194,6 +194,12 @@ def read_run_config(folder: str | os.PathLike) -> dict[str, Any]:
     return {}
 
 
+def run_skip_bad(folder: str | os.PathLike, given: bool | None = None) -> bool:
+    """``given`` (a ``--skip-bad`` / ``--no-skip-bad`` flag) when set, else the ``skip_bad`` setting of the run a
+    folder belongs to (False without one): the commands read a run's data the way training read it."""
+    return bool(read_run_config(folder).get("skip_bad", False)) if given is None else given
+
+
 def run_meta(run_dir: str | os.PathLike, folds: Sequence[int]) -> dict[str, Any]:
     """The meta that makes a run-level ``oof.npz`` name its run: folds, absolute folder, fingerprint, fold models.
 
@@ -394,7 +400,8 @@ def checkpoint_identity(folder: str | os.PathLike) -> str | None:
 def _relocate(given: list[Path], spec: EnsembleSpec) -> list[Path]:
     """``given`` folders in the order of the ensemble's checkpoints (the weights follow that order). An ensemble
     file that records each checkpoint's identity (``checkpoints``) is matched by it, whatever order the folders
-    come in, and a folder that is none of them is refused; an older file is matched by position."""
+    come in, and a folder that is none of them is refused; an older file is matched by position. ``given`` are
+    checked checkpoints (:func:`plan_prediction`)."""
     if len(given) != len(spec.models):
         raise InvalidInputError(
             f"{len(given)} model folder(s) given with an ensemble of {len(spec.models)}; give none (use the "
@@ -405,8 +412,6 @@ def _relocate(given: list[Path], spec: EnsembleSpec) -> list[Path]:
         return given  # the ensemble's own folders
     if not wanted or None in wanted or len(set(wanted)) < len(wanted):
         return given  # an older file, or two runs of the same settings (copies): by position
-    for folder in given:
-        check_checkpoint(folder)  # a missing or broken folder is named as such, not as "not one of them"
     found = {checkpoint_identity(f): f for f in given}
     for folder in given:
         if checkpoint_identity(folder) not in wanted:
@@ -602,6 +607,8 @@ def plan_prediction(
     if isinstance(models, (str, os.PathLike)):
         models = [models]
     given = resolve_model_dirs(models) if models else []
+    for f in given or (spec.models if spec is not None else []):  # before matching: a missing folder is named so
+        check_checkpoint(f)
     if spec is None:
         if not given:
             raise MissingFileError(
@@ -612,7 +619,5 @@ def plan_prediction(
         folders = _relocate(given, spec) if given else spec.models
         weights = weights if weights is not None else spec.weights
     w = normalised_weights(weights, len(folders))
-    for f in folders:
-        check_checkpoint(f)
     decoder = choose_decoder(rescore, postprocess, spec, run_dir_of(folders[0]), folders[0])
     return PredictionPlan(folders, w, decoder.postprocess, out, probs_out, decoder, load_decoder(decoder))

@@ -29,7 +29,7 @@ from feedback_ner.artifacts import (
     choose_postprocess,
     match_models,
     oof_run,
-    read_run_config,
+    run_skip_bad,
     save_ensemble,
 )
 from feedback_ner.cli import ArgumentParser, command, setup_logging
@@ -109,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [str(r.oof) for r in runs]
     chosen = choose_postprocess(args.postprocess, None, runs[0].run_dir, folders[0][0])
     logger.info("post-processing: %s", chosen.source)
-    skip_bad = args.skip_bad if args.skip_bad is not None else any(
-        read_run_config(r.run_dir).get("skip_bad", False) for r in runs)
+    skip_bad = args.skip_bad if args.skip_bad is not None else any(run_skip_bad(r.run_dir) for r in runs)
     gt = read_ground_truth(args.gt, "--gt", skip_bad)
     for name, run_probs in zip(names, probs, strict=True):
         gt = check_words_cover(run_probs, gt, name, skip_bad)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from feedback_ner.analysis import GT_KINDS, PRED_KINDS, ErrorAnalysis, length_f1
-from feedback_ner.artifacts import InferenceConfig, read_run_config
+from feedback_ner.artifacts import InferenceConfig, read_run_config, run_skip_bad
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import B_IDS, CLASSES, LABEL2ID, word_offsets
@@ -120,11 +120,7 @@ def _from_probs(
     spans = filter_spans(candidate_spans(probs), config)
     pred = spans[["id", "class", "predictionstring", "score"]].reset_index(drop=True)
     return Predictions(pred, list(probs), probs, cv, _resolve_data(run_dir, data_dir), str(oof), how,
-                       _run_skip_bad(run_dir))
-
-
-def _run_skip_bad(run_dir: Path) -> bool:
-    return bool(read_run_config(run_dir).get("skip_bad", False))
+                       run_skip_bad(run_dir))
 
 
 def _from_csv(path: Path, data_dir: str | os.PathLike | None) -> Predictions:
@@ -134,7 +130,7 @@ def _from_csv(path: Path, data_dir: str | os.PathLike | None) -> Predictions:
         pred["score"] = pd.to_numeric(extra["score"], errors="coerce")
     ids = list(dict.fromkeys(pred["id"].astype(str)))
     return Predictions(pred, ids, None, None, _resolve_data(path.parent, data_dir), str(path), "as in the file",
-                       _run_skip_bad(path.parent))
+                       run_skip_bad(path.parent))
 
 
 def page_data(

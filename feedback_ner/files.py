@@ -68,7 +68,8 @@ def _looks_like(path: Path, kind: str) -> bool:
     try:
         if kind == "npz":
             return zipfile.is_zipfile(path)
-        head = path.open("rb").read(4096).decode("utf-8", errors="replace")
+        with path.open("rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace")
     except OSError:
         return False
     if kind == "submission":

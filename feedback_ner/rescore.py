@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from feedback_ner import rescoring, tuning
-from feedback_ner.artifacts import RESCORER_FILE, choose_postprocess, read_run_config
+from feedback_ner.artifacts import RESCORER_FILE, choose_postprocess, run_skip_bad
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import load_train, train_paths
 from feedback_ner.errors import FeedbackError
@@ -93,10 +93,7 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
         raise FeedbackError(str(err)) from None
     if not probs:
         raise FeedbackError(f"{args.oof}: no essays in the out-of-fold file")
-    skip_bad = args.skip_bad
-    if skip_bad is None:  # read the data the way the run was trained on it
-        skip_bad = bool(read_run_config(Path(args.oof).parent).get("skip_bad", False))
-    corpus = load_train(data, skip_bad=skip_bad)
+    corpus = load_train(data, skip_bad=run_skip_bad(Path(args.oof).parent, args.skip_bad))
     gt = corpus.elements[corpus.elements["id"].isin(set(probs))].reset_index(drop=True)
     if gt.empty:
         raise FeedbackError(f"none of the {len(probs)} essays of {args.oof} occurs in {data / 'train.csv'}; "

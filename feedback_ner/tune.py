@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from feedback_ner import tuning
-from feedback_ner.artifacts import read_run_config
+from feedback_ner.artifacts import run_skip_bad
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import check_output
@@ -85,9 +85,7 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
         raise FeedbackError(str(err)) from None
     if not word_probs:
         raise FeedbackError(f"{args.oof}: no word probabilities to tune on (the out-of-fold file is empty)")
-    skip_bad = args.skip_bad
-    if skip_bad is None:  # the ground truth read as the run read it
-        skip_bad = bool(read_run_config(Path(args.oof).parent).get("skip_bad", False))
+    skip_bad = run_skip_bad(Path(args.oof).parent, args.skip_bad)  # the ground truth read as the run read it
     gt = check_words_cover(word_probs, read_ground_truth(args.gt, "--gt", skip_bad), str(args.oof), skip_bad)
     # opened here: a database that cannot be created or reached is one line before the work
     return start, word_probs, gt, open_storage(storage) if storage is not None else None
