@@ -35,7 +35,7 @@ from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.errors import InvalidInputError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import NUM_LABELS, O_ID
-from feedback_ner.modeling import encoder_config, model_inputs, trim_to
+from feedback_ner.modeling import encoder_config, model_inputs, trim_to, varied_length_attention
 from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, submission_from_probs
 from feedback_ner.probs import save_word_probs
 from feedback_ner.rescoring import Rescorer
@@ -279,7 +279,7 @@ def predict_word_probs(
     order = np.argsort(-windows.lengths, kind="stable")
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     forward_s = merge_s = 0.0
-    with torch.inference_mode(), autocast_for(device):
+    with torch.inference_mode(), autocast_for(device), varied_length_attention(device):
         for rows in tqdm(batches, desc=desc or f"predict {ckpt.folder}", unit="batch", leave=False,
                          disable=None if len(batches) > 1 else True):
             t0 = time.perf_counter()

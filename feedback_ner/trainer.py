@@ -25,7 +25,7 @@ from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
 from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.metric import SpanTable, ground_truth_table, score
-from feedback_ner.modeling import model_inputs, pack_inputs, trim_to
+from feedback_ner.modeling import model_inputs, pack_inputs, trim_to, varied_length_attention
 from feedback_ner.postprocess import PostprocessConfig, kept_spans
 from feedback_ner.recipes import Recipes
 from feedback_ner.windows import LengthGroupedBatches
@@ -283,12 +283,14 @@ class FeedbackTrainer(Trainer):
         inputs = self._model_inputs(inputs)
         if self.packed and model.training:  # evaluation keeps padded batches: it needs logits per window
             inputs = pack_inputs(inputs)
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        with varied_length_attention(self.args.device):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):  # noqa: ANN001
         word_ids, essay_index = inputs["word_ids"], inputs["essay_index"]
         length = inputs["input_ids"].shape[1]
-        loss, logits, _ = super().prediction_step(model, self._model_inputs(inputs), False, ignore_keys)
+        with varied_length_attention(self.args.device):
+            loss, logits, _ = super().prediction_step(model, self._model_inputs(inputs), False, ignore_keys)
         probs = trim_to(logits, length).float().softmax(-1)
         packed = torch.cat([essay_index.view(-1, 1).to(word_ids), word_ids], dim=1)
         return loss, probs, packed

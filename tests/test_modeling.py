@@ -72,3 +72,19 @@ def test_packaged_model_names_stay_in_configs_and_resolve_at_load_time(tmp_path,
     assert resolve_model_path("some/folder") == "some/folder"
     with pytest.raises(FeedbackError, match="'no_such_package_here' is not installed"):
         ModelArguments(model_name_or_path="pkg:no_such_package_here")
+
+
+def test_varied_length_attention_drops_cudnn_on_cuda_only():
+    """Issue 16: on CUDA our many-length batches run SDPA without cuDNN (a plan per new length); the flags come back
+    afterwards, and on the CPU nothing changes."""
+    from feedback_ner.modeling import varied_length_attention
+
+    backends = torch.backends.cuda
+    before = (backends.cudnn_sdp_enabled(), backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled())
+    assert before[0], "cuDNN attention is off before the test: the check below would prove nothing"
+    with varied_length_attention("cpu"):
+        assert backends.cudnn_sdp_enabled()
+    with varied_length_attention(torch.device("cuda", 0)):
+        assert not backends.cudnn_sdp_enabled()
+        assert backends.flash_sdp_enabled() and backends.mem_efficient_sdp_enabled() and backends.math_sdp_enabled()
+    assert (backends.cudnn_sdp_enabled(), backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled()) == before
