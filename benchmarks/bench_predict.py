@@ -10,7 +10,9 @@ labels) become word indices of ``text.split()`` by :func:`char_spans_to_words`; 
 the competition metric against the essays' ground truth.
 
 On a CPU with native bf16 (:func:`inference.cpu_bf16_supported`) it also times ``predict(..., cpu_bf16=True)`` and,
-for fairness, the pipeline built with ``dtype=torch.bfloat16``. ``predict_outside_model_share`` is the share of
+for fairness, the pipeline built with ``dtype=torch.bfloat16``. With ``--device cuda`` both sides run on the GPU
+(the head is fitted there too): ``predict`` in its bf16 autocast, the pipeline in fp32 and in bf16
+(``predict_vs_pipeline_bf16`` is the like-for-like ratio). ``predict_outside_model_share`` is the share of
 predict's time outside the model forward, from predict's own timers (its ``timings`` argument).
 
 The checkpoint: ``--checkpoint DIR`` (a trained feedback_ner checkpoint, with ``--data`` its Kaggle-layout corpus
@@ -72,7 +74,7 @@ def pipeline_submission(texts: Mapping[str, str], outputs: Sequence[Sequence[Map
 
 
 def train_head(model_name: str, table: pd.DataFrame, out: Path, epochs: int, seed: int = 0,
-               max_length: int = MAX_LENGTH, stride: int = STRIDE) -> Path:
+               max_length: int = MAX_LENGTH, stride: int = STRIDE, device: str = "cpu") -> Path:
     """A checkpoint folder: the pretrained encoder ``model_name`` (kept frozen) with a new 15-label linear head
     trained on ``table``'s labelled essays, saved with its tokenizer and ``feedback_ner.json``.
 
@@ -82,7 +84,7 @@ def train_head(model_name: str, table: pd.DataFrame, out: Path, epochs: int, see
     """
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(model_name)
-    model = build_model(model_name).eval()
+    model = build_model(model_name).to(device).eval()
     head = model.classifier
     windows = WindowArrays(tokenize_windows(table, tokenizer, max_length, stride))
     collator = FeedbackCollator(tokenizer)
@@ -90,7 +92,7 @@ def train_head(model_name: str, table: pd.DataFrame, out: Path, epochs: int, see
     features, labels = [], []
     with torch.inference_mode():
         for i in range(0, len(order), BATCH_SIZE):
-            batch = collator(windows.features(order[i : i + BATCH_SIZE]))
+            batch = {k: v.to(device) for k, v in collator(windows.features(order[i : i + BATCH_SIZE])).items()}
             keep = batch["labels"] != -100
             hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
             features.append(hidden[keep].float())
@@ -102,13 +104,14 @@ def train_head(model_name: str, table: pd.DataFrame, out: Path, epochs: int, see
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    model.save_pretrained(out)
+    model.cpu().save_pretrained(out)
     tokenizer.save_pretrained(out)
     InferenceConfig(max_length=max_length, stride=stride).save(out)
     return out
 
 
-def make_pipeline(model_dir: Path, stride: int, max_length: int, dtype: torch.dtype | None = None) -> Any:
+def make_pipeline(model_dir: Path, stride: int, max_length: int, dtype: torch.dtype | None = None,
+                  device: str = "cpu") -> Any:
     """transformers' token-classification pipeline on the checkpoint, as its documentation shows it."""
     from transformers import AutoTokenizer, pipeline
 
@@ -116,24 +119,25 @@ def make_pipeline(model_dir: Path, stride: int, max_length: int, dtype: torch.dt
     tokenizer.model_max_length = max_length  # the checkpoint's window length (the pipeline reads it from here)
     kwargs = {} if dtype is None else {"dtype": dtype}
     return pipeline("token-classification", model=str(model_dir), tokenizer=tokenizer, stride=stride,
-                    aggregation_strategy="simple", device="cpu", **kwargs)
+                    aggregation_strategy="simple", device=device, **kwargs)
 
 
 def time_pipeline(model_dir: Path, texts: Mapping[str, str], cfg: InferenceConfig, batch_size: int,
-                  dtype: torch.dtype | None) -> tuple[float, pd.DataFrame]:
+                  dtype: torch.dtype | None, device: str = "cpu") -> tuple[float, pd.DataFrame]:
     """Seconds to build the pipeline and run it over ``texts``, and its submission (mapped to words afterwards)."""
     t0 = time.perf_counter()
-    pipe = make_pipeline(model_dir, cfg.stride, cfg.max_length, dtype)
+    pipe = make_pipeline(model_dir, cfg.stride, cfg.max_length, dtype, device)
     outputs = pipe(list(texts.values()), batch_size=batch_size)
     seconds = time.perf_counter() - t0
     return seconds, pipeline_submission(texts, outputs)
 
 
 def time_predict(model_dir: Path, texts: Mapping[str, str], batch_size: int,
-                 cpu_bf16: bool) -> tuple[dict[str, float], pd.DataFrame]:
+                 cpu_bf16: bool, device: str = "cpu") -> tuple[dict[str, float], pd.DataFrame]:
     """predict's stage timings (``total_s`` included) over ``texts`` and its submission."""
     timings: dict[str, float] = {}
-    sub = predict([model_dir], dict(texts), batch_size=batch_size, device="cpu", timings=timings, cpu_bf16=cpu_bf16)
+    sub = predict([model_dir], dict(texts), batch_size=batch_size, device=device, timings=timings,
+                  cpu_bf16=cpu_bf16)
     return timings, sub
 
 
@@ -175,27 +179,30 @@ def best_of(repeats: int, sides: dict[str, Callable[[], tuple[float, Any]]]) -> 
 
 
 def compare(model_dir: Path, texts: Mapping[str, str], gt: pd.DataFrame, batch_size: int, repeats: int,
-            bf16: bool) -> dict[str, float]:
-    """Times and scores predict and the pipeline side by side; prints and returns the figures."""
+            bf16: bool, device: str = "cpu") -> dict[str, float]:
+    """Times and scores predict and the pipeline side by side; prints and returns the figures. On ``cuda``
+    predict always autocasts to bf16, so ``bf16`` adds the bf16 pipeline alone."""
+    gpu = device != "cpu"
     cfg = InferenceConfig.load(model_dir)
     sides: dict[str, Callable[[], tuple[float, Any]]] = {}
 
     def predict_side(cpu_bf16: bool) -> Callable[[], tuple[float, Any]]:
         def fn() -> tuple[float, Any]:
-            timings, sub = time_predict(model_dir, texts, batch_size, cpu_bf16)
+            timings, sub = time_predict(model_dir, texts, batch_size, cpu_bf16, device)
             return timings["total_s"], (timings, sub)
         return fn
 
     def pipeline_side(dtype: torch.dtype | None) -> Callable[[], tuple[float, Any]]:
         def fn() -> tuple[float, Any]:
-            seconds, sub = time_pipeline(model_dir, texts, cfg, batch_size, dtype)
+            seconds, sub = time_pipeline(model_dir, texts, cfg, batch_size, dtype, device)
             return seconds, (None, sub)
         return fn
 
     sides["predict"] = predict_side(False)
     sides["pipeline"] = pipeline_side(None)
-    if bf16:
+    if bf16 and not gpu:
         sides["predict_bf16"] = predict_side(True)
+    if bf16:
         sides["pipeline_bf16"] = pipeline_side(torch.bfloat16)
     best = best_of(repeats, sides)
     n = len(texts)
@@ -211,7 +218,10 @@ def compare(model_dir: Path, texts: Mapping[str, str], gt: pd.DataFrame, batch_s
         print(f"{name}_essays_per_s: {figures[name + '_essays_per_s']:.2f}")
     figures["predict_vs_pipeline"] = best["pipeline"][0] / best["predict"][0]
     print(f"predict_vs_pipeline: {figures['predict_vs_pipeline']:.2f}")
-    if bf16:
+    if bf16 and gpu:
+        figures["predict_vs_pipeline_bf16"] = best["pipeline_bf16"][0] / best["predict"][0]
+        print(f"predict_vs_pipeline_bf16: {figures['predict_vs_pipeline_bf16']:.2f}")
+    elif bf16:
         figures["predict_bf16_vs_pipeline"] = best["pipeline"][0] / best["predict_bf16"][0]
         figures["predict_bf16_vs_pipeline_bf16"] = best["pipeline_bf16"][0] / best["predict_bf16"][0]
         print(f"predict_bf16_vs_pipeline: {figures['predict_bf16_vs_pipeline']:.2f}")
@@ -252,12 +262,15 @@ def run(args: argparse.Namespace) -> dict[str, float] | None:
     epochs = int(getattr(args, "head_epochs", 0) or (50 if quick else 300))
     batch_size = int(getattr(args, "batch_size", 0) or BATCH_SIZE)
     repeats = int(getattr(args, "repeats", 0) or (1 if quick else 2))
-    bf16 = cpu_bf16_supported() and not getattr(args, "no_bf16", False)
+    device = str(getattr(args, "device", None) or "cpu")
+    bf16 = (device != "cpu" or cpu_bf16_supported()) and not getattr(args, "no_bf16", False)
     logging.getLogger("feedback_ner").setLevel(logging.WARNING)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     datasets.disable_progress_bars()
     print(f"predict_torch_threads: {torch.get_num_threads()}")
     print(f"predict_cpu_bf16_supported: {cpu_bf16_supported()}")
+    if device != "cpu":
+        print(f"predict_device: {torch.cuda.get_device_name(device) if device.startswith('cuda') else device}")
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         root = Path(tmp)
         if checkpoint is not None:
@@ -274,10 +287,11 @@ def run(args: argparse.Namespace) -> dict[str, float] | None:
             max_length = int(getattr(args, "max_length", 0) or MAX_LENGTH)
             t0 = time.perf_counter()
             stride = min(STRIDE, max_length // 4)
-            model_dir = train_head(model, train, root / "model", epochs, max_length=max_length, stride=stride)
+            model_dir = train_head(model, train, root / "model", epochs, max_length=max_length, stride=stride,
+                                   device=device)
             print(f"predict_vs_pipeline_checkpoint: {model} (frozen) + linear head, {epochs} epochs on "
                   f"{len(train)} essays ({time.perf_counter() - t0:.1f} s)")
-        return compare(model_dir, texts, gt, batch_size, repeats, bf16)
+        return compare(model_dir, texts, gt, batch_size, repeats, bf16, device)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -296,6 +310,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=0, help=f"windows per forward, both sides ({BATCH_SIZE})")
     parser.add_argument("--repeats", type=int, default=0, help="alternated runs per side, best kept (default 2)")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 lines")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where both sides run")
     return parser
 
 
