@@ -2,10 +2,11 @@
 
 ``python -m feedback_ner.rescore --oof RUN/oof.npz --data DATA_DIR --out RUN/rescore`` (an ensemble's OOF file too,
 with ``--folds``). Prints candidate recall per class, then per class and macro F1 of the same essays by three
-routes: the default post-processing, the tuned post-processing (cross-fitted) and the rescored spans
-(cross-fitted); writes the final rescorer (trained on every fold) into ``--out`` with ``oof_submission.csv`` (the
-cross-fitted spans), ``report.csv``, ``summary.json``, ``gains.png`` and ``folds/fold_<k>/`` (the rescorer that
-scored fold k, trained without it). ``predict --rescore DIR`` applies the folder.
+routes: the default post-processing (the run's own), the tuned post-processing (cross-fitted, tuned from that
+default exactly as the CV table's ``tuned`` column is) and the rescored spans (cross-fitted); writes the final
+rescorer (trained on every fold) into ``--out`` with ``oof_submission.csv`` (the cross-fitted spans),
+``report.csv``, ``summary.json``, ``gains.png`` and ``folds/fold_<k>/`` (the rescorer that scored fold k, trained
+without it). ``predict --rescore DIR`` applies the folder.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     default = choose_postprocess(checkpoint=run_checkpoint(args.oof))
     logger.info("default post-processing: %s", default.source)
     columns = {ROUTES[0]: _f1_column(submission_from_probs(probs, default.config), gt)}
-    tuned_sub, _ = tuning.cross_fit_tune(probs, gt, fold_of, n_trials=args.tune_trials, seed=args.seed, rounds=1)
+    # tuned from the default column's post-processing, as the CV table's tuned column is (kfold.tuned_column)
+    tuned_sub, _ = tuning.cross_fit_tune(probs, gt, fold_of, n_trials=args.tune_trials, seed=args.seed,
+                                         start=default.config)
     columns[ROUTES[1]] = _f1_column(tuned_sub, gt)
     modes = {"single": [False], "per-class": [True], "compare": [False, True]}[args.model]
     best = None

@@ -30,8 +30,9 @@ def trained_run(tmp_path_factory, bert_run) -> Path:
 @pytest.fixture(scope="module")
 def rescored(trained_run, corpus_dir) -> tuple[Path, str]:
     out = trained_run / "rescore"
+    # the run's own tuning settings (seed 7, tune_trials 40), so that the tuned route can be held against cv.csv's
     done = run_cli("feedback_ner.rescore", "--oof", str(trained_run / "oof.npz"), "--data", str(corpus_dir),
-                   "--out", str(out), "--tune-trials", "4")
+                   "--out", str(out), "--tune-trials", "40", "--seed", "7")
     assert done.returncode == 0, done.stderr[-3000:]
     return out, done.stdout + done.stderr
 
@@ -54,6 +55,17 @@ def test_rescore_prints_three_routes_and_writes_the_folder(rescored, corpus_dir,
     report = pd.read_csv(out / "report.csv", index_col="class")
     assert score(sub, gt[gt["id"].isin(set(probs))]).f1 == pytest.approx(
         report.loc["macro", "rescored (cross-fitted)"], abs=1e-9)
+
+
+def test_rescore_tuned_route_is_the_cv_tables_tuned_column(rescored, trained_run):
+    """One meaning of "tuned": rescore's tuned route starts from the run's own post-processing (its default column),
+    as the CV table's tuned column does, so on the same run, trials and seed the two agree class by class."""
+    out, _ = rescored
+    report = pd.read_csv(out / "report.csv", index_col="class")
+    cv = pd.read_csv(trained_run / "cv.csv", index_col="class")
+    assert report.loc["macro", "default"] == pytest.approx(cv.loc["macro", "overall"], abs=1e-9)
+    pd.testing.assert_series_equal(report["tuned (cross-fitted)"], cv["tuned"].reindex(report.index),
+                                   check_names=False, atol=1e-9)
 
 
 def test_predict_rescore_reproduces_the_folds_cross_fitted_f1(rescored, corpus_dir, trained_run):
