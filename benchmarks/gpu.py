@@ -191,9 +191,10 @@ def train_figures(model: torch.nn.Module, windows: Any, tokenizer: Any, spec: Sp
         for rows in rows_list:
             batch = collator(windows.features(rows))
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(device), varied_length_attention(device):
-                loss = model(**model_inputs(batch, model.config, collator.pad_id)).loss
-            loss.backward()
+            with varied_length_attention(device):  # the backward too (gradient checkpointing recomputes)
+                with autocast(device):
+                    loss = model(**model_inputs(batch, model.config, collator.pad_id)).loss
+                loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             real += int(batch["attention_mask"].sum())

@@ -283,8 +283,7 @@ class FeedbackTrainer(Trainer):
         inputs = self._model_inputs(inputs)
         if self.packed and model.training:  # evaluation keeps padded batches: it needs logits per window
             inputs = pack_inputs(inputs)
-        with varied_length_attention(self.args.device):
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):  # noqa: ANN001
         word_ids, essay_index = inputs["word_ids"], inputs["essay_index"]
@@ -301,10 +300,12 @@ class FeedbackTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):  # noqa: ANN001
         inputs = self.recipes.augment(inputs)  # token masking, cutmix (training batches only)
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if self.recipes.adversarial and torch.isfinite(loss).all():  # AWP, FGM: extra forward/backward
-            adversarial = self.recipes.adversarial_step(self, model, inputs, num_items_in_batch)
-            loss = loss if torch.isfinite(adversarial) else adversarial.to(loss.device)
+        # forward and backward alike: gradient checkpointing recomputes the forward inside the backward
+        with varied_length_attention(self.args.device):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if self.recipes.adversarial and torch.isfinite(loss).all():  # AWP, FGM: extra forward/backward
+                adversarial = self.recipes.adversarial_step(self, model, inputs, num_items_in_batch)
+                loss = loss if torch.isfinite(adversarial) else adversarial.to(loss.device)
         bad = torch.tensor(float(not torch.isfinite(loss).all()), device=loss.device)
         if self.args.world_size > 1:  # a NaN on one rank poisons every rank's all-reduced gradients
             torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
