@@ -182,7 +182,7 @@ def compare(model_dir: Path, texts: Mapping[str, str], gt: pd.DataFrame, batch_s
             bf16: bool, device: str = "cpu") -> dict[str, float]:
     """Times and scores predict and the pipeline side by side; prints and returns the figures. On ``cuda``
     predict always autocasts to bf16, so ``bf16`` adds the bf16 pipeline alone."""
-    gpu = device != "cpu"
+    gpu = torch.device(device).type == "cuda"
     cfg = InferenceConfig.load(model_dir)
     sides: dict[str, Callable[[], tuple[float, Any]]] = {}
 
@@ -263,14 +263,17 @@ def run(args: argparse.Namespace) -> dict[str, float] | None:
     batch_size = int(getattr(args, "batch_size", 0) or BATCH_SIZE)
     repeats = int(getattr(args, "repeats", 0) or (1 if quick else 2))
     device = str(getattr(args, "device", None) or "cpu")
-    bf16 = (device != "cpu" or cpu_bf16_supported()) and not getattr(args, "no_bf16", False)
+    if torch.device(device).type not in ("cpu", "cuda"):
+        raise SystemExit(f"bench_predict: --device {device}: use cpu or cuda (predict autocasts on CUDA only)")
+    gpu = torch.device(device).type == "cuda"
+    bf16 = (gpu or cpu_bf16_supported()) and not getattr(args, "no_bf16", False)
     logging.getLogger("feedback_ner").setLevel(logging.WARNING)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     datasets.disable_progress_bars()
     print(f"predict_torch_threads: {torch.get_num_threads()}")
     print(f"predict_cpu_bf16_supported: {cpu_bf16_supported()}")
-    if device != "cpu":
-        print(f"predict_device: {torch.cuda.get_device_name(device) if device.startswith('cuda') else device}")
+    if gpu:
+        print(f"predict_device: {torch.cuda.get_device_name(device)}")
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         root = Path(tmp)
         if checkpoint is not None:

@@ -62,14 +62,19 @@ def varied_length_attention(device: torch.device | str) -> contextlib.AbstractCo
     Our batches come in many lengths (length-grouped training windows, evaluation and prediction sorted by length).
     cuDNN's attention builds a plan for every new length: measured on an H200 (2026-11-30) a ModernBERT-large
     training step took 328 ms on a length it had not seen and 80 ms on one it had; without cuDNN, 82 ms either way
-    (a forward: 108 / 21 ms with cuDNN, 28 ms without). Flash and memory-efficient attention stay enabled. Hold it
-    over the backward too: gradient checkpointing recomputes the forward there.
+    (a forward: 108 / 21 ms with cuDNN, 28 ms without). The other backends stay as they were (a backend the user
+    turned off stays off). Hold it over the backward too: gradient checkpointing recomputes the forward there.
     """
     if torch.device(device).type != "cuda":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+    cuda = torch.backends.cuda
+    keep = [backend for backend, on in ((SDPBackend.FLASH_ATTENTION, cuda.flash_sdp_enabled()),
+                                        (SDPBackend.EFFICIENT_ATTENTION, cuda.mem_efficient_sdp_enabled()),
+                                        (SDPBackend.MATH, cuda.math_sdp_enabled())) if on]
+    # the backends the user left on, less cuDNN; none left: leave the user's choice as it is
+    return sdpa_kernel(keep) if keep else contextlib.nullcontext()
 
 
 def resolve_attn_implementation(name: str | None, config: PretrainedConfig) -> str | None:

@@ -2,8 +2,9 @@
 
 ``python -m feedback_ner.rescore --oof RUN/oof.npz --data DATA_DIR --out RUN/rescore`` (an ensemble's OOF file too,
 with ``--folds``). Prints candidate recall per class, then per class and macro F1 of the same essays by three
-routes: the default post-processing (the run's own), the tuned post-processing (cross-fitted, tuned from that
-default exactly as the CV table's ``tuned`` column is) and the rescored spans (cross-fitted); writes the final
+routes: the default post-processing (the run's own; the defaults for an OOF file with no checkpoint), the tuned
+post-processing (cross-fitted, tuned from that default: for a run, as its CV table's ``tuned`` column is) and the
+rescored spans (cross-fitted); writes the final
 rescorer (trained on every fold) into ``--out`` with ``oof_submission.csv`` (the cross-fitted spans),
 ``report.csv``, ``summary.json``, ``gains.png`` and ``folds/fold_<k>/`` (the rescorer that scored fold k, trained
 without it). ``predict --rescore DIR`` applies the folder.

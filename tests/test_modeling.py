@@ -88,3 +88,63 @@ def test_varied_length_attention_drops_cudnn_on_cuda_only():
         assert not backends.cudnn_sdp_enabled()
         assert backends.flash_sdp_enabled() and backends.mem_efficient_sdp_enabled() and backends.math_sdp_enabled()
     assert (backends.cudnn_sdp_enabled(), backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled()) == before
+    backends.enable_flash_sdp(False)  # a backend the user turned off stays off inside
+    try:
+        with varied_length_attention("cuda"):
+            assert not backends.flash_sdp_enabled() and not backends.cudnn_sdp_enabled()
+            assert backends.mem_efficient_sdp_enabled()
+        assert not backends.flash_sdp_enabled() and backends.cudnn_sdp_enabled()
+    finally:
+        backends.enable_flash_sdp(before[1])
+
+
+def test_training_step_holds_the_attention_rule_over_the_backward(monkeypatch, tmp_path):
+    """With gradient checkpointing the forward is recomputed inside the backward; if the attention rule covered the
+    forward only, the recomputation could pick another SDPA kernel and non-reentrant checkpointing stops with a
+    CheckpointError. On this CPU the rule is emulated by a MATH-only context (here the kernel differs from the one
+    picked outside it, as cuDNN and memory-efficient attention differ on a GPU); the Trainer step is the real one."""
+    import contextlib
+
+    import datasets
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from transformers import ModernBertConfig, ModernBertForTokenClassification
+
+    import feedback_ner.trainer as trainer_module
+    from feedback_ner.config import FeedbackTrainingArguments
+
+    entered = []
+
+    @contextlib.contextmanager
+    def math_only(device):  # noqa: ANN001
+        entered.append(str(device))
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+
+    monkeypatch.setattr(trainer_module, "varied_length_attention", math_only)
+    config = ModernBertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=64, max_position_embeddings=128, num_labels=15, pad_token_id=0,
+                              attn_implementation="sdpa")
+    torch.manual_seed(0)
+    model = ModernBertForTokenClassification(config)
+    g = torch.Generator().manual_seed(0)
+    rows = [dict(input_ids=torch.randint(1, 100, (n,), generator=g).tolist(), attention_mask=[1] * n,
+                 labels=torch.randint(0, 15, (n,), generator=g).tolist()) for n in (20, 24, 30, 32)]
+
+    def collate(features):  # noqa: ANN001
+        length = max(len(f["input_ids"]) for f in features)
+
+        def pad(key: str, value: int) -> torch.Tensor:
+            return torch.tensor([f[key] + [value] * (length - len(f[key])) for f in features])
+
+        return {"input_ids": pad("input_ids", 0), "attention_mask": pad("attention_mask", 0),
+                "labels": pad("labels", -100)}
+
+    args = FeedbackTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, max_steps=2,
+                                     use_cpu=True, report_to="none", disable_tqdm=True, eval_strategy="no",
+                                     save_strategy="no", load_best_model_at_end=False, gradient_checkpointing=True)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = trainer_module.FeedbackTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                                             data_collator=collate)
+    trainer.train()
+    assert entered, "the training step never entered the attention rule"
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True))
