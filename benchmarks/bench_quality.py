@@ -66,6 +66,8 @@ RECIPES: dict[str, dict] = {
 }
 ROWS = ["baseline", "default", *RECIPES, "best", "tuned", "rescored"]
 DONE_FILE = "row.json"
+# Bumped when the second stage's routes change: 2 = rescore's tuned route starts from the run's own post-processing.
+SECOND_STAGE_VERSION = 2
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -238,6 +240,29 @@ def run_feedback(args: argparse.Namespace, data_dir: Path, out: Path, extra: dic
     run(*parse_config(None, overrides=values))
     seconds = time.perf_counter() - start
     return seconds, fold_scores(json.loads((out / f"fold_{args.fold}" / "metrics.json").read_text()))
+
+
+def row_stamp(args: argparse.Namespace, name: str) -> dict:
+    """What a row's figures depend on besides its recipe (kept in its ``row.json``): the data, model and budget, the
+    fold and seed; for the second-stage rows also the tuning trials, inner parts and :data:`SECOND_STAGE_VERSION`."""
+    data = Path(args.data).resolve()
+    if data.is_relative_to(Path(args.out).resolve()):  # the generated corpus: the folder may move with --out
+        data = Path("<out>") / data.relative_to(Path(args.out).resolve())
+    stamp = {"data": str(data), "max_essays": args.max_essays, "model": str(args.model),
+             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "max_length": args.max_length,
+             "num_folds": args.num_folds, "fold": args.fold, "seed": args.seed}
+    if seedless(name) in ("tuned", "rescored"):
+        stamp.update(tune_trials=args.tune_trials, inner_folds=args.inner_folds, second_stage=SECOND_STAGE_VERSION)
+    return stamp
+
+
+def stale_reason(saved: dict, stamp: dict) -> str | None:
+    """Why a cached row cannot stand for ``stamp``'s settings, or None when it can."""
+    if "stamp" not in saved:
+        return "it was measured before rows recorded their settings"
+    got = json.loads(saved["stamp"])
+    changed = [f"{k} {got.get(k)!r} -> {v!r}" for k, v in stamp.items() if got.get(k) != v]
+    return f"it was measured with other settings ({', '.join(changed)})" if changed else None
 
 
 def combined(recipes: list[str]) -> dict:
@@ -440,16 +465,25 @@ def main(argv: list[str] | None = None) -> int:
           f"model {args.model}, {args.epochs:g} epochs, lr {args.lr:g}, batch {args.batch_size}", flush=True)
     results: dict[str, dict] = {}
 
-    def record(name: str, f1: dict, seconds: float, extra: dict | None = None) -> None:
-        results[name] = {**f1, "train_s": seconds, "settings": json.dumps(extra or {})}
+    def record(name: str, f1: dict, seconds: float, extra: dict | None = None,
+               run_args: argparse.Namespace = args) -> None:
+        results[name] = {**f1, "train_s": seconds, "settings": json.dumps(extra or {}),
+                         "stamp": json.dumps(row_stamp(run_args, name), sort_keys=True)}
         (args.out / name).mkdir(parents=True, exist_ok=True)
         (args.out / name / DONE_FILE).write_text(json.dumps(results[name]))
         print(f"{name}: macro F1 {f1['macro']:.4f} ({seconds:.0f} s)", flush=True)
 
-    def cached(name: str) -> bool:
+    def cached(name: str, run_args: argparse.Namespace = args) -> bool:
+        """A finished row is reused only when it was measured with these settings; else one line and exit 2."""
         done = args.out / name / DONE_FILE
         if done.is_file():
-            results[name] = json.loads(done.read_text())
+            saved = json.loads(done.read_text())
+            reason = stale_reason(saved, row_stamp(run_args, name))
+            if reason:
+                print(f"bench_quality: error: {done}: {reason}; delete {done.parent} to measure the row again, or "
+                      "give another --out", file=sys.stderr)
+                raise SystemExit(2)
+            results[name] = saved
             print(f"{name}: reused {done} (macro F1 {results[name]['macro']:.4f})", flush=True)
         return done.is_file()
 
@@ -474,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if len(winners) == 1 and winners[0] in results:  # that recipe's own run, same seed: not trained again
                 only = winners[0]
-                f1 = {k: v for k, v in results[only].items() if k not in ("train_s", "settings")}
+                f1 = {k: v for k, v in results[only].items() if k not in ("train_s", "settings", "stamp")}
                 record(name, f1, results[only]["train_s"], {"recipes": winners, "same_as": only})
                 continue
             extra = combined(winners)
@@ -500,23 +534,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"seed {seed2}", flush=True)
         for name in (["default", *close] if close or again else []):
             row = f"{name}{tag}"
-            if not cached(row):
+            if not cached(row, seed_args):
                 extra = RECIPES.get(name, {})
                 seconds, f1 = run_feedback(seed_args, args.data, args.out / row, extra)
-                record(row, f1, seconds, {"seed": seed2, **extra})
-        if "baseline" in again and "baseline" in results and not cached(f"baseline{tag}"):
+                record(row, f1, seconds, {"seed": seed2, **extra}, seed_args)
+        if "baseline" in again and "baseline" in results and not cached(f"baseline{tag}", seed_args):
             sub, seconds = run_baseline(seed_args, args.data, train_ids, eval_ids, args.out / f"baseline{tag}")
-            record(f"baseline{tag}", scores_of(sub, eval_gt), seconds, {"seed": seed2})
+            record(f"baseline{tag}", scores_of(sub, eval_gt), seconds, {"seed": seed2}, seed_args)
         if "best" in again and "best" in results:
             settings = json.loads(results["best"]["settings"])
             source = f"{settings.get('same_as', 'best')}{tag}"  # a single winner's row is that recipe's at seed2
-            if not cached(source):
+            if not cached(source, seed_args):
                 extra = combined(settings["recipes"])
                 seconds, f1 = run_feedback(seed_args, args.data, args.out / source, extra)
-                record(source, f1, seconds, {"seed": seed2, "recipes": settings["recipes"], **extra})
-            if not (cached(f"tuned{tag}") and cached(f"rescored{tag}")):
+                record(source, f1, seconds, {"seed": seed2, "recipes": settings["recipes"], **extra}, seed_args)
+            if not (cached(f"tuned{tag}", seed_args) and cached(f"rescored{tag}", seed_args)):
                 for row, f1 in second_stage(seed_args, source, eval_gt, tag).items():
-                    record(row, f1, results[source]["train_s"], {"from": source})
+                    record(row, f1, results[source]["train_s"], {"from": source}, seed_args)
     if not results:
         return 0
     out_table = write_outputs(results, args.out, args.fold)

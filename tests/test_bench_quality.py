@@ -16,7 +16,9 @@ from benchmarks.bench_quality import (
     fold_scores,
     last_epoch_f1,
     main,
+    make_parser,
     postprocess_table,
+    row_stamp,
     write_outputs,
 )
 from feedback_ner.labels import CLASSES
@@ -112,3 +114,40 @@ def test_postprocess_table_decodes_each_trained_run_once(tmp_path, bert_run, cor
     own = fold_scores(json.loads((bert_run / "fold_0" / "metrics.json").read_text()))["macro"]
     assert table.loc[("default", "learned defaults"), "macro"] == pytest.approx(own, abs=1e-9)
     assert postprocess_table(tmp_path, {"baseline": {}}, 0, gt).empty
+
+
+def _baseline_row(out, stamp: dict | None) -> None:
+    (out / "baseline").mkdir(parents=True)
+    row = {"macro": 0.5, **{c: 0.5 for c in CLASSES}, "train_s": 1.0, "settings": "{}"}
+    if stamp is not None:
+        row["stamp"] = json.dumps(stamp, sort_keys=True)
+    (out / "baseline" / DONE_FILE).write_text(json.dumps(row))
+
+
+def test_a_cached_row_measured_with_other_settings_is_refused_not_reused(capsys, tmp_path, corpus_dir, tiny_models):
+    """No stale figures: a finished row is reused only when its data, model, budget, fold and seed are the ones
+    asked for; otherwise one line names the row, what changed and what to do (exit 2), before any training."""
+    argv = ["--rows", "baseline", "--data", str(corpus_dir), "--model", str(tiny_models("bert")), "--epochs", "2"]
+    same = make_parser().parse_args([*argv, "--out", str(tmp_path / "same")])
+    _baseline_row(tmp_path / "same", row_stamp(same, "baseline"))
+    assert main([*argv, "--out", str(tmp_path / "same")]) == 0
+    assert "baseline: reused" in capsys.readouterr().out
+
+    other = make_parser().parse_args([*argv, "--out", str(tmp_path / "other"), "--epochs", "8"])
+    _baseline_row(tmp_path / "other", row_stamp(other, "baseline"))
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--out", str(tmp_path / "other")])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "epochs 8.0 -> 2.0" in err[0] and "delete" in err[0] and "baseline" in err[0]
+
+    _baseline_row(tmp_path / "unstamped", None)
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path / "unstamped")])
+    assert "before rows recorded their settings" in capsys.readouterr().err
+
+
+def test_second_stage_rows_are_stamped_with_the_tuning_route():
+    args = make_parser().parse_args(["--data", "x"])
+    assert "second_stage" in row_stamp(args, "tuned") and "second_stage" in row_stamp(args, "rescored@seed43")
+    assert "second_stage" not in row_stamp(args, "default")
