@@ -429,6 +429,21 @@ def _relocate(given: list[Path], spec: EnsembleSpec) -> list[Path]:
     return ordered
 
 
+def _check_identities(folders: list[Path], spec: EnsembleSpec) -> None:
+    """Each folder must still be the checkpoint the ensemble recorded (``checkpoints``): a run retrained in place
+    since (``--overwrite_output_dir``) has a new fingerprint, and its weight was fitted to the old one."""
+    wanted = spec.extra.get("checkpoints")
+    if not wanted or len(wanted) != len(folders):
+        return
+    for folder, want in zip(folders, wanted):
+        have = checkpoint_identity(folder)
+        if want is not None and have is not None and have != want:
+            raise InvalidInputError(
+                f"{folder}: not the checkpoint {spec.source} was made with (it recorded {want}, the folder holds "
+                f"{have}: retrained since?); run feedback_ner.ensemble again on the runs' current oof.npz"
+            )
+
+
 def _relative_to(folder: str | os.PathLike, base: Path) -> str:
     """``folder`` relative to ``base`` (so they move together), absolute where no relative path exists."""
     folder = Path(folder).resolve()
@@ -617,6 +632,7 @@ def plan_prediction(
         folders = given
     else:
         folders = _relocate(given, spec) if given else spec.models
+        _check_identities(folders, spec)
         weights = weights if weights is not None else spec.weights
     w = normalised_weights(weights, len(folders))
     decoder = choose_decoder(rescore, postprocess, spec, run_dir_of(folders[0]), folders[0])

@@ -133,6 +133,15 @@ def _from_csv(path: Path, data_dir: str | os.PathLike | None) -> Predictions:
                        run_skip_bad(path.parent))
 
 
+def _utf16(text: str, offsets: np.ndarray) -> list[int]:
+    """Character offsets of ``text`` as JavaScript counts them (UTF-16 code units: an emoji or any character beyond
+    U+FFFF is two), so that the page's ``text.slice`` cuts the same words as Python did."""
+    if len(text.encode("utf-16-le")) == 2 * len(text):
+        return [int(o) for o in offsets]
+    units = np.concatenate([[0], np.cumsum([2 if ord(c) > 0xFFFF else 1 for c in text])])
+    return units[np.asarray(offsets, dtype=np.int64)].astype(int).tolist()
+
+
 def page_data(
     analysis: ErrorAnalysis,
     texts: dict[str, str],
@@ -162,7 +171,7 @@ def page_data(
             "fn": int(row["FN"]),
             "kinds": {k: int(v) for k, v in row.items() if k.startswith(("gt_", "pred_")) and v
                       and k not in ("gt_matched", "pred_correct")},
-            "text": texts[essay_id], "ws": ws.tolist(), "we": we.tolist(),
+            "text": texts[essay_id], "ws": _utf16(texts[essay_id], ws), "we": _utf16(texts[essay_id], we),
             "gold": [[int(a), int(b), class_index.get(c, -1), k] for a, b, c, k in
                      zip(g["start"], g["end"], g["class"], g["kind"])],
             "pred": [[int(a), int(b), class_index.get(c, -1), None if pd.isna(s) else round(float(s), 4), k]
@@ -216,9 +225,11 @@ def _table(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def render(data: dict[str, Any], title: str) -> str:
-    """The page's HTML: the template with the title and the data (``</`` escaped so no tag closes early)."""
+    """The page's HTML: the template with the title and the data. Every ``<`` of the data is written ``\\u003c``
+    (the same string to JSON), so essay text can neither close the script element nor open a comment in it
+    (``<!--`` followed by ``<script`` would hide the page's own script from the browser)."""
     template = resources.files("feedback_ner").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
     safe_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return template.replace("__TITLE__", safe_title).replace("__DATA__", payload)
 

@@ -104,6 +104,55 @@ def test_page_data_escapes_script_tags(corpus_dir):
     assert html.count("</script>") == 2 and "a &lt;title&gt;" in html
 
 
+def _odd_texts(corpus_dir: Path, probs: dict) -> dict[str, str]:
+    """The essays' texts with, in the first one, two words made of emoji (beyond U+FFFF: two UTF-16 units each) and
+    two words that open an HTML comment and a script element; the word count stays."""
+    texts = {k: (corpus_dir / "train" / f"{k}.txt").read_text(encoding="utf-8") for k in probs}
+    first = next(iter(texts))
+    words = texts[first].split(" ")
+    words[2], words[5], words[8], words[11] = "\U0001F600\U0001F389", "<!--", "<script>", "\U0001F9E0"
+    texts[first] = " ".join(words)
+    return texts
+
+
+def test_page_word_offsets_are_in_javascript_units(corpus_dir):
+    """The page cuts words with JavaScript's ``text.slice`` (UTF-16 code units): after an emoji, Python's code-point
+    offsets would cut every later word in the wrong place."""
+    pred, gt, probs = noisy_submission(corpus_dir, 1.3, 0)
+    texts = _odd_texts(corpus_dir, probs)
+    data = page_data(analyse(pred, gt), texts, probs, max_essays=len(probs))
+    essay = next(e for e in data["essays"] if "\U0001F600" in e["text"])
+    units = essay["text"].encode("utf-16-le")
+    shown = [units[2 * a : 2 * b].decode("utf-16-le") for a, b in zip(essay["ws"], essay["we"], strict=True)]
+    assert shown == essay["text"].split()
+    html = render(data, "t")  # no "<" of the essays' text reaches the HTML: nothing can open or close an element
+    assert "<!--" not in html and html.count("<script") == 2
+
+
+def test_page_with_emoji_and_comment_text_renders_in_headless_chromium(corpus_dir, tmp_path):
+    """Essay text with emoji, ``<!--`` and ``<script>`` renders as text in a real browser: the page's own script runs
+    (an unescaped ``<!--`` ... ``<script>`` in the data block used to swallow it) and the words are cut right."""
+    browser = find_chromium()
+    if browser is None:
+        pytest.skip("no chromium on PATH: `make browser` installs it (apt-get, as root)")
+    pred, gt, probs = noisy_submission(corpus_dir, 1.3, 0)
+    texts = _odd_texts(corpus_dir, probs)
+    first = next(iter(texts))
+    path = tmp_path / "odd.html"
+    path.write_text(render(page_data(analyse(pred, gt), texts, probs, max_essays=len(probs)), "odd"),
+                    encoding="utf-8")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([*flags, "--dump-dom", f"{path.as_uri()}#id={first}"], capture_output=True, text=True,
+                         timeout=120)
+    assert 'data-rendered="ok"' in dom.stdout, dom.stderr[-2000:]
+    assert re.search(r'<pre id="js-errors"></pre>', dom.stdout)
+    essay = re.search(rf'<div class="essay" data-id="{first}">.*?(?=<div class="essay"|<button id="more"|$)',
+                      dom.stdout, re.S).group(0)
+    words = re.findall(r'<span class="w"[^>]*>([^<]*)<', essay)
+    for word in ("\U0001F600\U0001F389", "&lt;!--", "&lt;script&gt;", "\U0001F9E0"):
+        assert word in words, (word, words[:16])
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, bert_run) -> Path:
     """A copy of the session's trained run (the page and the CSV are written into it)."""

@@ -75,6 +75,23 @@ def test_relocated_ensemble_folders_keep_their_weights(bert_run: Path, corpus_di
         predict([copies[0], _other_checkpoint(folds[1], tmp_path)], texts, ensemble=spec_path)
 
 
+def test_an_ensemble_refuses_a_checkpoint_retrained_since(bert_run: Path, corpus_dir: Path, tmp_path: Path):
+    """The ensemble file records each checkpoint's run fingerprint and fold; a run retrained in place since
+    (``--overwrite_output_dir``, other settings: a new fingerprint) is refused by name, on the ensemble's own
+    folders as on relocated copies, instead of decoding with weights fitted to the old checkpoints."""
+    import json
+
+    run = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    folds = [run / "fold_0" / "model", run / "fold_1" / "model"]
+    spec_path = save_ensemble(tmp_path / "ens.json", EnsembleSpec(folds, [0.7, 0.3]))
+    assert not predict(None, corpus_dir / "test", ensemble=spec_path).empty
+    data = json.loads((folds[1] / "feedback_ner.json").read_text())
+    data["extra"]["fingerprint"] = "1111111111111111"  # what a retrain with other settings writes there
+    (folds[1] / "feedback_ner.json").write_text(json.dumps(data))
+    with pytest.raises(InvalidInputError, match=r"fold_1/model: not the checkpoint .*1111111111111111.*ensemble"):
+        predict(None, corpus_dir / "test", ensemble=spec_path)
+
+
 def _other_checkpoint(folder: Path, tmp_path: Path) -> Path:
     """A copy of a checkpoint that says it belongs to another run."""
     import json
