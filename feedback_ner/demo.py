@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     # tune_trials 0: the demo's second stage (step 4) reports the tuned post-processing next to the rescorer's
     overrides = {"data_dir": str(corpus), "model_name_or_path": str(model_dir), "output_dir": str(run_dir),
                  "tune_trials": 0}
-    model_args, data_args, train_args = parse_config(args.config, overrides=overrides)  # its mistakes come first
+    if not args.setup_only:  # the config's mistakes come first; --setup-only needs no config
+        model_args, data_args, train_args = parse_config(args.config, overrides=overrides)
     print(f"[1/5] sample corpus ({args.n} essays) in {corpus}", flush=True)
     print("      written" if ensure_corpus(corpus, args.n, args.seed) else "      found, reused")
     print(f"[2/5] tiny {args.arch} (tokenizer trained on the corpus) in {model_dir}", flush=True)

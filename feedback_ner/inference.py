@@ -141,6 +141,9 @@ def read_texts(texts: str | os.PathLike | pd.DataFrame | Mapping[str, str]) -> d
     if isinstance(texts, (list, tuple)) and any(isinstance(t, str) and ("\n" in t or len(t) > 1024) for t in texts):
         raise InvalidInputError("texts: a list is read as essay files, and these look like essay texts; pass "
                                 "{id: text} or a DataFrame (id, text)")
+    if isinstance(texts, str) and ("\n" in texts or len(texts) > 1024):
+        raise InvalidInputError("texts: a string is read as a folder or file path, and this looks like an essay's "
+                                "text; pass {id: text} or a DataFrame (id, text)")
     if isinstance(texts, (str, os.PathLike)) or (
             isinstance(texts, (list, tuple)) and all(isinstance(t, (str, os.PathLike)) for t in texts)):
         # a folder, a file or a list of files; a missing or empty folder is a one-line DataError

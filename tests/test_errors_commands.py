@@ -134,3 +134,12 @@ def test_wheels_refuses_a_python_version_that_is_not_one(tmp_path):
     done = run_cli("feedback_ner.wheels", "--out", str(tmp_path / "w"), "--no-deps", "--python-version", "abc")
     assert_one_line_error(done, "wheels", "--python-version abc", "3.11")
     assert not (tmp_path / "w").exists()
+
+
+def test_demo_setup_only_runs_outside_the_repository(tmp_path):
+    """``--setup-only`` writes the corpus and the tiny model and needs no training config: run from a folder without
+    ``configs/demo.yaml`` (a pip-installed package) it used to stop on the missing config."""
+    done = run_cli("feedback_ner.demo", "--out", "d", "--setup-only", "--n", "30", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "d" / "corpus" / "train.csv").is_file()
+    assert (tmp_path / "d" / "tiny-longformer" / "config.json").is_file()

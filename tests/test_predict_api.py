@@ -110,6 +110,8 @@ def _other_checkpoint(folder: Path, tmp_path: Path) -> Path:
     ({"batch_size": "8"}, r"batch_size='8'"),
     ({"batch_size": 2.5}, r"batch_size=2.5"),
     ({"weights": "11"}, r"weights '11': give a list of numbers"),
+    ({"texts": "An essay's text.\nIts second paragraph."}, r"a string is read as a folder or file path"),
+    ({"texts": "word " * 400}, r"looks like an essay's text"),
 ])
 def test_bad_arguments_are_one_clear_error(bert_run: Path, corpus_dir: Path, kwargs, match):
     args = {"texts": corpus_dir / "test", **kwargs}
