@@ -14,7 +14,7 @@ from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import check_output
 from feedback_ner.report import format_table
-from feedback_ner.runtable import comparison_table, find_unfinished, load_runs, table_png
+from feedback_ner.runtable import comparison_table, find_configless, find_unfinished, load_runs, table_png
 
 UNFINISHED_SHOWN = 5  # names of unfinished run folders printed
 
@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     sources = set(table["time_source"]) - {""}
     print(f"\n{len(table)} run(s); * = setting that differs between runs; time_s from "
           f"{' and '.join(sorted(sources)) or 'nowhere'} (trainer = train_runtime, files = file times)")
+    configless = find_configless(args.folders)
+    if configless:
+        names = ", ".join(str(p) for p in configless[:UNFINISHED_SHOWN])
+        more = f", ... ({len(configless) - UNFINISHED_SHOWN} more)" if len(configless) > UNFINISHED_SHOWN else ""
+        print(f"left out {len(configless)} folder(s) with cv.csv but no config.yaml (not runs train wrote, or their "
+              f"config was deleted): {names}{more}")
     unfinished = find_unfinished(args.folders)
     if unfinished:
         names = ", ".join(p.name for p in unfinished[:UNFINISHED_SHOWN])

@@ -78,6 +78,24 @@ def find_runs(folders: list[str | os.PathLike]) -> list[Path]:
     return sorted(found)
 
 
+def find_configless(folders: list[str | os.PathLike]) -> list[Path]:
+    """Folders at or below ``folders`` with a ``cv.csv`` but no ``config.yaml`` (not runs this table can describe:
+    a deleted config, or a CV table copied elsewhere), sorted."""
+    return sorted({cv.parent for folder in map(Path, folders) for cv in folder.rglob("cv.csv")
+                   if not (cv.parent / "config.yaml").is_file()})
+
+
+def config_edited(path: Path, config: dict[str, Any]) -> bool:
+    """Whether a run's ``config.yaml`` no longer holds the settings it was trained with: its fingerprint differs
+    from ``fingerprint.txt`` (written with it by ``train``). False when the run has no fingerprint file."""
+    from feedback_ner.config import fingerprint
+
+    recorded = path / "fingerprint.txt"
+    if not recorded.is_file():
+        return False
+    return fingerprint(config) != recorded.read_text(encoding="utf-8").strip()
+
+
 def find_unfinished(folders: list[str | os.PathLike]) -> list[Path]:
     """Run folders at or below ``folders`` that training started but did not finish: a ``config.yaml`` and no
     ``cv.csv`` (``train`` writes cv.csv last), outside the finished runs; sorted."""
@@ -124,6 +142,9 @@ def load_run(path: str | os.PathLike, gt: pd.DataFrame | None = None) -> Run:
     """Read one run folder; ``gt`` (train.csv rows) lets tuned and rescored scores be computed."""
     path = Path(path)
     config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    if config_edited(path, config):
+        logger.warning("%s: config.yaml no longer matches the settings the run was trained with (fingerprint.txt): "
+                       "its settings in this table are the edited ones; put the file back or re-train", path)
     cv_table = pd.read_csv(path / "cv.csv", index_col=0)
     cv = cv_table["overall"] if "overall" in cv_table.columns else cv_table.iloc[:, -1]
     run = Run(path, config, cv)

@@ -82,3 +82,23 @@ def test_tuned_and_rescored_scores_are_shown(two_runs, corpus_dir):
     assert run.rescored == pytest.approx(score(sub.iloc[: len(sub) // 2], gt).f1)
     table, _ = comparison_table([run, load_run(two_runs / "sweep" / "slow")])
     assert {"tuned", "rescored"} <= set(table.columns)
+
+
+def test_an_edited_config_and_configless_folders_are_reported(two_runs, tmp_path):
+    """Found probing from outside: ``runs`` showed an edited config.yaml's values as the run's settings, and left
+    folders with a cv.csv but no config.yaml out without a word."""
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(two_runs, root)
+    untouched = run_cli("feedback_ner.runs", str(root), "--png", str(tmp_path / "a.png"))
+    assert untouched.returncode == 0 and "no longer matches" not in untouched.stderr
+    config = root / "sweep" / "fast" / "config.yaml"
+    config.write_text(config.read_text().replace("learning_rate: 0.003", "learning_rate: 0.5"))
+    (root / "copied").mkdir()
+    shutil.copy(root / "sweep" / "slow" / "cv.csv", root / "copied" / "cv.csv")
+    done = run_cli("feedback_ner.runs", str(root), "--png", str(tmp_path / "b.png"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fast: config.yaml no longer matches the settings the run was trained with" in done.stderr
+    assert "slow: config.yaml" not in done.stderr
+    assert "left out 1 folder(s) with cv.csv but no config.yaml" in done.stdout and "copied" in done.stdout
