@@ -123,6 +123,10 @@ def command(name: str) -> Callable[[Callable[..., int | None]], Callable[..., in
             except FeedbackError as err:
                 print(f"feedback-ner {name}: error: {err}", file=sys.stderr)
                 return 2
+            except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; outputs are written atomically
+                again = "; the same command resumes where it stopped" if name == "train" else ""
+                print(f"feedback-ner {name}: interrupted{again}", file=sys.stderr)
+                return 130
             except OSError as err:  # a path the file system refuses (read-only, full, not a folder): the user's
                 if err.filename is None or err.errno not in _PATH_ERRNOS:
                     raise

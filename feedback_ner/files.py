@@ -3,13 +3,22 @@ output path before the work (:func:`check_output`), so that nothing a user has i
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
+import socket
+import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from feedback_ner.errors import InvalidInputError
+from feedback_ner.errors import FeedbackError, InvalidInputError
+
+logger = logging.getLogger("feedback_ner.files")
+
+LOCK_FILE = ".feedback_ner.lock"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
@@ -77,3 +86,50 @@ def _looks_like(path: Path, kind: str) -> bool:
     if kind == "json":
         return head.lstrip().startswith("{")
     raise ValueError(f"unknown output kind {kind!r}")
+
+
+def _alive(pid: Any) -> bool:
+    """Whether process ``pid`` runs on this machine (True when it cannot be told)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError, OverflowError):
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, command: str) -> Iterator[Path]:
+    """Hold ``folder/.feedback_ner.lock`` while ``command`` writes into ``folder``: a second command on the same
+    folder (another process, on this machine or another one sharing the disk) stops with one line instead of mixing
+    its files with the first one's. A lock left by a process that is gone (same machine: killed) is taken over with
+    a warning. The folder must exist."""
+    lock = Path(folder) / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+          "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("host") == me["host"] and not _alive(holder.get("pid")):
+                logger.warning("%s: left by %s (pid %s), which is gone; taken over", lock, holder.get("command"),
+                               holder.get("pid"))
+                lock.unlink(missing_ok=True)
+                continue
+            raise FeedbackError(
+                f"{folder} is in use by another {holder.get('command', 'command')} (pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')} since {holder.get('since', '?')}): wait for it to finish, or delete "
+                f"{lock} if that process is gone"
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)

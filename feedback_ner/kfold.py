@@ -9,6 +9,7 @@ an interrupted fold continues from its last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -24,7 +25,6 @@ import torch
 import yaml
 from accelerate import PartialState
 from transformers import AutoConfig, PreTrainedTokenizerBase
-from transformers.trainer_utils import get_last_checkpoint
 
 from feedback_ner.artifacts import FINGERPRINT_FILE, POSTPROCESS_FILE, RESCORER_FILE, InferenceConfig, run_meta
 from feedback_ner.config import (
@@ -36,7 +36,7 @@ from feedback_ner.config import (
 )
 from feedback_ner.config import fingerprint as config_fingerprint
 from feedback_ner.errors import FeedbackError
-from feedback_ner.files import atomic_write
+from feedback_ner.files import atomic_write, folder_lock
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.modelcard import CARD_FILE, write_fold_card, write_run_card
@@ -245,7 +245,7 @@ def train_fold(
     postprocess = load_postprocess(train_args, gt[gt["id"].isin(set(table["id"]))])
     data = fold_data(table, gt, fold, tokenizer, data_args, token_cache=token_cache)
     trainer = build_trainer(model_args, data_args, args, data, tokenizer, postprocess, log_prefix=f"fold {fold} | ")
-    last = get_last_checkpoint(str(fold_dir)) if fold_dir.is_dir() else None
+    last = last_good_checkpoint(fold_dir, fold)
     if last:
         logger.info("fold %d: resuming from %s", fold, last)
     trainer.train(resume_from_checkpoint=last)
@@ -416,6 +416,74 @@ def _has_results(run_dir: Path) -> bool:
     return any(p.is_dir() and any(p.iterdir()) for p in run_dir.glob("fold_*"))
 
 
+def check_fold_settings(fold_dir: Path, fingerprint: str) -> None:
+    """A finished fold joins the run's CV table only if it was trained with the run's settings: its checkpoint's
+    recorded fingerprint (a fold written by another command into the same folder, or a fingerprint file edited by
+    hand, is refused in one line). Folds written before checkpoints recorded it pass."""
+    try:
+        recorded = (InferenceConfig.load(fold_dir / "model").extra or {}).get("fingerprint")
+    except FeedbackError:
+        return  # a damaged checkpoint is named by the commands that load it
+    if recorded and recorded != fingerprint:
+        raise FeedbackError(f"{fold_dir} was trained with other settings than this run's (fingerprint {recorded}, "
+                            f"the run's {fingerprint}): it cannot join this run's CV; delete {fold_dir} to train it "
+                            "again with these settings, or use another output_dir")
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """What makes a Trainer checkpoint unusable for resuming (a process killed while it was saved), or None."""
+    state = folder / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return "trainer_state.json is not readable JSON"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights and not (folder / "pytorch_model.bin").is_file():
+        return "no model weights"
+    for path in weights:
+        problem = _safetensors_problem(path)
+        if problem:
+            return f"{path.name}: {problem}"
+    optimizer = folder / "optimizer.pt"
+    if optimizer.is_file() and optimizer.stat().st_size == 0:
+        return "optimizer.pt is empty"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """A truncated or garbled safetensors file: its header must parse and its tensors end where the file does."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if size < 8 + n:
+                return "truncated header"
+            header = json.loads(f.read(n))
+    except (ValueError, OSError):
+        return "unreadable header"
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    if 8 + n + max(ends, default=0) != size:
+        return f"truncated ({size} bytes, the header describes {8 + n + max(ends, default=0)})"
+    return None
+
+
+def last_good_checkpoint(fold_dir: Path, fold: int) -> str | None:
+    """The newest checkpoint of a fold that can be resumed from; newer, incomplete ones are skipped with a warning
+    (they are overwritten when training reaches their step again). None: the fold starts over."""
+    if not fold_dir.is_dir():
+        return None
+    found = [p for p in fold_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    for folder in sorted(found, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        logger.warning("fold %d: %s is incomplete (%s: killed while it was saved?); not resumed from", fold, folder,
+                       problem)
+    return None
+
+
 def finished_folds(run_dir: Path, num_folds: int) -> list[int]:
     """The folds of a run folder whose training finished (``fold_k/metrics.json``), within ``num_folds``."""
     return [k for k in range(num_folds) if (run_dir / f"fold_{k}" / METRICS_FILE).is_file()]
@@ -484,11 +552,23 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
                             f"0..{data_args.num_folds - 1}.")
     run_dir = Path(train_args.output_dir)
     state = PartialState()
+    with contextlib.ExitStack() as stack:
+        if state.is_main_process and not run_dir.is_file():  # (a file: check_run_dir says so in one line)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(folder_lock(run_dir, "train"))  # one train at a time writes into a run folder
+        return _run(model_args, data_args, train_args, folds, run_dir, state)
+
+
+def _run(model_args: ModelArguments, data_args: DataArguments, train_args: FeedbackTrainingArguments,
+         folds: list[int], run_dir: Path, state: PartialState) -> pd.DataFrame:
+    """:func:`run` once the run folder is checked and held."""
     flat = _jsonable(to_flat_dict(model_args, data_args, train_args))
     fingerprint = config_fingerprint(flat)
     if state.is_main_process or not train_args.overwrite_output_dir:
         check_run_dir(run_dir, fingerprint, flat, train_args.overwrite_output_dir and state.is_main_process)
     if state.is_main_process:
+        for fold in finished_folds(run_dir, data_args.num_folds):  # what the CV table will include
+            check_fold_settings(run_dir / f"fold_{fold}", fingerprint)
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_text(run_dir / CONFIG_FILE, yaml.safe_dump(flat, sort_keys=False))
         _write_text(run_dir / FINGERPRINT_FILE, fingerprint + "\n")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from feedback_ner.files import atomic_write
+
 
 def format_table(df: pd.DataFrame, floatfmt: str = ".4f", index_name: str | None = None) -> str:
     """A plain-text, aligned table of ``df`` (index included), floats with ``floatfmt``."""
@@ -50,8 +52,8 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:  # noqa: 
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))  # an interrupted write keeps the old chart
+    finally:
+        plt.close(fig)
+    return Path(path)

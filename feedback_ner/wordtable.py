@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from feedback_ner.corpus import Corpus, DataError, LoadReport, load_train, train_paths
+from feedback_ner.files import atomic_write
 from feedback_ner.labels import (
     CLASSES,
     bio_labels_many,
@@ -267,7 +268,7 @@ def _prepare(
     fp_path.unlink(missing_ok=True)  # written last: a half-written folder never looks up to date
     _write_parquet(table, out_dir / WORDS_FILE)
     _write_parquet(corpus.elements, out_dir / ELEMENTS_FILE)
-    table[["id", "fold"]].to_csv(out_dir / FOLDS_FILE, index=False)
+    atomic_write(out_dir / FOLDS_FILE, lambda tmp: table[["id", "fold"]].to_csv(tmp, index=False))
     timings["write_s"] = time.perf_counter() - t0
     per_fold = fold_class_counts(table, corpus.elements)
     report = {
@@ -280,8 +281,8 @@ def _prepare(
         "fold_counts": {str(f): row.to_dict() for f, row in per_fold.iterrows()},
         "timings": {name: round(s, 3) for name, s in timings.items()},
     }
-    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    fp_path.write_text(json.dumps(stamp, indent=2) + "\n")
+    atomic_write(out_dir / REPORT_FILE, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
+    atomic_write(fp_path, lambda tmp: tmp.write_text(json.dumps(stamp, indent=2) + "\n"))
     logger.info("prepared %d essays into %s (%s)", len(table), out_dir,
                 ", ".join(f"{name} {s:.2f}" for name, s in timings.items()))
     return table, corpus.elements
@@ -300,7 +301,8 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
             columns[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(_concat_int64(rows)))
         else:
             columns[name] = pa.array(values)
-    pq.write_table(pa.table(columns), path, compression="zstd")
+    # atomic: a run preparing the same cache folder at the same time never reads a half-written file
+    atomic_write(path, lambda tmp: pq.write_table(pa.table(columns), tmp, compression="zstd"))
 
 
 def load_word_table(

@@ -71,3 +71,16 @@ def test_argument_parser_errors_are_one_line(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("feedback-ner x: error: argument --n: invalid int value: 'abc'")
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys):
+    """Ctrl-C in a command prints one line (train's says a re-run resumes), not a KeyboardInterrupt traceback."""
+    from feedback_ner.cli import command
+
+    @command("train")
+    def interrupted(argv=None):  # noqa: ANN001, ANN202
+        raise KeyboardInterrupt
+
+    assert interrupted([]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["feedback-ner train: interrupted; the same command resumes where it stopped"]

@@ -119,3 +119,88 @@ def test_runs_scores_tuned_figures_on_the_rows_training_read(tmp_path: Path, ber
     gt = load_train(corpus_dir).elements
     expected = score(submission_from_probs(probs, PostprocessConfig()), gt[gt["id"].isin(set(probs))]).f1
     assert loaded.tuned == pytest.approx(expected)
+
+
+# Found probing from outside: two trains into one folder interleaved their folds and files (a fold of one settings
+# in the other's CV table, the folder labelled with the second's settings); a kill while a checkpoint was saved left
+# a fold that every re-run tried to resume from and failed on.
+
+def test_a_second_train_on_a_folder_in_use_stops_in_one_line(tmp_path: Path, corpus_dir: Path, tiny_models):
+    """While one train holds a run folder (here this test process holds it, as a running train does), another stops
+    before any work; a lock left by a process that is gone is taken over."""
+    import subprocess
+    import sys
+
+    from feedback_ner.files import LOCK_FILE, folder_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(small_config(corpus_dir, tiny_models("bert"), out, folds=[0], tune_trials=0)))
+    with folder_lock(out, "train"):
+        done = run_cli("feedback_ner.train", "--config", str(config))
+    assert_one_line_error(done, "train", str(out), "in use by another train", "wait for it")
+    assert not (out / "fold_0").exists() and not (out / LOCK_FILE).exists()
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import json
+    import socket
+
+    (out / LOCK_FILE).write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname(),
+                                             "command": "train", "since": "earlier"}))
+    done = run_cli("feedback_ner.train", "--config", str(config))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "which is gone; taken over" in done.stderr
+    assert (out / "fold_0" / "metrics.json").is_file() and not (out / LOCK_FILE).exists()
+
+
+def test_a_finished_fold_of_other_settings_is_refused(tmp_path: Path, bert_run: Path, corpus_dir: Path,
+                                                       tiny_models):
+    import json
+
+    copy = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    meta = copy / "fold_1" / "model" / "feedback_ner.json"
+    data = json.loads(meta.read_text())
+    data["extra"]["fingerprint"] = "0123456789abcdef"  # what a fold trained by another command's settings holds
+    meta.write_text(json.dumps(data))
+    config = small_config(corpus_dir, tiny_models("bert"), copy, learning_rate=1e-3, num_train_epochs=6,
+                          per_device_train_batch_size=4, folds=[0])
+    with pytest.raises(Exception, match=r"fold_1 was trained with other settings.*0123456789abcdef.*delete"):
+        run(*parse_config(None, overrides=config))
+
+
+def test_an_incomplete_checkpoint_is_not_resumed_from(tmp_path: Path, corpus_dir: Path, tiny_models):
+    """A checkpoint left by a kill while it was saved (an empty optimizer.pt, no trainer_state.json) is skipped with
+    a warning and the fold trains; before, every re-run tried to resume from it and stopped."""
+    out = tmp_path / "run"
+    broken = out / "fold_0" / "checkpoint-3"
+    broken.mkdir(parents=True)
+    (broken / "optimizer.pt").write_bytes(b"")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(small_config(corpus_dir, tiny_models("bert"), out, folds=[0], tune_trials=0)))
+    done = run_cli("feedback_ner.train", "--config", str(config))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "checkpoint-3 is incomplete (no trainer_state.json" in done.stderr
+    assert (out / "fold_0" / "metrics.json").is_file()
+
+
+def test_checkpoint_problems_name_truncated_weights(tmp_path: Path):
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from feedback_ner.kfold import checkpoint_problem
+
+    ckpt = tmp_path / "checkpoint-9"
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 9}))
+    save_file({"w": torch.zeros(64, 64)}, str(ckpt / "model.safetensors"))
+    assert checkpoint_problem(ckpt) is None
+    data = (ckpt / "model.safetensors").read_bytes()
+    (ckpt / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert "model.safetensors: truncated" in checkpoint_problem(ckpt)
+    (ckpt / "model.safetensors").write_bytes(data[:5])
+    assert "model.safetensors" in checkpoint_problem(ckpt)
+    (ckpt / "model.safetensors").unlink()
+    assert checkpoint_problem(ckpt) == "no model weights"
