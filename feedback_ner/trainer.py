@@ -115,7 +115,8 @@ class EvalLogCallback(TrainerCallback):
             return
         key = self._key(args)
         epochs = [h.get("epoch", 0.0) for h in state.log_history if h.get(key) == state.best_metric]
-        self.best = (float(state.best_metric), float(epochs[-1]) if epochs else float("nan"))
+        # the first epoch that reached it: a later tie is not better, so the Trainer kept the first one's checkpoint
+        self.best = (float(state.best_metric), float(epochs[0]) if epochs else float("nan"))
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 (upstream signature)
         key = self._key(args)

@@ -382,3 +382,16 @@ def test_best_so_far_line_after_resume_agrees_with_kept_checkpoint(tmp_path, cap
     assert "best f1 0.6000 (epoch 4.00)" in second and "new best" in second
     assert ("kept as the best checkpoint" in second) == keep
     assert "loss 0.8000" in first
+
+
+def test_resumed_best_epoch_is_the_first_of_a_tie(tmp_path, caplog):
+    """Found probing from outside: two epochs with the same best F1 (the Trainer keeps the first: a tie is not
+    better) were announced after a resume as the later one's."""
+    from transformers import TrainerControl, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), metric_for_best_model="f1", load_best_model_at_end=True,
+                             eval_strategy="epoch", save_strategy="epoch", use_cpu=True, report_to="none")
+    state = _state(0.013, [{"eval_f1": 0.013, "epoch": 1.0}, {"eval_f1": 0.013, "epoch": 2.0}])
+    callback = EvalLogCallback()
+    callback.on_train_begin(args, state, TrainerControl())
+    assert callback.best == (0.013, 1.0)
