@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(oof_sub, lambda tmp: sub.to_csv(tmp, index=False))
         print(f"wrote {oof_sub}: the tuned ensemble's out-of-fold submission ({len(shared.ids)} essays)")
     if oof_out is not None:
-        folds = write_ensemble_oof(oof_out, mean, runs)
+        folds = write_ensemble_oof(oof_out, mean, runs, chosen.config.to_dict())
         print(f"wrote {oof_out} and {folds}: the ensemble's out-of-fold word probabilities ({len(mean)} essays) "
               f"and their folds; train a rescorer with feedback_ner.rescore --oof {oof_out}")
     return 0

@@ -131,9 +131,12 @@ def tune_weights(
     return WeightSearch([float(x) for x in best], float(f1["tuned"]), table)
 
 
-def write_ensemble_oof(path: Path, mean: dict[str, np.ndarray], runs: Sequence[Any]) -> Path:
+def write_ensemble_oof(path: Path, mean: dict[str, np.ndarray], runs: Sequence[Any],
+                       postprocess: dict[str, Any] | None = None) -> Path:
     """The ensemble's OOF probabilities at ``path`` and each essay's fold (the first run's) at ``path.folds.csv``; a
-    run whose split differs is warned about (a rescorer cross-fitted on mixed splits sees a little of each fold)."""
+    run whose split differs is warned about (a rescorer cross-fitted on mixed splits sees a little of each fold).
+    ``postprocess`` (the ensemble's, what ``predict --ensemble`` decodes with) is kept in the file's meta, so that
+    ``rescore``'s default route is that one."""
     from feedback_ner.files import atomic_write
     from feedback_ner.probs import save_word_probs
     from feedback_ner.tuning import essay_folds, folds_file_of
@@ -150,7 +153,10 @@ def write_ensemble_oof(path: Path, mean: dict[str, np.ndarray], runs: Sequence[A
         if differ:
             logger.warning("%s: %d essay(s) are in another fold than in %s; the folds file follows %s",
                            run.oof, differ, runs[0].oof, runs[0].oof)
-    save_word_probs(path, mean, meta={"ensemble_of": [str(r.oof) for r in runs]})
+    meta: dict[str, Any] = {"ensemble_of": [str(r.oof) for r in runs]}
+    if postprocess is not None:
+        meta["postprocess"] = postprocess
+    save_word_probs(path, mean, meta=meta)
     folds = folds_file_of(path)
     table = pd.DataFrame({"id": ids, "fold": [fold_of[i] for i in ids]})
     atomic_write(folds, lambda tmp: table.to_csv(tmp, index=False))

@@ -120,3 +120,36 @@ def test_ensemble_oof_out_must_be_npz(setup, bert_run, corpus_dir, tmp_path):
     done = run_cli("feedback_ner.ensemble", "--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
                    "--out", str(tmp_path / "e.json"), "--oof-out", str(tmp_path / "oof.csv"))
     assert_one_line_error(done, "ensemble", "--oof-out", ".npz")
+
+
+def test_rescore_on_an_ensemble_oof_starts_from_the_ensembles_post_processing(setup, bert_run, corpus_dir):
+    """Found probing from outside: on an ensemble's OOF file rescore's "default" route decoded with the package
+    defaults, not the ensemble's post-processing that predict --ensemble uses, so its verdict compared the
+    rescorer with a route nobody runs. ``--oof-out`` now records it and rescore starts from it."""
+    import pandas as pd
+
+    from feedback_ner.metric import score
+    from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+    from feedback_ner.probs import load_meta, load_word_probs
+
+    out = setup["root"] / "oof-pp"
+    out.mkdir(parents=True, exist_ok=True)
+    post = PostprocessConfig(min_words={c: 1 for c in PostprocessConfig().min_words},
+                             proba_thresh={c: 0.2 for c in PostprocessConfig().proba_thresh})
+    post.save(out / "pp.json")
+    oof = out / "ens_oof.npz"
+    assert ensemble_cli.main(["--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+                              "--out", str(out / "ensemble.json"), "--trials", "2", "--postprocess",
+                              str(out / "pp.json"), "--oof-out", str(oof)]) == 0
+    assert load_meta(oof)["postprocess"] == post.to_dict()
+    done = run_cli("feedback_ner.rescore", "--oof", str(oof), "--data", str(corpus_dir), "--out", str(out / "rs"),
+                   "--tune-trials", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "the ensemble's, recorded in" in done.stderr
+    probs = load_word_probs(oof)
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    gt = gt[gt["id"].isin(set(probs))]
+    report = pd.read_csv(out / "rs" / "report.csv", index_col="class")
+    ensembles = score(submission_from_probs(probs, post), gt).f1
+    assert report.loc["macro", "default"] == pytest.approx(ensembles, abs=1e-9)
+    assert ensembles != pytest.approx(score(submission_from_probs(probs, PostprocessConfig()), gt).f1, abs=1e-6)
