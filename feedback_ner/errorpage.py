@@ -136,7 +136,7 @@ def _from_csv(path: Path, data_dir: str | os.PathLike | None) -> Predictions:
 def _utf16(text: str, offsets: np.ndarray) -> list[int]:
     """Character offsets of ``text`` as JavaScript counts them (UTF-16 code units: an emoji or any character beyond
     U+FFFF is two), so that the page's ``text.slice`` cuts the same words as Python did."""
-    if len(text.encode("utf-16-le")) == 2 * len(text):
+    if not any(ord(c) > 0xFFFF for c in text):
         return [int(o) for o in offsets]
     units = np.concatenate([[0], np.cumsum([2 if ord(c) > 0xFFFF else 1 for c in text])])
     return units[np.asarray(offsets, dtype=np.int64)].astype(int).tolist()

@@ -88,48 +88,56 @@ def _looks_like(path: Path, kind: str) -> bool:
     raise ValueError(f"unknown output kind {kind!r}")
 
 
-def _alive(pid: Any) -> bool:
-    """Whether process ``pid`` runs on this machine (True when it cannot be told)."""
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, TypeError, ValueError, OverflowError):
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike, command: str) -> Iterator[Path]:
     """Hold ``folder/.feedback_ner.lock`` while ``command`` writes into ``folder``: a second command on the same
     folder (another process, on this machine or another one sharing the disk) stops with one line instead of mixing
-    its files with the first one's. A lock left by a process that is gone (same machine: killed) is taken over with
-    a warning. The folder must exist."""
+    its files with the first one's. The lock is the kernel's (``flock``), so a killed process never leaves the folder
+    locked; the file only tells the next command who holds it. The folder must exist. (Without ``fcntl``, on
+    Windows, nothing is locked.)"""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield Path(folder) / LOCK_FILE
+        return
     lock = Path(folder) / LOCK_FILE
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-          "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-    for _ in range(2):
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = json.loads(lock.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                holder = {}
-            if holder.get("host") == me["host"] and not _alive(holder.get("pid")):
-                logger.warning("%s: left by %s (pid %s), which is gone; taken over", lock, holder.get("command"),
-                               holder.get("pid"))
-                lock.unlink(missing_ok=True)
-                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
             raise FeedbackError(
                 f"{folder} is in use by another {holder.get('command', 'command')} (pid {holder.get('pid', '?')} on "
-                f"{holder.get('host', '?')} since {holder.get('since', '?')}): wait for it to finish, or delete "
-                f"{lock} if that process is gone"
+                f"{holder.get('host', '?')} since {holder.get('since', '?')}): wait for it to finish"
             ) from None
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(me, f)
-        break
+        try:  # the file may have been removed (and another created) by the holder we waited behind: lock that one
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    left = _read_holder(fd)
+    if left:
+        logger.warning("%s: left by %s (pid %s on %s), which is gone; taken over", lock, left.get("command"),
+                       left.get("pid"), left.get("host"))
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+          "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
     try:
         yield lock
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # still holding the lock: a waiter re-checks that the file is the same
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    """The JSON a lock file's holder wrote, or {}."""
+    try:
+        data = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

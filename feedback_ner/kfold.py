@@ -439,10 +439,8 @@ def checkpoint_problem(folder: Path) -> str | None:
         json.loads(state.read_text(encoding="utf-8"))
     except (ValueError, OSError):
         return "trainer_state.json is not readable JSON"
-    weights = sorted(folder.glob("*.safetensors"))
-    if not weights and not (folder / "pytorch_model.bin").is_file():
-        return "no model weights"
-    for path in weights:
+    # trainer_state.json is written last; weights may be elsewhere (DeepSpeed global_step*/, FSDP shards)
+    for path in sorted(folder.glob("*.safetensors")):
         problem = _safetensors_problem(path)
         if problem:
             return f"{path.name}: {problem}"
@@ -461,9 +459,9 @@ def _safetensors_problem(path: Path) -> str | None:
             if size < 8 + n:
                 return "truncated header"
             header = json.loads(f.read(n))
-    except (ValueError, OSError):
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    except (ValueError, OSError, AttributeError, KeyError, TypeError, IndexError):
         return "unreadable header"
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
     if 8 + n + max(ends, default=0) != size:
         return f"truncated ({size} bytes, the header describes {8 + n + max(ends, default=0)})"
     return None
@@ -553,10 +551,26 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
     run_dir = Path(train_args.output_dir)
     state = PartialState()
     with contextlib.ExitStack() as stack:
+        problem = None
         if state.is_main_process and not run_dir.is_file():  # (a file: check_run_dir says so in one line)
             run_dir.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(folder_lock(run_dir, "train"))  # one train at a time writes into a run folder
+            try:
+                stack.enter_context(folder_lock(run_dir, "train"))  # one train at a time writes into a run folder
+            except FeedbackError as err:
+                problem = str(err)
+        _raise_everywhere(problem, state)
         return _run(model_args, data_args, train_args, folds, run_dir, state)
+
+
+def _raise_everywhere(problem: str | None, state: PartialState) -> None:
+    """A refusal found by the main process alone, raised by every process of an ``accelerate launch`` (the others
+    would wait at the next barrier until the timeout); nothing when ``problem`` is None."""
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        problem = broadcast_object_list([problem])[0]
+    if problem:
+        raise FeedbackError(problem)
 
 
 def _run(model_args: ModelArguments, data_args: DataArguments, train_args: FeedbackTrainingArguments,
@@ -566,9 +580,15 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
     fingerprint = config_fingerprint(flat)
     if state.is_main_process or not train_args.overwrite_output_dir:
         check_run_dir(run_dir, fingerprint, flat, train_args.overwrite_output_dir and state.is_main_process)
+    problem = None
     if state.is_main_process:
-        for fold in finished_folds(run_dir, data_args.num_folds):  # what the CV table will include
-            check_fold_settings(run_dir / f"fold_{fold}", fingerprint)
+        try:
+            for fold in finished_folds(run_dir, data_args.num_folds):  # what the CV table will include
+                check_fold_settings(run_dir / f"fold_{fold}", fingerprint)
+        except FeedbackError as err:
+            problem = str(err)
+    _raise_everywhere(problem, state)
+    if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_text(run_dir / CONFIG_FILE, yaml.safe_dump(flat, sort_keys=False))
         _write_text(run_dir / FINGERPRINT_FILE, fingerprint + "\n")

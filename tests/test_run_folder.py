@@ -202,5 +202,9 @@ def test_checkpoint_problems_name_truncated_weights(tmp_path: Path):
     assert "model.safetensors: truncated" in checkpoint_problem(ckpt)
     (ckpt / "model.safetensors").write_bytes(data[:5])
     assert "model.safetensors" in checkpoint_problem(ckpt)
-    (ckpt / "model.safetensors").unlink()
-    assert checkpoint_problem(ckpt) == "no model weights"
+    (ckpt / "model.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00[]")  # a header, not a dict
+    assert checkpoint_problem(ckpt) == "model.safetensors: unreadable header"
+    (ckpt / "model.safetensors").unlink()  # weights elsewhere (DeepSpeed's global_step*/): trainer_state decides
+    assert checkpoint_problem(ckpt) is None
+    (ckpt / "trainer_state.json").unlink()
+    assert checkpoint_problem(ckpt) == "no trainer_state.json"
