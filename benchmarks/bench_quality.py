@@ -251,9 +251,14 @@ def row_stamp(args: argparse.Namespace, name: str) -> dict:
     stamp = {"data": str(data), "max_essays": args.max_essays, "model": str(args.model),
              "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "max_length": args.max_length,
              "num_folds": args.num_folds, "fold": args.fold, "seed": args.seed}
-    if seedless(name) in ("tuned", "rescored"):
+    base = seedless(name)
+    if base in RECIPES:  # a recipe's settings may be edited here between runs
+        stamp["recipe"] = RECIPES[base]
+    if base in ("best", "tuned", "rescored"):
+        stamp["best_recipes"] = args.best_recipes
+    if base in ("tuned", "rescored"):
         stamp.update(tune_trials=args.tune_trials, inner_folds=args.inner_folds, second_stage=SECOND_STAGE_VERSION)
-    return stamp
+    return json.loads(json.dumps(stamp))  # as a row.json gives it back (tuples as lists)
 
 
 def stale_reason(saved: dict, stamp: dict) -> str | None:

@@ -151,3 +151,5 @@ def test_second_stage_rows_are_stamped_with_the_tuning_route():
     args = make_parser().parse_args(["--data", "x"])
     assert "second_stage" in row_stamp(args, "tuned") and "second_stage" in row_stamp(args, "rescored@seed43")
     assert "second_stage" not in row_stamp(args, "default")
+    assert row_stamp(args, "awp@seed43")["recipe"]["awp_eps"] > 0 and "recipe" not in row_stamp(args, "default")
+    assert "best_recipes" in row_stamp(args, "best") and "best_recipes" in row_stamp(args, "tuned")
