@@ -413,8 +413,8 @@ def _relocate(given: list[Path], spec: EnsembleSpec) -> list[Path]:
     if not wanted or None in wanted or len(set(wanted)) < len(wanted):
         return given  # an older file, or two runs of the same settings (copies): by position
     found = {checkpoint_identity(f): f for f in given}
-    for folder in given:
-        if checkpoint_identity(folder) not in wanted:
+    for identity, folder in found.items():
+        if identity not in wanted:
             raise InvalidInputError(f"{folder}: not one of the checkpoints of {spec.source} (they are "
                                     f"{', '.join(wanted[:3])}{', ...' if len(wanted) > 3 else ''}); give its "
                                     "checkpoints")

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -551,20 +552,25 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
     run_dir = Path(train_args.output_dir)
     state = PartialState()
     with contextlib.ExitStack() as stack:
-        problem = None
-        if state.is_main_process and not run_dir.is_file():  # (a file: check_run_dir says so in one line)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                stack.enter_context(folder_lock(run_dir, "train"))  # one train at a time writes into a run folder
-            except FeedbackError as err:
-                problem = str(err)
-        _raise_everywhere(problem, state)
+
+        def hold_run_dir() -> None:  # one train at a time writes into a run folder
+            if not run_dir.is_file():  # (a file: check_run_dir says so in one line)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(folder_lock(run_dir, "train"))
+
+        _main_process_check(state, hold_run_dir)
         return _run(model_args, data_args, train_args, folds, run_dir, state)
 
 
-def _raise_everywhere(problem: str | None, state: PartialState) -> None:
-    """A refusal found by the main process alone, raised by every process of an ``accelerate launch`` (the others
-    would wait at the next barrier until the timeout); nothing when ``problem`` is None."""
+def _main_process_check(state: PartialState, check: Callable[[], None]) -> None:
+    """Run ``check`` on the main process; a :class:`FeedbackError` it raises is raised by every process of an
+    ``accelerate launch`` (the others would wait at the next barrier until the timeout)."""
+    problem = None
+    if state.is_main_process:
+        try:
+            check()
+        except FeedbackError as err:
+            problem = str(err)
     if state.num_processes > 1:
         from accelerate.utils import broadcast_object_list
 
@@ -580,14 +586,12 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
     fingerprint = config_fingerprint(flat)
     if state.is_main_process or not train_args.overwrite_output_dir:
         check_run_dir(run_dir, fingerprint, flat, train_args.overwrite_output_dir and state.is_main_process)
-    problem = None
-    if state.is_main_process:
-        try:
-            for fold in finished_folds(run_dir, data_args.num_folds):  # what the CV table will include
-                check_fold_settings(run_dir / f"fold_{fold}", fingerprint)
-        except FeedbackError as err:
-            problem = str(err)
-    _raise_everywhere(problem, state)
+
+    def finished_folds_match() -> None:  # the folds the CV table will include
+        for fold in finished_folds(run_dir, data_args.num_folds):
+            check_fold_settings(run_dir / f"fold_{fold}", fingerprint)
+
+    _main_process_check(state, finished_folds_match)
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_text(run_dir / CONFIG_FILE, yaml.safe_dump(flat, sort_keys=False))

@@ -4,10 +4,10 @@
 with ``--folds``). Prints candidate recall per class, then per class and macro F1 of the same essays by three
 routes: the default post-processing (the run's own; the defaults for an OOF file with no checkpoint), the tuned
 post-processing (cross-fitted, tuned from that default: for a run, as its CV table's ``tuned`` column is) and the
-rescored spans (cross-fitted); writes the final
-rescorer (trained on every fold) into ``--out`` with ``oof_submission.csv`` (the cross-fitted spans),
-``report.csv``, ``summary.json``, ``gains.png`` and ``folds/fold_<k>/`` (the rescorer that scored fold k, trained
-without it). ``predict --rescore DIR`` applies the folder.
+rescored spans (cross-fitted); writes the final rescorer (trained on every fold) into ``--out`` with
+``oof_submission.csv`` (the cross-fitted spans), ``report.csv``, ``summary.json``, ``gains.png`` and
+``folds/fold_<k>/`` (the rescorer that scored fold k, trained without it). ``predict --rescore DIR`` applies the
+folder.
 """
 
 from __future__ import annotations

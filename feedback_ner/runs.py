@@ -64,15 +64,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{' and '.join(sorted(sources)) or 'nowhere'} (trainer = train_runtime, files = file times)")
     configless = find_configless(args.folders)
     if configless:
-        names = ", ".join(str(p) for p in configless[:UNFINISHED_SHOWN])
-        more = f", ... ({len(configless) - UNFINISHED_SHOWN} more)" if len(configless) > UNFINISHED_SHOWN else ""
         print(f"left out {len(configless)} folder(s) with cv.csv but no config.yaml (not runs train wrote, or their "
-              f"config was deleted): {names}{more}")
+              f"config was deleted): {_some([str(p) for p in configless])}")
     unfinished = find_unfinished(args.folders)
     if unfinished:
-        names = ", ".join(p.name for p in unfinished[:UNFINISHED_SHOWN])
-        more = f", ... ({len(unfinished) - UNFINISHED_SHOWN} more)" if len(unfinished) > UNFINISHED_SHOWN else ""
-        print(f"left out {len(unfinished)} unfinished run folder(s) (config.yaml but no cv.csv yet): {names}{more}")
+        print(f"left out {len(unfinished)} unfinished run folder(s) (config.yaml but no cv.csv yet): "
+              f"{_some([p.name for p in unfinished])}")
     _write(args.png, "--png", lambda: table_png(table, differ, args.png, title=f"{len(table)} runs, best CV first"))
     print(f"wrote {args.png}")
     if args.csv:
@@ -85,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         _write(csv, "--csv", write_csv)
         print(f"wrote {args.csv}")
     return 0
+
+
+def _some(names: list[str]) -> str:
+    """The first :data:`UNFINISHED_SHOWN` names, and how many more."""
+    more = f", ... ({len(names) - UNFINISHED_SHOWN} more)" if len(names) > UNFINISHED_SHOWN else ""
+    return ", ".join(names[:UNFINISHED_SHOWN]) + more
 
 
 def _write(path: str | Path, option: str, write: Callable[[], object]) -> None:

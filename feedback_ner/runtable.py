@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from feedback_ner.artifacts import FINGERPRINT_FILE
+from feedback_ner.config import fingerprint
 from feedback_ner.corpus import load_train
 from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
@@ -88,9 +90,7 @@ def find_configless(folders: list[str | os.PathLike]) -> list[Path]:
 def config_edited(path: Path, config: dict[str, Any]) -> bool:
     """Whether a run's ``config.yaml`` no longer holds the settings it was trained with: its fingerprint differs
     from ``fingerprint.txt`` (written with it by ``train``). False when the run has no fingerprint file."""
-    from feedback_ner.config import fingerprint
-
-    recorded = path / "fingerprint.txt"
+    recorded = path / FINGERPRINT_FILE
     if not recorded.is_file():
         return False
     return fingerprint(config) != recorded.read_text(encoding="utf-8").strip()
@@ -121,7 +121,7 @@ def load_runs(folders: list[str | os.PathLike], data_dir: str | os.PathLike | No
         scored = (path / "postprocess.json").is_file() or (path / "rescore" / "oof_submission.csv").is_file()
         if scored and key not in gts:  # the corpus is read only for runs with tuned or rescored figures
             gts[key] = _ground_truth(data, key[1])
-        runs.append(load_run(path, gts.get(key)))
+        runs.append(load_run(path, gts.get(key), config))
     return runs
 
 
@@ -138,10 +138,11 @@ def _ground_truth(data: str | os.PathLike | None, skip_bad: bool) -> pd.DataFram
         return None
 
 
-def load_run(path: str | os.PathLike, gt: pd.DataFrame | None = None) -> Run:
-    """Read one run folder; ``gt`` (train.csv rows) lets tuned and rescored scores be computed."""
+def load_run(path: str | os.PathLike, gt: pd.DataFrame | None = None, config: dict[str, Any] | None = None) -> Run:
+    """Read one run folder; ``gt`` (train.csv rows) lets tuned and rescored scores be computed; ``config``: its
+    ``config.yaml`` when already read."""
     path = Path(path)
-    config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    config = config if config is not None else yaml.safe_load((path / "config.yaml").read_text()) or {}
     if config_edited(path, config):
         logger.warning("%s: config.yaml no longer matches the settings the run was trained with (fingerprint.txt): "
                        "its settings in this table are the edited ones; put the file back or re-train", path)
