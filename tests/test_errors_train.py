@@ -75,6 +75,23 @@ def _model_case(damage: str):
     return make
 
 
+def _blocked_cache_case(default: bool):
+    """The cache folder cannot be made: a file stands where it (or, for ``cache_dir``, its parent) would go."""
+
+    def make(tmp, corpus, model):
+        if default:  # data_dir's default cache, as in a read-only /kaggle/input
+            data = tmp / "data"
+            data.mkdir()
+            shutil.copy(corpus / "train.csv", data / "train.csv")
+            (data / "train").symlink_to(corpus / "train")
+            (data / ".feedback_ner_cache").write_text("a file")
+            return _values_case(data_dir=str(data), cache_dir=None)(tmp, corpus, model)
+        (tmp / "blocker").write_text("a file")
+        return _values_case(cache_dir=str(tmp / "blocker" / "cache"))(tmp, corpus, model)
+
+    return make
+
+
 def _flags_case(*flags: str):
     def make(tmp, corpus, model):
         return ["--config", str(_yaml(tmp, yaml.safe_dump(_good(tmp, corpus, model)))), *flags]
@@ -104,6 +121,10 @@ CASES = [
     ("data-dir-unset", "train", _values_case(data_dir=None), ["data_dir is not set"]),
     ("data-dir-no-train-csv", "train", lambda tmp, c, m: _values_case(data_dir=str(tmp))(tmp, c, m),
      ["data_dir", "no train.csv"]),
+    ("cache-dir-not-writable", "train", _blocked_cache_case(default=False),
+     ["cache_dir", "blocker/cache", "cannot write there", "writable folder"]),
+    ("default-cache-not-writable", "train", _blocked_cache_case(default=True),
+     ["cache_dir", "data/.feedback_ner_cache", "inside data_dir", "--cache_dir"]),
     ("model-missing", "train", _model_case("missing"), ["model_name_or_path", "missing", "no such folder"]),
     ("model-empty", "train", _model_case("empty"), ["model_name_or_path", "no config.json"]),
     ("model-config-corrupt", "train", _model_case("config"), ["model_name_or_path", "config.json is corrupt"]),

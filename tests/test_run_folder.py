@@ -18,7 +18,8 @@ import yaml
 from conftest import assert_one_line_error, run_cli, small_config
 
 from feedback_ner.config import fingerprint, parse_config, to_flat_dict
-from feedback_ner.kfold import check_run_dir, run
+from feedback_ner.kfold import run
+from feedback_ner.preflight import check_run_dir
 from feedback_ner.probs import load_word_probs
 
 
@@ -190,7 +191,7 @@ def test_checkpoint_problems_name_truncated_weights(tmp_path: Path):
     import torch
     from safetensors.torch import save_file
 
-    from feedback_ner.kfold import checkpoint_problem
+    from feedback_ner.preflight import checkpoint_problem
 
     ckpt = tmp_path / "checkpoint-9"
     ckpt.mkdir()

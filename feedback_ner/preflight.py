@@ -1,0 +1,236 @@
+"""The checks a training run makes before it trains anything (library): its data folder and cache, its model
+folder, its output folder (one configuration per folder, what ``overwrite_output_dir`` deletes), the folds already
+finished there and the checkpoint an interrupted fold resumes from. Each problem is one :class:`FeedbackError` line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from feedback_ner.artifacts import (
+    FINGERPRINT_FILE,
+    POSTPROCESS_FILE,
+    RESCORER_FILE,
+    RUN_CONFIG_FILE,
+    InferenceConfig,
+)
+from feedback_ner.config import DataArguments, fingerprint_fields
+from feedback_ner.config import fingerprint as config_fingerprint
+from feedback_ner.errors import FeedbackError
+from feedback_ner.modelcard import CARD_FILE
+
+logger = logging.getLogger("feedback_ner.preflight")
+
+METRICS_FILE = "metrics.json"  # a fold's last file: the fold is finished
+OOF_FILE = "oof.npz"
+
+
+def check_data_dir(data_args: DataArguments) -> None:
+    """``data_dir`` is set and is a Kaggle-layout folder with ``train.csv`` (a one-line error otherwise)."""
+    if not data_args.data_dir:
+        raise FeedbackError("data_dir is not set: put `data_dir: <Kaggle folder>` in the config or pass --data_dir.")
+    data_dir = Path(data_args.data_dir)
+    if not data_dir.is_dir():
+        raise FeedbackError(f"data_dir {str(data_dir)!r}: no such folder; point data_dir at the Kaggle folder "
+                            "(train.csv and train/).")
+    if not (data_dir / "train.csv").is_file():
+        raise FeedbackError(f"data_dir {str(data_dir)!r}: no train.csv there; point data_dir at the Kaggle folder "
+                            "(train.csv and train/).")
+    check_cache_dir(data_args)
+
+
+def check_cache_dir(data_args: DataArguments) -> None:
+    """The cache folder (word table, windows) can be created and written to: one line naming ``cache_dir``
+    otherwise. Its default lies inside ``data_dir``, which is read-only in a Kaggle notebook (``/kaggle/input``)."""
+    cache = Path(data_args.resolved_cache_dir)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache):
+            pass
+    except OSError as e:
+        where = ("" if data_args.cache_dir else
+                 " (by default the cache lies inside data_dir, which is read-only e.g. under /kaggle/input)")
+        raise FeedbackError(f"cache_dir {str(cache)!r}: cannot write there ({e.strerror or e}){where}; set cache_dir "
+                            "(--cache_dir) to a writable folder, e.g. /kaggle/working/cache") from None
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spm.model",
+                    "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def check_model(model_name_or_path: str | None) -> None:
+    """A local model folder must hold a readable ``config.json``, a tokenizer and intact ``*.safetensors`` headers;
+    checked before any data work so a broken folder is one line, not a traceback after minutes."""
+    if not model_name_or_path:
+        raise FeedbackError("model_name_or_path is not set: put it in the config or pass --model_name_or_path.")
+    path = Path(model_name_or_path).expanduser()
+    if not path.exists():
+        if model_name_or_path.count("/") <= 1 and not model_name_or_path.startswith((".", "/", "~")):
+            return  # a Hub name (model or org/model): transformers resolves it, or says it is offline
+        raise FeedbackError(f"model_name_or_path {model_name_or_path!r}: no such folder.")
+    name = f"model_name_or_path {model_name_or_path!r}"
+    if not path.is_dir():
+        raise FeedbackError(f"{name}: a file, not a model folder (config.json, tokenizer and weights).")
+    if not (path / "config.json").is_file():
+        raise FeedbackError(f"{name}: no config.json; not a model folder (save one with save_pretrained).")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FeedbackError(f"{name}: config.json is corrupt ({e}); re-copy the model folder.") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise FeedbackError(f"{name}: config.json has no model_type; re-copy the model folder.")
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        raise FeedbackError(f"{name}: no tokenizer files ({', '.join(_TOKENIZER_FILES[:2])}, ...); save the "
+                            "tokenizer into the model folder (tokenizer.save_pretrained).")
+    from safetensors import safe_open
+
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except Exception as e:  # noqa: BLE001 (safetensors raises its own error types for a damaged header)
+            raise FeedbackError(f"{name}: {weights.name} is corrupt ({' '.join(str(e).split())[:120]}); "
+                                "re-copy the model folder.") from None
+
+
+def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwrite: bool) -> None:
+    """A run folder holds one configuration (issue 12): a re-run with other settings that change results stops
+    here; ``overwrite`` deletes the old folds and results first. Main process only."""
+    old_fp_file, old_config = run_dir / FINGERPRINT_FILE, run_dir / RUN_CONFIG_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FeedbackError(f"output_dir {run_dir}: is a file; give a folder for the run")
+    if overwrite:
+        removed = derived_files(run_dir)
+        for p in removed:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if removed:
+            logger.info("%s: overwrite_output_dir: removed %s", run_dir, ", ".join(p.name for p in removed))
+        return
+    if not _has_results(run_dir):
+        return  # an attempt that stopped before training anything (e.g. a wrong model name): nothing to protect
+    old_flat: dict[str, Any] | None = None
+    if old_config.is_file():
+        try:
+            old_flat = yaml.safe_load(old_config.read_text()) or {}
+        except yaml.YAMLError:
+            old_flat = None
+    if old_fp_file.is_file():
+        old_fp = old_fp_file.read_text().strip()
+    elif old_flat is not None and any(run_dir.glob(f"fold_*/{METRICS_FILE}")):
+        old_fp = config_fingerprint(old_flat)  # a folder written before fingerprints: its config.yaml tells
+    else:
+        return
+    if old_fp == fingerprint:
+        return
+    changes = ""
+    if isinstance(old_flat, dict):
+        old, new = fingerprint_fields(old_flat), fingerprint_fields(flat)
+        diff = [f"{k} {old.get(k)!r} -> {new.get(k)!r}"
+                for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if diff:
+            changes = " (" + ", ".join(diff[:4]) + (", ..." if len(diff) > 4 else "") + ")"
+    raise FeedbackError(
+        f"{run_dir} holds a run with other settings{changes}; use another output_dir, or --overwrite_output_dir "
+        "to delete its folds and start over."
+    )
+
+
+# What the commands write into a run folder besides the folds: train's own files, tune's post-processing (beside
+# the run, where predict picks it up), inspect's page. A subfolder holding a rescorer (rescore --out RUN/rescore) too.
+RUN_FILES = (OOF_FILE, "cv.csv", "cv.png", RUN_CONFIG_FILE, FINGERPRINT_FILE, CARD_FILE, POSTPROCESS_FILE,
+             "postprocess.png", "postprocess.optuna.db", "report.html", "errors.csv")
+
+
+def derived_files(run_dir: Path) -> list[Path]:
+    """Everything of a run folder that came from its configuration: the folds, the run's files (``RUN_FILES``) and
+    rescorer folders; what ``overwrite_output_dir`` deletes, so that nothing of the old run is picked up again
+    (a tuned ``postprocess.json`` was: predict decoded the new run with the old run's thresholds)."""
+    found = [p for p in sorted(run_dir.glob("fold_*")) if p.is_dir()]
+    if not found and not (run_dir / FINGERPRINT_FILE).is_file():
+        return []  # not a run folder (e.g. output_dir "."): its README.md or config.yaml are not ours to delete
+    found += [run_dir / n for n in RUN_FILES if (run_dir / n).exists()]
+    found += sorted(p.parent for p in run_dir.glob(f"*/{RESCORER_FILE}") if not p.parent.name.startswith("fold_"))
+    return found
+
+
+def _has_results(run_dir: Path) -> bool:
+    """Whether any fold folder holds something (a checkpoint, a model, metrics)."""
+    return any(p.is_dir() and any(p.iterdir()) for p in run_dir.glob("fold_*"))
+
+
+def check_fold_settings(fold_dir: Path, fingerprint: str) -> None:
+    """A finished fold joins the run's CV table only if it was trained with the run's settings: its checkpoint's
+    recorded fingerprint (a fold written by another command into the same folder, or a fingerprint file edited by
+    hand, is refused in one line). Folds written before checkpoints recorded it pass."""
+    try:
+        recorded = (InferenceConfig.load(fold_dir / "model").extra or {}).get("fingerprint")
+    except FeedbackError:
+        return  # a damaged checkpoint is named by the commands that load it
+    if recorded and recorded != fingerprint:
+        raise FeedbackError(f"{fold_dir} was trained with other settings than this run's (fingerprint {recorded}, "
+                            f"the run's {fingerprint}): it cannot join this run's CV; delete {fold_dir} to train it "
+                            "again with these settings, or use another output_dir")
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """What makes a Trainer checkpoint unusable for resuming (a process killed while it was saved), or None."""
+    state = folder / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return "trainer_state.json is not readable JSON"
+    # trainer_state.json is written last; weights may be elsewhere (DeepSpeed global_step*/, FSDP shards)
+    for path in sorted(folder.glob("*.safetensors")):
+        problem = _safetensors_problem(path)
+        if problem:
+            return f"{path.name}: {problem}"
+    optimizer = folder / "optimizer.pt"
+    if optimizer.is_file() and optimizer.stat().st_size == 0:
+        return "optimizer.pt is empty"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """A truncated or garbled safetensors file: its header must parse and its tensors end where the file does."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if size < 8 + n:
+                return "truncated header"
+            header = json.loads(f.read(n))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    except (ValueError, OSError, AttributeError, KeyError, TypeError, IndexError):
+        return "unreadable header"
+    if 8 + n + max(ends, default=0) != size:
+        return f"truncated ({size} bytes, the header describes {8 + n + max(ends, default=0)})"
+    return None
+
+
+def last_good_checkpoint(fold_dir: Path, fold: int) -> str | None:
+    """The newest checkpoint of a fold that can be resumed from; newer, incomplete ones are skipped with a warning
+    (they are overwritten when training reaches their step again). None: the fold starts over."""
+    if not fold_dir.is_dir():
+        return None
+    found = [p for p in fold_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    for folder in sorted(found, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        logger.warning("fold %d: %s is incomplete (%s: killed while it was saved?); not resumed from", fold, folder,
+                       problem)
+    return None
+
+
+def finished_folds(run_dir: Path, num_folds: int) -> list[int]:
+    """The folds of a run folder whose training finished (``fold_k/metrics.json``), within ``num_folds``."""
+    return [k for k in range(num_folds) if (run_dir / f"fold_{k}" / METRICS_FILE).is_file()]
