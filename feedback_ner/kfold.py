@@ -247,6 +247,11 @@ def train_fold(
     fold_dir = Path(train_args.output_dir) / f"fold_{fold}"
     run_name = f"{train_args.run_name or Path(train_args.output_dir).name}-fold{fold}"
     args = replace(train_args, output_dir=str(fold_dir), run_name=run_name)
+    if args.save_total_limit == 1 and args.load_best_model_at_end:
+        # the same two checkpoints (best, last) during training, but transformers' train() no longer deletes the
+        # last one at its end: a fold stopped before its metrics.json resumes at the last step, not after the best
+        # epoch (the checkpoints are removed below once the fold is written)
+        args = replace(args, save_total_limit=2)
     # One config per run, learned from the spans of all its essays: predict, tune and inspect decode a run with
     # one config. (Its eval fold's span lengths take part: a label statistic, never a model output.)
     postprocess = load_postprocess(train_args, gt[gt["id"].isin(set(table["id"]))])

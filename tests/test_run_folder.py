@@ -209,3 +209,31 @@ def test_checkpoint_problems_name_truncated_weights(tmp_path: Path):
     assert checkpoint_problem(ckpt) is None
     (ckpt / "trainer_state.json").unlink()
     assert checkpoint_problem(ckpt) == "no trainer_state.json"
+
+
+def test_a_fold_stopped_after_training_resumes_without_training_again(tmp_path: Path, corpus_dir: Path,
+                                                                       tiny_models):
+    """A fold that stops after its last epoch but before its results are written (here: a file stands where its
+    model folder goes; a kill does the same) keeps its last checkpoint, so the corrected re-run trains no epoch
+    again: it resumes at the last step and reloads the best epoch. Before, transformers deleted the last
+    checkpoint at the end of ``train()`` (``save_total_limit`` 1) and the re-run repeated every epoch after the best.
+    """
+    out = tmp_path / "run"
+    # greater_is_better false: the best epoch is an early one (ties keep the first), so best != last
+    values = small_config(corpus_dir, tiny_models("bert"), out, folds=[0], tune_trials=0, num_train_epochs=3,
+                          greater_is_better=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(values))
+    (out / "fold_0").mkdir(parents=True)
+    (out / "fold_0" / "model").write_text("in the way")
+    first = run_cli("feedback_ner.train", "--config", str(config))
+    assert first.returncode == 2, first.stderr[-3000:]
+    assert "fold_0/model" in first.stderr.strip().splitlines()[-1]
+    steps = sorted(int(p.name.split("-")[1]) for p in (out / "fold_0").glob("checkpoint-*"))
+    assert len(steps) == 2, steps  # the best epoch's and the last's (which transformers deleted before)
+    (out / "fold_0" / "model").unlink()
+    second = run_cli("feedback_ner.train", "--config", str(config))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"resuming from {out / 'fold_0' / f'checkpoint-{steps[-1]}'}" in second.stderr
+    assert " epoch " not in second.stderr.split("resuming from")[1].split("best checkpoint reloaded")[0]
+    assert (out / "fold_0" / "metrics.json").is_file() and not list((out / "fold_0").glob("checkpoint-*"))
