@@ -2,8 +2,8 @@
 
 - **Checkpoint** ``runs/<name>/fold_<k>/model/``: model + tokenizer (``save_pretrained``) and ``feedback_ner.json``
   (:class:`InferenceConfig`: label map, window length, stride, sub-token rule, newline handling, post-processing).
-- **Run** ``runs/<name>/``: ``oof.npz`` whose meta (:func:`run_meta`) names its run — folder, folds, fingerprint of
-  the settings and the fold checkpoints — and, once ``tune`` has run, the tuned ``postprocess.json``.
+- **Run** ``runs/<name>/``: ``oof.npz`` whose meta (:func:`oofruns.run_meta`) names its run — folder, folds,
+  fingerprint of the settings and the fold checkpoints — and, once ``tune`` has run, the tuned ``postprocess.json``.
 - **Ensemble file** (:class:`EnsembleSpec`): ``{"models", "weights", "postprocess", "runs", "scores"}`` and, when
   one was recorded, ``"rescore"`` (a span rescorer folder of ``feedback_ner.rescore``), with the folders relative to
   the file, so runs and file move together (e.g. to a Kaggle dataset).
@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from feedback_ner.errors import FeedbackError, InvalidInputError, MissingFileError
-from feedback_ner.files import atomic_write, check_output
+from feedback_ner.files import atomic_write, check_distinct_outputs, check_output
 from feedback_ner.labels import LABELS
 from feedback_ner.postprocess import PostprocessConfig
 
@@ -92,6 +92,10 @@ class InferenceConfig:
             raise InvalidInputError(
                 f"{path}: unknown fields {sorted(unknown)}; was it written by a newer feedback_ner?"
             )
+        missing = [k for k in ("max_length", "stride", "labels") if k not in data]
+        if missing:  # every save writes them: defaults would cut other windows than the model was trained on
+            raise InvalidInputError(f"{path}: lacks {', '.join(missing)} (a damaged or hand-made file); re-copy the "
+                                    "checkpoint.")
         config = cls(**data)
         if list(config.labels) != list(LABELS):
             raise InvalidInputError(
@@ -198,125 +202,6 @@ def run_skip_bad(folder: str | os.PathLike, given: bool | None = None) -> bool:
     """``given`` (a ``--skip-bad`` / ``--no-skip-bad`` flag) when set, else the ``skip_bad`` setting of the run a
     folder belongs to (False without one): the commands read a run's data the way training read it."""
     return bool(read_run_config(folder).get("skip_bad", False)) if given is None else given
-
-
-def run_meta(run_dir: str | os.PathLike, folds: Sequence[int]) -> dict[str, Any]:
-    """The meta that makes a run-level ``oof.npz`` name its run: folds, absolute folder, fingerprint, fold models.
-
-    ``models`` are relative to the run folder (``fold_0/model``), so a moved run still finds them.
-    """
-    run_dir = Path(run_dir)
-    return {
-        "folds": [int(k) for k in folds],
-        "run_dir": str(run_dir.resolve()),
-        "fingerprint": read_fingerprint(run_dir),
-        "models": [f"fold_{int(k)}/model" for k in folds],
-    }
-
-
-@dataclass
-class OofRun:
-    """The run an out-of-fold file belongs to: its folder (where the file lies), fold checkpoints, fingerprint."""
-
-    oof: Path
-    run_dir: Path
-    models: list[Path]
-    fingerprint: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.run_dir.name or str(self.oof)
-
-
-def oof_run(oof: str | os.PathLike, meta: Mapping[str, Any]) -> OofRun:
-    """The run of ``oof`` from its meta (:func:`run_meta`; files with only ``folds`` work too).
-
-    The run folder is the file's own folder, which stays right when the run is moved; a file that names no
-    fold is refused, since nothing ties it to checkpoints.
-    """
-    oof = Path(oof)
-    run_dir = oof.parent
-    if meta.get("models"):
-        models = [run_dir / m for m in meta["models"]]
-    elif meta.get("folds") is not None and meta.get("folds") != []:
-        models = [run_dir / f"fold_{int(k)}" / "model" for k in meta["folds"]]
-    else:
-        raise InvalidInputError(
-            f"{oof}: its meta names no run (no folds or models); pass the run-level oof.npz that train writes"
-        )
-    return OofRun(oof, run_dir, models, meta.get("fingerprint") or None)
-
-
-def _same(a: Path, b: Path) -> bool:
-    return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
-
-
-def belongs_to(folders: Sequence[Path], run: OofRun, by_fingerprint: bool = False) -> bool:
-    """Whether every checkpoint folder is one of the run's fold models: the very folder or, with
-    ``by_fingerprint``, a copy elsewhere whose ``feedback_ner.json`` carries the run's fingerprint. A folder whose
-    fingerprint differs from the run's never belongs."""
-    if not folders:
-        return False
-    for folder in folders:
-        theirs = None
-        if run.fingerprint and (folder / INFERENCE_FILE).is_file():
-            theirs = InferenceConfig.load(folder).extra.get("fingerprint")
-        if theirs and str(theirs) != run.fingerprint:
-            return False
-        if not (any(_same(folder, m) for m in run.models) or (by_fingerprint and theirs)):
-            return False
-    return True
-
-
-def match_models(runs: Sequence[OofRun], patterns: Sequence[str] | None) -> list[list[Path]]:
-    """The checkpoint folders of each run, in the order of ``runs``.
-
-    Without ``patterns`` the runs' own fold models (they must exist). With them, each pattern (a glob, a run
-    folder or one checkpoint, in any order) must belong to exactly one run and every run must get one pattern;
-    otherwise :class:`InvalidInputError` says which pattern or run is unmatched.
-    """
-    if not patterns:
-        out = []
-        for run in runs:
-            missing = [m for m in run.models if not m.is_dir()]
-            if missing:
-                raise MissingFileError(
-                    f"{run.oof}: its fold checkpoint {missing[0]} does not exist; copy the run with its models "
-                    "or pass --models"
-                )
-            out.append(list(run.models))
-        return out
-    if len(patterns) != len(runs):
-        raise InvalidInputError(
-            f"--oof has {len(runs)} file(s) but --models {len(patterns)} pattern(s); give one checkpoint pattern "
-            "per run (or leave --models out: each oof.npz names its run's checkpoints)"
-        )
-    chosen: dict[int, list[Path]] = {}
-    for pattern in patterns:
-        folders = resolve_model_dirs([pattern])
-        for f in folders:
-            if not f.is_dir():
-                raise MissingFileError(f"{f}: no such checkpoint folder; check --models")
-        owners = [i for i, run in enumerate(runs) if belongs_to(folders, run)]
-        if not owners:  # copies of the run's checkpoints, recognised by the fingerprint of their settings
-            owners = [i for i, run in enumerate(runs) if belongs_to(folders, run, by_fingerprint=True)]
-            if len(owners) > 1:
-                raise InvalidInputError(
-                    f"--models {pattern}: its checkpoints carry the fingerprint of several --oof runs "
-                    f"({', '.join(str(runs[i].oof) for i in owners)}); give the runs' own folders"
-                )
-        if not owners:
-            raise InvalidInputError(
-                f"--models {pattern}: its checkpoints belong to none of the --oof runs "
-                f"({', '.join(str(r.oof) for r in runs)}); give each run's own fold models"
-            )
-        i = owners[0]
-        if i in chosen:
-            raise InvalidInputError(
-                f"--models {pattern}: a second pattern for the run of {runs[i].oof}; give one pattern per run"
-            )
-        chosen[i] = folders
-    return [chosen[i] for i in range(len(runs))]
 
 
 # ----------------------------------------------------------------------------------------------- ensembles
@@ -568,6 +453,21 @@ def load_decoder(decoder: ChosenDecoder) -> Any:
         raise InvalidInputError(f"{decoder.source}: 'rescore': {err}") from None
 
 
+def check_rescorer_fits(folder: str | os.PathLike, trained_on: Mapping[str, Any], fingerprints: set[str],
+                        whose: str) -> None:
+    """A span rescorer scores the probabilities of the models it learned from (``trained_on["fingerprints"]``, the
+    runs' fingerprints): applied to other models' (``fingerprints``, of ``whose``) its scores mean nothing and the
+    figures it was chosen by do not hold. Unknown on either side (older folders, checkpoints): not checked."""
+    theirs = {str(f) for f in trained_on.get("fingerprints") or []}
+    if not theirs or not fingerprints or None in fingerprints or theirs == fingerprints:
+        return
+    raise InvalidInputError(
+        f"{folder}: a rescorer trained on the out-of-fold probabilities of other models (run fingerprint "
+        f"{', '.join(sorted(theirs))}) than {whose} ({', '.join(sorted(fingerprints))}); train one on theirs: "
+        "feedback_ner.rescore --oof RUN/oof.npz"
+    )
+
+
 # ------------------------------------------------------------------------------------------------ prediction
 
 
@@ -617,6 +517,7 @@ def plan_prediction(
     ensemble's, else equal; the post-processing follows :func:`choose_postprocess` for the first checkpoint and
     the decoder :func:`choose_decoder` (its rescorer is loaded here, so a bad folder fails before any model runs).
     """
+    check_distinct_outputs({"out": out, "probs_out": probs_out})
     out, probs_out = check_output(out, "out", kind="submission"), check_output(probs_out, "probs_out", kind="npz")
     spec = load_ensemble(ensemble) if ensemble is not None else None
     if isinstance(models, (str, os.PathLike)):
@@ -636,4 +537,9 @@ def plan_prediction(
         weights = weights if weights is not None else spec.weights
     w = normalised_weights(weights, len(folders))
     decoder = choose_decoder(rescore, postprocess, spec, run_dir_of(folders[0]), folders[0])
-    return PredictionPlan(folders, w, decoder.postprocess, out, probs_out, decoder, load_decoder(decoder))
+    rescorer = load_decoder(decoder)
+    if rescorer is not None:
+        identities = [checkpoint_identity(f) for f in folders]
+        fingerprints = {i.rsplit("/", 1)[0] if i else None for i in identities}
+        check_rescorer_fits(decoder.rescore, rescorer.trained_on, fingerprints, "these checkpoints")
+    return PredictionPlan(folders, w, decoder.postprocess, out, probs_out, decoder, rescorer)

@@ -4,7 +4,7 @@
 [--models "runA/fold_*/model" "runB/fold_*/model"] [--oof-submission oof_submission.csv] [--trials 50]
 [--postprocess tuned.json] [--rescore RUN/rescore] [--oof-out ensemble_oof.npz] [--seed 42]``.
 
-Each run's ``oof.npz`` names its run (``artifacts.run_meta``), so the fold checkpoints are found from it; given
+Each run's ``oof.npz`` names its run (``oofruns.run_meta``), so the fold checkpoints are found from it; given
 ``--models`` patterns (any order) are matched to the runs by that identity, and a pattern that belongs to no run is
 refused. The post-processing is the explicit ``--postprocess``, else the first run's tuned ``postprocess.json``,
 else its checkpoint's (``artifacts.choose_postprocess``); it is used in the search and written into the ensemble
@@ -26,20 +26,20 @@ from pathlib import Path
 
 from feedback_ner.artifacts import (
     EnsembleSpec,
+    check_rescorer_fits,
     choose_postprocess,
-    match_models,
-    oof_run,
     run_skip_bad,
     save_ensemble,
 )
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.ensemble_weights import shared_probs, tune_weights, write_ensemble_oof
 from feedback_ner.errors import FeedbackError
-from feedback_ner.files import atomic_write, check_output
-from feedback_ner.metric import read_ground_truth
+from feedback_ner.files import atomic_write, check_distinct_outputs, check_output
+from feedback_ner.oofruns import check_oof_origin, match_models, oof_run
 from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.report import format_table
+from feedback_ner.scorefiles import read_ground_truth
 from feedback_ner.tuning import check_words_cover
 
 logger = logging.getLogger("feedback_ner.ensemble")
@@ -83,16 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
     inputs = [*args.oof, args.gt, args.postprocess]
+    check_distinct_outputs({"--out": args.out, "--oof-submission": args.oof_submission, "--oof-out": args.oof_out})
     out = check_output(args.out, "--out", inputs, kind="json")
     oof_sub = check_output(args.oof_submission, "--oof-submission", inputs, kind="submission")
     oof_out = check_output(args.oof_out, "--oof-out", inputs, kind="npz")
     if oof_out is not None and oof_out.suffix != ".npz":
         raise FeedbackError(f"--oof-out {oof_out}: name an .npz file (word probabilities)")
+    rescorer = None
     if args.rescore is not None:
         from feedback_ner.rescoring import Rescorer  # LightGBM loads only for a rescorer
 
         try:
-            Rescorer.load(args.rescore)  # a missing or corrupt folder is one line, before the search
+            rescorer = Rescorer.load(args.rescore)  # a missing or corrupt folder is one line, before the search
         except FeedbackError as err:
             raise FeedbackError(f"--rescore {err}") from None
     seen: dict[Path, str] = {}
@@ -101,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         if key in seen:
             raise FeedbackError(f"--oof {p}: given twice (also as {seen[key]}); give each run's oof.npz once")
         seen[key] = str(p)
+    for p in args.oof:
+        check_oof_origin(p)
     runs = [oof_run(p, load_meta(p)) for p in args.oof]
+    if rescorer is not None:
+        check_rescorer_fits(f"--rescore {args.rescore}", rescorer.trained_on, {r.fingerprint for r in runs},
+                            "these runs")
     folders = match_models(runs, args.models)
     probs = [load_word_probs(r.oof) for r in runs]
     names = [r.name for r in runs]

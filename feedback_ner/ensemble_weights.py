@@ -154,6 +154,8 @@ def write_ensemble_oof(path: Path, mean: dict[str, np.ndarray], runs: Sequence[A
             logger.warning("%s: %d essay(s) are in another fold than in %s; the folds file follows %s",
                            run.oof, differ, runs[0].oof, runs[0].oof)
     meta: dict[str, Any] = {"ensemble_of": [str(r.oof) for r in runs]}
+    if all(getattr(r, "fingerprint", None) for r in runs):  # whose probabilities (a rescorer trained on them says)
+        meta["fingerprints"] = sorted({str(r.fingerprint) for r in runs})
     if postprocess is not None:
         meta["postprocess"] = postprocess
     save_word_probs(path, mean, meta=meta)

@@ -25,9 +25,10 @@ from feedback_ner.artifacts import InferenceConfig, read_run_config, run_skip_ba
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import B_IDS, CLASSES, LABEL2ID, word_offsets
-from feedback_ner.metric import read_submission
+from feedback_ner.oofruns import check_oof_origin
 from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
 from feedback_ner.probs import load_word_probs
+from feedback_ner.scorefiles import read_submission
 
 logger = logging.getLogger("feedback_ner.errorpage")
 
@@ -107,6 +108,7 @@ def _from_probs(
 ) -> Predictions:
     if oof.is_file():
         probs = load_word_probs(oof)
+        check_oof_origin(oof)
     else:
         probs = {}
         for f in sorted(run_dir.glob("fold_*/oof.npz")):

@@ -72,6 +72,21 @@ def check_output(
     return path
 
 
+def check_distinct_outputs(outputs: dict[str, str | os.PathLike | None]) -> None:
+    """Refuses, before any work, two outputs of one command that name the same file (``{"--out": ..., "--probs-out":
+    ...}``): the second write would replace the first after the command said it wrote it."""
+    seen: dict[Path, str] = {}
+    for what, path in outputs.items():
+        if path is None:
+            continue
+        key = Path(os.path.abspath(Path(path).expanduser()))
+        if key.exists():
+            key = key.resolve()
+        if key in seen:
+            raise InvalidInputError(f"{seen[key]} and {what} are the same file ({path}); give each its own")
+        seen[key] = what
+
+
 def _looks_like(path: Path, kind: str) -> bool:
     """Whether an existing file is of the ``kind`` a command writes (so replacing it loses nothing of the user's)."""
     try:

@@ -17,8 +17,8 @@ from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import load_train
 from feedback_ner.errorpage import Predictions, load_predictions, page_data, write_page
 from feedback_ner.errors import FeedbackError
-from feedback_ner.metric import coverage
 from feedback_ner.report import format_table
+from feedback_ner.scorefiles import coverage
 
 logger = logging.getLogger("feedback_ner.inspect")
 

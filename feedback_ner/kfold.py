@@ -27,7 +27,7 @@ import yaml
 from accelerate import PartialState
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
-from feedback_ner.artifacts import FINGERPRINT_FILE, RUN_CONFIG_FILE, InferenceConfig, run_meta
+from feedback_ner.artifacts import FINGERPRINT_FILE, RUN_CONFIG_FILE, InferenceConfig
 from feedback_ner.config import (
     DataArguments,
     FeedbackTrainingArguments,
@@ -41,6 +41,7 @@ from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.modelcard import write_fold_card, write_run_card
 from feedback_ner.modeling import build_model, encoder_config, load_tokenizer, resolve_model_path
+from feedback_ner.oofruns import run_meta
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.postprocess_defaults import learn_postprocess
 from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the run folder's names, also kfold's)

@@ -44,18 +44,16 @@ encoded once with :meth:`SpanTable.from_frame` and passed to :func:`score` in pl
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from feedback_ner.errors import InvalidInputError, MissingFileError
+from feedback_ner.errors import InvalidInputError
 from feedback_ner.labels import CLASSES
 
 logger = logging.getLogger("feedback_ner.metric")
@@ -499,146 +497,3 @@ def _intersections(pred: SpanTable, gt: SpanTable, pair_p: np.ndarray, pair_g: n
                 words, run = (p_words, g_words) if isinstance(p_words, frozenset) else (g_words, p_words)
                 inter[i] = sum(1 for w in words if w in run)
     return inter
-
-
-def read_csv_columns(
-    path: str | os.PathLike, what: str, required: Sequence[str], one_of: Sequence[str] = ()
-) -> pd.DataFrame:
-    """The columns the metric needs from a CSV, as text (empty fields as ""); a one-line error otherwise.
-
-    ``one_of``: alternatives of which the first present is read (e.g. ``discourse_type`` or ``class``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{what} {path}: no such file")
-    try:
-        header = list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
-        raise InvalidInputError(f"{what} {path}: not a readable CSV ({str(err).splitlines()[0]})") from None
-    columns = [c for c in required if c in header]
-    missing = [c for c in required if c not in header]
-    if one_of:
-        present = [c for c in one_of if c in header]
-        if present:
-            columns.append(present[0])
-        else:
-            missing.append(" or ".join(one_of))
-    if missing:
-        raise InvalidInputError(
-            f"{what} {path}: lacks column(s) {', '.join(missing)} (has: {', '.join(header) or 'nothing'})"
-        )
-    try:
-        return pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        raise InvalidInputError(f"{what} {path}: not a readable CSV ({str(err).splitlines()[0]})") from None
-
-
-def read_ground_truth(path: str | os.PathLike, what: str = "ground truth", skip_bad: bool = False) -> pd.DataFrame:
-    """``id, discourse_type (or class), predictionstring`` of a train.csv-shaped file, as text, checked by
-    :func:`check_ground_truth`."""
-    gt = read_csv_columns(path, what, ("id", "predictionstring"), one_of=GT_CLASS_COLUMNS)
-    return check_ground_truth(gt, f"{what} {path}", skip_bad)
-
-
-def read_submission(path: str | os.PathLike, what: str = "submission") -> pd.DataFrame:
-    """``id, class, predictionstring`` of a submission file, as text; a predictionstring that is not word indices is
-    a one-line error naming the file and row (a row with no words is allowed: it matches nothing)."""
-    pred = read_csv_columns(path, what, PRED_COLUMNS)
-    parse_predictionstrings(pred["predictionstring"], name=f"{what} {path}", ids=pred["id"])
-    return pred
-
-
-_INDICES = r"\s*[0-9]{1,12}(?:\s+[0-9]{1,12})*\s*"  # word indices, as parse_predictionstrings reads them
-SKIP_GT_HINT = "or pass --skip-bad to skip and count such rows, as training did with skip_bad"
-
-
-def check_ground_truth(gt: pd.DataFrame, where: str, skip_bad: bool = False) -> pd.DataFrame:
-    """``gt`` with its class names stripped of surrounding spaces, after checking what would make a score silently
-    wrong: no rows, a class outside :data:`labels.CLASSES` (which would become an extra macro class), an element with
-    no words (always missed) or a predictionstring that is not word indices. :class:`InvalidInputError` names
-    ``where``, the first bad row (1-based, header excluded), its id, and the count of rows like it; with
-    ``skip_bad`` (a run trained with ``skip_bad``) those rows are left out and counted in a warning instead."""
-    if gt.empty:
-        raise InvalidInputError(f"{where}: no rows, only a header; give the ground truth (train.csv's rows)")
-    column = next(c for c in GT_CLASS_COLUMNS if c in gt.columns)
-    classes = gt[column].astype(str).str.strip()
-    strings = gt["predictionstring"].astype(str)
-    problems = (
-        (~classes.isin(CLASSES).to_numpy(), column, "is not a class",
-         f"use one of: {', '.join(CLASSES)} (case matters)"),
-        ((strings.str.strip() == "").to_numpy(), "predictionstring", "is empty",
-         "every element needs the indices of its words"),
-        (~strings.str.fullmatch(_INDICES).to_numpy(dtype=bool), "predictionstring", "is not word indices",
-         "write the element's word indices, e.g. '3 4 5'"),
-    )
-    bad = np.zeros(len(gt), bool)
-    for rows, field_name, what, fix in problems:
-        rows = rows & ~bad
-        if rows.any() and not skip_bad:
-            i = int(np.argmax(rows))
-            raise InvalidInputError(
-                f"{where}: row {i + 1} (id {gt['id'].iat[i]}): {field_name} {gt[field_name].iat[i]!r} {what} "
-                f"({int(rows.sum())} of {len(gt)} rows); {fix}; {SKIP_GT_HINT}")
-        bad |= rows
-    if bad.any():
-        logger.warning("%s: skipped %d of %d rows (bad class or predictionstring; skip_bad)", where, int(bad.sum()),
-                       len(gt))
-    gt = gt.assign(**{column: classes})[~bad]
-    if gt.empty:
-        raise InvalidInputError(f"{where}: no valid rows left ({int(bad.sum())} skipped); fix the ground truth")
-    parse_predictionstrings(gt["predictionstring"], name=where, ids=gt["id"])
-    return gt
-
-
-@dataclass
-class Coverage:
-    """How a submission lines up with the ground truth: what would make its score silently wrong."""
-
-    gt_essays: int
-    pred_essays: int
-    essays_without_prediction: int
-    unknown_ids: int
-    unknown_id_rows: int
-    foreign_classes: dict[str, int]
-
-    def warnings(self) -> list[str]:
-        """One sentence per problem, with counts (empty when the submission covers the ground truth cleanly)."""
-        out = []
-        if self.essays_without_prediction:
-            out.append(
-                f"{self.essays_without_prediction} of the {self.gt_essays} essays in the ground truth have no "
-                "prediction (all their elements count as missed); to score only the "
-                f"{self.pred_essays - self.unknown_ids} predicted essays, pass --only-predicted-essays"
-            )
-        if self.foreign_classes:
-            listed = ", ".join(f"{c!r} ({n} rows)" for c, n in self.foreign_classes.items())
-            out.append(
-                f"{sum(self.foreign_classes.values())} predicted rows have a class that is not in the ground truth "
-                f"and are ignored: {listed}; classes are {', '.join(CLASSES)} (case matters)"
-            )
-        if self.unknown_ids:
-            out.append(
-                f"{self.unknown_ids} predicted essay ids ({self.unknown_id_rows} rows) match no essay of the "
-                "ground truth; they count as false positives"
-            )
-        return out
-
-
-def coverage(pred: pd.DataFrame, gt: pd.DataFrame) -> Coverage:
-    """Counts of ground-truth essays without prediction, predicted ids not in the ground truth and predicted
-    classes the ground truth does not have (``pred``: ``id, class``; ``gt``: ``id`` and a class column)."""
-    gt_class = next(c for c in GT_CLASS_COLUMNS if c in gt.columns)
-    gt_ids = set(gt["id"].astype(str))
-    pred_id = pred["id"].astype(str)
-    pred_ids = set(pred_id)
-    unknown = pred_ids - gt_ids
-    gt_classes = set(gt[gt_class].astype(str))
-    foreign = pred.loc[~pred["class"].astype(str).isin(gt_classes), "class"].astype(str).value_counts()
-    return Coverage(
-        gt_essays=len(gt_ids),
-        pred_essays=len(pred_ids),
-        essays_without_prediction=len(gt_ids - pred_ids),
-        unknown_ids=len(unknown),
-        unknown_id_rows=int(pred_id.isin(unknown).sum()),
-        foreign_classes={str(k): int(v) for k, v in foreign.items()},
-    )

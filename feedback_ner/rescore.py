@@ -18,6 +18,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
+from feedback_ner.oofruns import check_oof_origin, oof_fingerprints
 from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.report import bar_chart, format_table
@@ -88,7 +90,7 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
     if out.exists() and not out.is_dir():
         raise FeedbackError(f"--out {out}: is a file; give a folder for the rescorer")
     if out.is_dir() and any(out.iterdir()):
-        others = [p.name for p in out.iterdir() if not _written_by_rescore(p.name)]
+        others = [p.name for p in out.iterdir() if not _written_by_rescore(p)]
         if others:  # e.g. the data folder: nothing of the user's is mixed with or replaced by a rescorer
             raise FeedbackError(f"--out {out}: a folder holding files rescore does not write ({', '.join(others[:3])}"
                                 f"{', ...' if len(others) > 3 else ''}); give a new or empty folder for the rescorer")
@@ -101,6 +103,8 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
         raise FeedbackError(str(err)) from None
     if not probs:
         raise FeedbackError(f"{args.oof}: no essays in the out-of-fold file")
+    check_oof_origin(args.oof)  # the route "default" decodes with the checkpoints beside it
+    _check_replaced_rescorer(out, args.oof)
     corpus = load_train(data, skip_bad=run_skip_bad(Path(args.oof).parent, args.skip_bad))
     gt = corpus.elements[corpus.elements["id"].isin(set(probs))].reset_index(drop=True)
     if gt.empty:
@@ -115,10 +119,50 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
     return probs, gt, texts, corpus.elements
 
 
-def _written_by_rescore(name: str) -> bool:
-    """Whether a file or folder name in ``--out`` is one rescore writes (so a re-run may replace it)."""
-    own = {RESCORER_FILE, SUBMISSION_FILE, REPORT_FILE, CHART_FILE, "summary.json", "folds"}
-    return name in own or (name.startswith("model") and name.endswith(".txt"))
+def trained_on(oof: str | Path) -> dict[str, Any]:
+    """What a rescorer records of the probabilities it learned from (predict and ensemble check it)."""
+    return {"oof": str(Path(oof).resolve()), "fingerprints": oof_fingerprints(oof)}
+
+
+def _check_replaced_rescorer(out: Path, oof: str | Path) -> None:
+    """A rescorer in ``--out`` trained on other models' probabilities is not replaced (``runs`` and ensembles
+    credit the folder's figures to its run); one from the same run is (a re-run)."""
+    path = out / RESCORER_FILE
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")).get("trained_on") or {}
+    except (ValueError, OSError, AttributeError):
+        return  # a damaged folder of rescore's own: replaced
+    before, now = set(old.get("fingerprints") or []), set(oof_fingerprints(oof))
+    if before and now and before != now:
+        raise FeedbackError(f"--out {out}: holds a rescorer trained on another run's probabilities "
+                            f"({old.get('oof', '?')}, fingerprint {', '.join(sorted(before))}); give another --out, "
+                            "or delete it first")
+
+
+def _written_by_rescore(path: Path) -> bool:
+    """Whether a file or folder in ``--out`` is one rescore writes, by its name and how it begins (so a re-run may
+    replace it, and a user's ``model.txt`` or ``report.csv`` that only shares a name is never lost)."""
+    name = path.name
+    if name.startswith(".") and ".tmp" in name:  # files.atomic_write's temporary file, left by a kill
+        name = name[1:].split(".", 1)[0] + path.suffix
+        return name in {RESCORER_FILE, SUBMISSION_FILE, REPORT_FILE, CHART_FILE, "summary.json"} or (
+            name.startswith("model") and name.endswith(".txt"))
+    if name == "folds":
+        return path.is_dir() and all(p.is_dir() and p.name.startswith("fold_") for p in path.iterdir())
+    starts = {RESCORER_FILE: b"{", "summary.json": b"{", SUBMISSION_FILE: b"id,class,predictionstring",
+              REPORT_FILE: b"class,", CHART_FILE: b"\x89PNG"}
+    if name.startswith("model") and name.endswith(".txt"):
+        starts[name] = b"tree"  # a LightGBM model as text
+    if name not in starts or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return head.lstrip(b"\xef\xbb\xbf").startswith(starts[name]) or head == b""  # empty: cut short by a kill
 
 
 def run_checkpoint(oof: str | Path) -> Path | None:
@@ -207,10 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = rescoring.tune_thresholds(data.words, data.cand, fit.scores, gt, args.overlap)
     final = rescoring.fit_rescorer(data, config, thresholds, per_class, args.overlap, texts is not None, args.seed,
                                    args.threads)
+    final.trained_on = trained_on(args.oof)
     final.save(out)
     for k, models in fit.models.items():  # what scored fold k: predict --rescore out/folds/fold_k reproduces it
-        rescoring.Rescorer(models, fit.thresholds[k], config, args.overlap, texts is not None).save(
-            out / "folds" / f"fold_{k}")
+        rescoring.Rescorer(models, fit.thresholds[k], config, args.overlap, texts is not None,
+                           trained_on=final.trained_on).save(out / "folds" / f"fold_{k}")
     atomic_write(out / SUBMISSION_FILE, lambda tmp: sub.to_csv(tmp, index=False))
     atomic_write(out / REPORT_FILE, lambda tmp: table.to_csv(tmp))
     summary = {"candidates": len(data.cand), "recall": recall["recall"].to_dict(),

@@ -315,6 +315,8 @@ class Rescorer:
     overlap: float = DEFAULT_OVERLAP
     uses_texts: bool = True
     features: tuple[str, ...] = FEATURES
+    # the probabilities it learned from: {"oof": path, "fingerprints": [run fingerprints]} (oofruns.oof_fingerprints)
+    trained_on: dict[str, Any] = field(default_factory=dict)
 
     def spans(self, word_probs: Mapping[str, np.ndarray], texts: Mapping[str, str] | None = None) -> pd.DataFrame:
         """Word probabilities (and the essays' texts, when trained with them) -> submission."""
@@ -342,6 +344,8 @@ class Rescorer:
             "version": FORMAT_VERSION, "models": files, "thresholds": self.thresholds, "overlap": self.overlap,
             "candidates": self.candidates.to_dict(), "uses_texts": self.uses_texts, "features": list(self.features),
         }
+        if self.trained_on:
+            meta["trained_on"] = self.trained_on
         text = json.dumps(meta, indent=2) + "\n"
         return atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
@@ -360,6 +364,7 @@ class Rescorer:
             thresholds = {str(k): float(v) for k, v in meta["thresholds"].items()}
             candidates = CandidateConfig(**meta["candidates"])
             names = tuple(meta["features"])
+            trained_on = dict(meta.get("trained_on") or {})
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
             raise FeedbackError(f"{path}: corrupt rescorer settings ({type(err).__name__}: {err}); "
                                 "run feedback_ner.rescore again") from None
@@ -387,7 +392,7 @@ class Rescorer:
                 raise FeedbackError(f"{file}: model has {models[name].num_feature()} features, expected "
                                     f"{len(FEATURES)}; run feedback_ner.rescore again")
         return cls(models, thresholds, candidates, float(meta.get("overlap", DEFAULT_OVERLAP)),
-                   bool(meta.get("uses_texts", True)), names)
+                   bool(meta.get("uses_texts", True)), names, trained_on)
 
 
 def fit_rescorer(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
-from feedback_ner.files import check_output
+from feedback_ner.files import check_distinct_outputs, check_output
 from feedback_ner.report import format_table
 from feedback_ner.runtable import comparison_table, find_configless, find_unfinished, load_runs, table_png
 
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         raise FeedbackError(f"--png {args.png}: is a folder; give a .png file name")
     if args.csv and Path(args.csv).is_dir():
         raise FeedbackError(f"--csv {args.csv}: is a folder; give a .csv file name")
+    check_distinct_outputs({"--png": args.png, "--csv": args.csv})
     check_output(args.png, "--png")
     check_output(args.csv, "--csv")
     try:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import InvalidInputError
-from feedback_ner.metric import ScoreResult, coverage, read_ground_truth, read_submission, score
+from feedback_ner.metric import ScoreResult, score
+from feedback_ner.scorefiles import coverage, read_ground_truth, read_submission
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,10 @@ def read_text(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         raw = f.read()
     encoding = next((name for bom, name in UNICODE_BOMS if raw.startswith(bom)), "utf-8")
+    if encoding == "utf-8" and len(raw) >= 4 and raw.count(0) * 4 >= len(raw):
+        # ASCII as UTF-16/32 without a byte-order mark is valid UTF-8 too: text with a NUL after every letter
+        raise DataError(f"{path}: {raw.count(0)} of its {len(raw)} bytes are NUL: UTF-16 or UTF-32 without a "
+                        "byte-order mark? re-save the file as UTF-8")
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as err:

@@ -20,10 +20,12 @@ from feedback_ner.artifacts import run_skip_bad
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import check_output
-from feedback_ner.metric import read_ground_truth, score
+from feedback_ner.metric import score
+from feedback_ner.oofruns import check_oof_origin
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
+from feedback_ner.scorefiles import read_ground_truth
 from feedback_ner.storage import open_storage
 from feedback_ner.tuning import DEFAULT_ROUNDS, REPORT_COLUMNS, chart_path, check_words_cover, display_table, tune  # noqa: F401
 
@@ -85,6 +87,7 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
         raise FeedbackError(str(err)) from None
     if not word_probs:
         raise FeedbackError(f"{args.oof}: no word probabilities to tune on (the out-of-fold file is empty)")
+    check_oof_origin(args.oof)  # its tuned postprocess.json goes beside it, where predict picks it up
     skip_bad = run_skip_bad(Path(args.oof).parent, args.skip_bad)  # the ground truth read as the run read it
     gt = check_words_cover(word_probs, read_ground_truth(args.gt, "--gt", skip_bad), str(args.oof), skip_bad)
     # opened here: a database that cannot be created or reached is one line before the work

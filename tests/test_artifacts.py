@@ -16,14 +16,12 @@ from feedback_ner.artifacts import (
     InferenceConfig,
     choose_postprocess,
     load_ensemble,
-    match_models,
-    oof_run,
     run_dir_of,
-    run_meta,
     save_ensemble,
 )
 from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES, NUM_LABELS
+from feedback_ner.oofruns import match_models, oof_run, run_meta
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.probs import load_meta, save_word_probs
 

@@ -66,7 +66,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("tiny", ["--arch", "bert", "--corpus", "{CORPUS}", "--out", "{FILE}"], ["--out", "{FILE}", "not a folder"]),
     ("tiny", ["--arch", "bert", "--corpus", "{EMPTY}", "--out", "{OUT}"], ["{EMPTY}", "no essays found"]),
     ("tiny", ["--arch", "bert", "--corpus", "{MISSING}", "--out", "{OUT}"], ["{MISSING}", "no essays found"]),
-    ("tiny", ["--arch", "bert", "--corpus", "{LATIN1}", "--out", "{OUT}"], ["ESSAY1.txt", "not UTF-8"]),
+    ("tiny", ["--arch", "bert", "--corpus", "{LATIN1}", "--out", "{OUT}"], ["ESSAY1.txt", "not valid UTF-8"]),
     ("tiny", ["--arch", "gpt2", "--corpus", "{CORPUS}", "--out", "{OUT}"], ["--arch", "'gpt2'"]),
     ("tiny", ["--arch", "longformer", "--corpus", "{CORPUS}", "--out", "{OUT}", "--vocab-size", "10"],
      ["--vocab-size 10"]),

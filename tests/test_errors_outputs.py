@@ -112,12 +112,16 @@ def test_the_same_run_twice_in_an_ensemble_is_refused(bert_run: Path, corpus_dir
 @pytest.mark.parametrize(("field", "value", "needle"), [
     ("max_length", 0, "max_length 0"),
     ("postprocess", {"proba_thresh": {"Lead": 7}}, "postprocess"),
+    ("stride", None, "lacks stride"),  # None: the field removed (a "{}" file was read with default windows)
 ])
 def test_a_damaged_checkpoint_json_is_one_line(bert_run: Path, corpus_dir: Path, tmp_path: Path, field, value,
                                                needle):
     model = Path(shutil.copytree(bert_run / "fold_0" / "model", tmp_path / "model"))
     data = json.loads((model / "feedback_ner.json").read_text())
-    data[field] = value
+    if value is None:
+        del data[field]
+    else:
+        data[field] = value
     (model / "feedback_ner.json").write_text(json.dumps(data))
     done = run_cli("feedback_ner.predict", "--model", str(model), "--texts", str(corpus_dir / "test"), "--out",
                    str(tmp_path / "sub.csv"), timeout=300)
@@ -175,7 +179,8 @@ def test_rescore_replaces_its_own_earlier_output(bert_run: Path, corpus_dir: Pat
     replaced; anything else in it is the user's and refuses the folder."""
     out = tmp_path / "rescore"
     out.mkdir()
-    (out / "model.txt").write_text("half-written by an interrupted run\n")
+    (out / "model.txt").write_text("tree\nversion=v4\n")  # an interrupted run's first model, no rescorer.json
+    (out / ".rescorer.4242.tmp.json").write_text("{")  # and the temporary file of the write it was killed in
     args = ["--oof", str(bert_run / "oof.npz"), "--data", str(corpus_dir), "--out", str(out), "--tune-trials", "2",
             "--no-nested"]
     done = run_cli("feedback_ner.rescore", *args, timeout=600)

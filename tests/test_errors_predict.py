@@ -11,8 +11,9 @@ import pytest
 import torch
 from conftest import assert_one_line_error, run_cli
 
-from feedback_ner.artifacts import InferenceConfig, run_meta
+from feedback_ner.artifacts import InferenceConfig
 from feedback_ner.labels import NUM_LABELS
+from feedback_ner.oofruns import run_meta
 from feedback_ner.probs import save_word_probs
 
 

@@ -53,6 +53,7 @@ from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
 from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import ID2LABEL, LABEL2ID, NUM_LABELS
+from feedback_ner.texts import essay_files, read_text
 
 logger = logging.getLogger("feedback_ner.synthetic.models")
 
@@ -274,7 +275,7 @@ _ARCHS: dict[str, _Arch] = {
 def corpus_files(corpus_dir: Path) -> list[Path]:
     """The essay files of a Kaggle-layout folder (``train/*.txt`` and ``test/*.txt``), sorted."""
     corpus_dir = Path(corpus_dir)
-    files = sorted(corpus_dir.glob("train/*.txt")) + sorted(corpus_dir.glob("test/*.txt"))
+    files = [f for part in ("train", "test") if (corpus_dir / part).is_dir() for f in essay_files(corpus_dir / part)]
     if not files:
         raise FeedbackError(
             f"{corpus_dir}: no essays found in train/*.txt or test/*.txt; point --corpus at a Kaggle-layout folder "
@@ -284,15 +285,9 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
 
 
 def _read_texts(files: list[Path]) -> list[str]:
-    """The essays as stored (no newline translation: the tokenizer learns the line ends the corpus has)."""
-    texts = []
-    for path in files:
-        try:
-            with open(path, encoding="utf-8", newline="") as f:
-                texts.append(f.read())
-        except UnicodeDecodeError as err:
-            raise FeedbackError(f"{path}: byte {err.start}: not UTF-8 ({err.reason}); re-save it as UTF-8") from None
-    return texts
+    """The essays as stored, read as training and prediction read them (:func:`texts.read_text`: a byte-order mark
+    dropped or naming UTF-16/32; no newline translation: the tokenizer learns the line ends the corpus has)."""
+    return [read_text(path) for path in files]
 
 
 def build_tiny(arch: str, corpus_dir: Path, out_dir: Path, seed: int = 0, vocab_size: int = DEFAULT_VOCAB_SIZE) -> Path:
