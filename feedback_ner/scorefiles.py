@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from feedback_ner.corpus import load_train
 from feedback_ner.errors import DataError, InvalidInputError, MissingFileError
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import GT_CLASS_COLUMNS, PRED_COLUMNS, parse_predictionstrings
@@ -76,7 +77,22 @@ def _csv_source(path: Path) -> Path | io.StringIO:
 
 def read_ground_truth(path: str | os.PathLike, what: str = "ground truth", skip_bad: bool = False) -> pd.DataFrame:
     """``id, discourse_type (or class), predictionstring`` of a train.csv-shaped file, as text, checked by
-    :func:`check_ground_truth`."""
+    :func:`check_ground_truth`. With ``skip_bad``, a Kaggle folder's ``train.csv`` (``train/`` beside it) keeps
+    exactly the rows training kept with ``skip_bad`` (:func:`corpus.load_train`: rows of missing essays, repeated
+    ids, words beyond the essay, ... are skipped and counted too), so a score matches the run's CV."""
+    path = Path(path)
+    if skip_bad and path.name == "train.csv" and (path.parent / "train").is_dir():
+        try:
+            corpus = load_train(path.parent, skip_bad=True)
+        except DataError as err:
+            raise InvalidInputError(f"{what} {err}") from None
+        report = corpus.report
+        if report.n_rows_skipped:
+            kinds = ", ".join(f"{k} {i.rows or i.count}" for k, i in report.issues.items() if i.action == "skipped")
+            logger.warning("%s %s: skipped %d of %d rows as training does with skip_bad (%s)", what, path,
+                           report.n_rows_skipped, report.n_rows, kinds)
+        gt = corpus.elements[["id", "discourse_type", "predictionstring"]].reset_index(drop=True)
+        return check_ground_truth(gt, f"{what} {path}", skip_bad)
     gt = read_csv_columns(path, what, ("id", "predictionstring"), one_of=GT_CLASS_COLUMNS)
     return check_ground_truth(gt, f"{what} {path}", skip_bad)
 

@@ -174,6 +174,25 @@ def test_scoring_commands_skip_bad_rows_as_the_run_did(bert_run: Path, corpus_di
     assert "skipped 1 of" in done.stderr and "beyond their essay's words" in done.stderr
 
 
+def test_score_skips_the_rows_training_skipped(corpus_dir: Path, tmp_path: Path):
+    """With --skip-bad a Kaggle folder's train.csv keeps exactly the rows training kept: a row whose words lie
+    beyond its essay (or of a missing essay) counted as a miss in score, so a perfect submission scored < 1."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train").symlink_to(corpus_dir / "train")
+    gt = pd.read_csv(corpus_dir / "train.csv", dtype=str, keep_default_na=False)
+    extra = gt.iloc[:2].assign(discourse_id=["x1", "x2"], discourse_type="Claim", predictionstring="90000 90001")
+    extra.loc[extra.index[1], "id"] = "NO_SUCH_ESSAY"
+    pd.concat([gt, extra]).to_csv(data / "train.csv", index=False)
+    sub = gt[["id", "discourse_type", "predictionstring"]].rename(columns={"discourse_type": "class"})
+    sub.to_csv(tmp_path / "sub.csv", index=False)
+    done = run_cli("feedback_ner.score", "--gt", str(data / "train.csv"), "--pred", str(tmp_path / "sub.csv"),
+                   "--skip-bad")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"skipped 2 of {len(gt) + 2} rows as training does with skip_bad" in done.stderr
+    assert done.stdout.strip().splitlines()[-1].split()[-1] == "1.0000"
+
+
 def test_rescore_replaces_its_own_earlier_output(bert_run: Path, corpus_dir: Path, tmp_path: Path):
     """A folder holding only what rescore writes (an earlier run, even one stopped before rescorer.json) is
     replaced; anything else in it is the user's and refuses the folder."""
