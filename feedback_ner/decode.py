@@ -104,7 +104,10 @@ class WordProbAccumulator:
     def result(self, ids: Sequence[str], release: bool = False) -> dict[str, np.ndarray]:
         """Word probabilities per essay id (``ids[i]`` is essay row ``i``); ``float32 [n_words, L]``.
 
-        Words that no window covered get probability 1 on ``O``; they are counted in ``n_uncovered`` and logged.
+        A word no token covered (its characters all dropped by the tokenizer, e.g. a lone zero-width or control
+        character between spaces) continues the covered word before it in its essay (that word's probabilities with
+        each ``B-X`` moved to ``I-X``: a span is not cut in two by it), or gets probability 1 on ``O`` at an essay's
+        start; such words are counted in ``n_uncovered`` and logged.
         With ``release`` the probabilities are divided out in the accumulator's own buffer (the same values, without
         a second ``[total_words, L]`` array at the end of an evaluation) and the accumulator takes no more batches.
         """
@@ -126,18 +129,35 @@ class WordProbAccumulator:
             out = self._sums / np.maximum(counts, 1)[:, None].astype(np.float32)
         self.n_uncovered = int(counts.shape[0] - np.count_nonzero(counts))
         if self.n_uncovered:
-            uncovered = counts == 0
-            out[uncovered] = 0.0
-            out[uncovered, O_ID] = 1.0
-            essay_of = np.searchsorted(self.offsets, np.nonzero(uncovered)[0], side="right") - 1
+            uncovered = np.nonzero(counts == 0)[0]
+            essay_of = np.searchsorted(self.offsets, uncovered, side="right") - 1
+            _continue_previous(out, counts > 0, uncovered, self.offsets[essay_of])
             logger.warning(
-                "%d words in %d essays have no token in any window (first: essay %r); they get label O (words "
-                "whose characters the tokenizer drops all have no token; see the tokenizing warning)",
+                "%d words in %d essays have no token in any window (first: essay %r); each continues the word "
+                "before it (O at an essay's start): the tokenizer drops all their characters (see its warning)",
                 self.n_uncovered,
                 len(np.unique(essay_of)),
                 ids[int(essay_of[0])],
             )
         return {essay_id: out[self.offsets[i] : self.offsets[i + 1]] for i, essay_id in enumerate(ids)}
+
+
+_B_COLUMNS = np.array(list(B_IDS.values()))
+_I_COLUMNS = _B_COLUMNS + 1  # labels.LABELS: B-X, then I-X
+
+
+def _continue_previous(out: np.ndarray, covered: np.ndarray, uncovered: np.ndarray, first_word: np.ndarray) -> None:
+    """Fill the rows ``uncovered`` of ``out`` in place: each from the last covered row before it and at or after its
+    essay's ``first_word``, with the ``B-X`` probabilities added to ``I-X``; one-hot ``O`` where there is none."""
+    index = np.where(covered, np.arange(covered.shape[0]), -1)
+    previous = np.maximum.accumulate(index)[uncovered]
+    has = previous >= first_word
+    rows = out[previous[has]]
+    rows[:, _I_COLUMNS] += rows[:, _B_COLUMNS]
+    rows[:, _B_COLUMNS] = 0.0
+    out[uncovered[has]] = rows
+    out[uncovered[~has]] = 0.0
+    out[uncovered[~has], O_ID] = 1.0
 
 
 def span_bounds(labels: np.ndarray, essay_offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

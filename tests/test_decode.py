@@ -5,7 +5,7 @@ import pytest
 from oracles import Span, decode_spans
 
 from feedback_ner.decode import WordProbAccumulator, span_bounds
-from feedback_ner.labels import LABEL2ID, NUM_LABELS, O_ID, labels_to_spans
+from feedback_ner.labels import B_IDS, CLASSES, I_IDS, LABEL2ID, NUM_LABELS, O_ID, labels_to_spans
 from feedback_ner.postprocess import candidate_spans
 
 
@@ -107,18 +107,32 @@ def test_batch_split_and_order_independence(rule):
         np.testing.assert_allclose(v.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_uncovered_words_get_o_and_a_warning(caplog):
+def test_uncovered_words_continue_the_word_before_them(caplog):
+    """A word no token covers (the tokenizer drops all its characters: a lone zero-width or control character)
+    continues the span of the word before it instead of cutting the span in two; O at an essay's start."""
     rng = np.random.default_rng(4)
     acc = WordProbAccumulator([4, 2])
     acc.add(np.array([0]), np.array([[-1, 0, 1, -1]]), probs_of(rng, 4)[None])
     with caplog.at_level(logging.WARNING, logger="feedback_ner.decode"):
         out = acc.result(["x", "y"])
     assert acc.n_uncovered == 4
-    assert "4 words in 2 essays" in caplog.text
+    assert "4 words in 2 essays" in caplog.text and "continues the word before it" in caplog.text
     one_hot_o = np.eye(NUM_LABELS, dtype=np.float32)[O_ID]
-    for row in (out["x"][2], out["x"][3], out["y"][0], out["y"][1]):
+    for row in (out["y"][0], out["y"][1]):  # nothing before them in their essay
         np.testing.assert_array_equal(row, one_hot_o)
-    assert not np.array_equal(out["x"][0], one_hot_o)
+    before = out["x"][1]
+    for row in (out["x"][2], out["x"][3]):
+        for c in CLASSES:
+            assert row[B_IDS[c]] == 0.0
+            np.testing.assert_allclose(row[I_IDS[c]], before[I_IDS[c]] + before[B_IDS[c]], rtol=1e-6)
+        assert row[O_ID] == before[O_ID]
+        np.testing.assert_allclose(row.sum(), 1.0, rtol=1e-5)
+
+    acc = WordProbAccumulator([3])  # B-Claim, <uncovered>, I-Claim: one span of three words, not two
+    claim = np.eye(NUM_LABELS, dtype=np.float32)[[B_IDS["Claim"], I_IDS["Claim"]]]
+    acc.add(np.array([0]), np.array([[0, 2]]), claim[None])
+    labels = acc.result(["z"])["z"].argmax(axis=1)
+    assert [int(n) for n in span_bounds(labels)[1] - span_bounds(labels)[0]] == [3]
 
 
 def test_accumulator_rejects_windows_that_do_not_fit_the_table():
