@@ -400,6 +400,10 @@ def _predict(
     offsets = np.concatenate([[0], np.cumsum(n_words)])
     total = np.zeros((int(offsets[-1]), NUM_LABELS), dtype=np.float32)
     logger.info("predicting %d essays (%d words) with %d checkpoint(s) on %s", len(ids), offsets[-1], len(folders), dev)
+    empty = [k for k, n in zip(ids, n_words.tolist()) if n == 0]
+    if empty:  # kept (a submission covers every essay given), said: an empty file is often a copying mistake
+        logger.warning("%d of the %d essays have no words (empty or whitespace only, e.g. %r): no span predicted "
+                       "for them", len(empty), len(ids), empty[0])
 
     window_cache: dict[tuple, WindowArrays] = {}
     for i, (folder, weight) in enumerate(zip(folders, w, strict=True)):

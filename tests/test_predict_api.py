@@ -148,3 +148,14 @@ def test_a_missing_relocated_folder_is_named(bert_run: Path, tmp_path: Path):
 def test_a_list_of_essay_texts_is_not_read_as_file_names(bert_run: Path):
     with pytest.raises(InvalidInputError, match=r"look like essay texts; pass \{id: text\}"):
         predict(bert_run, ["First essay.\nIt has two lines.", "x" * 5000])
+
+
+def test_essays_without_words_are_kept_and_counted(bert_run: Path, corpus_dir: Path, caplog):
+    """An empty or whitespace-only essay (often a copying mistake) predicts nothing and is said, with a count."""
+    import logging
+
+    text = next(iter(sorted((corpus_dir / "test").glob("*.txt")))).read_text(encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="feedback_ner"):
+        sub = predict(bert_run, {"full": text, "empty": "", "blank": " \n\t "})
+    assert set(sub["id"]) <= {"full"}
+    assert "2 of the 3 essays have no words" in caplog.text
