@@ -157,6 +157,8 @@ class Coverage:
     unknown_ids: int
     unknown_id_rows: int
     foreign_classes: dict[str, int]
+    empty_rows: int = 0  # predicted rows with no words: each a false positive
+    repeated_rows: int = 0  # predicted rows repeating an earlier (id, class, words): each a false positive
 
     def warnings(self) -> list[str]:
         """One sentence per problem, with counts (empty when the submission covers the ground truth cleanly)."""
@@ -178,6 +180,12 @@ class Coverage:
                 f"{self.unknown_ids} predicted essay ids ({self.unknown_id_rows} rows) match no essay of the "
                 "ground truth; they count as false positives"
             )
+        if self.empty_rows:
+            out.append(f"{self.empty_rows} predicted rows have an empty predictionstring (no words); each counts as "
+                       "a false positive")
+        if self.repeated_rows:
+            out.append(f"{self.repeated_rows} predicted rows repeat an earlier row (same id, class and words); each "
+                       "repeat counts as a false positive")
         return out
 
 
@@ -191,6 +199,7 @@ def coverage(pred: pd.DataFrame, gt: pd.DataFrame) -> Coverage:
     unknown = pred_ids - gt_ids
     gt_classes = set(gt[gt_class].astype(str))
     foreign = pred.loc[~pred["class"].astype(str).isin(gt_classes), "class"].astype(str).value_counts()
+    words = pred["predictionstring"].astype(str).str.split().str.join(" ") if "predictionstring" in pred else None
     return Coverage(
         gt_essays=len(gt_ids),
         pred_essays=len(pred_ids),
@@ -198,4 +207,7 @@ def coverage(pred: pd.DataFrame, gt: pd.DataFrame) -> Coverage:
         unknown_ids=len(unknown),
         unknown_id_rows=int(pred_id.isin(unknown).sum()),
         foreign_classes={str(k): int(v) for k, v in foreign.items()},
+        empty_rows=int((words == "").sum()) if words is not None else 0,
+        repeated_rows=int(pd.DataFrame({"id": pred_id, "class": pred["class"].astype(str), "w": words})
+                          .duplicated().sum()) if words is not None else 0,
     )

@@ -375,3 +375,10 @@ def test_score_warns_about_what_makes_the_number_wrong(tmp_path, capsys):
     frame(gt_rows).to_csv(tmp_path / "clean.csv", index=False)
     assert score_main(["--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "clean.csv")]) == 0
     assert "warning" not in capsys.readouterr().err
+    # rows with no words and repeated rows: each is a false positive of the metric, now said with counts
+    frame(gt_rows + [("e2", "Claim", ""), ("e3", "Lead", run(10, 14)), ("e3", "Lead", run(10, 14))]).to_csv(
+        tmp_path / "odd.csv", index=False)
+    assert score_main(["--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "odd.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "1 predicted rows have an empty predictionstring" in err
+    assert "2 predicted rows repeat an earlier row" in err
