@@ -374,6 +374,8 @@ def load_postprocess(value: str | os.PathLike | Mapping | PostprocessConfig) -> 
             return PostprocessConfig.from_dict(value)
         except ValueError as err:
             raise InvalidInputError(f"postprocess: {err}") from None
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidInputError(f"postprocess {value!r}: give a JSON file's path, a dict or a PostprocessConfig")
     return PostprocessConfig.load(value)
 
 

@@ -156,6 +156,10 @@ def read_texts(texts: str | os.PathLike | pd.DataFrame | Mapping[str, str]) -> d
         if len(rows):
             raise InvalidInputError(f"texts DataFrame: row {rows[0]} has no id ({len(rows)} rows); give every essay "
                                     "its id")
+        if pd.api.types.is_float_dtype(texts["id"]):  # ids read as numbers: 1.0, and 007 became 7.0
+            raise InvalidInputError(f"texts DataFrame: its id column holds numbers ({texts['id'].dtype}, e.g. "
+                                    f"{texts['id'].iat[0]!r}); read the ids as text, e.g. pd.read_csv(..., "
+                                    "dtype={'id': str})")
         pairs = list(zip(texts["id"].astype(str), texts["text"], strict=True))
     elif isinstance(texts, Mapping):
         pairs = [(str(k), v) for k, v in texts.items()]

@@ -112,6 +112,8 @@ def _other_checkpoint(folder: Path, tmp_path: Path) -> Path:
     ({"weights": "11"}, r"weights '11': give a list of numbers"),
     ({"texts": "An essay's text.\nIts second paragraph."}, r"a string is read as a folder or file path"),
     ({"texts": "word " * 400}, r"looks like an essay's text"),
+    ({"texts": pd.DataFrame({"id": [7.0, 8.0], "text": ["one", "two"]})}, r"id column holds numbers \(float64"),
+    ({"postprocess": [1, 2]}, r"postprocess \[1, 2\]: give a JSON file's path, a dict or a PostprocessConfig"),
 ])
 def test_bad_arguments_are_one_clear_error(bert_run: Path, corpus_dir: Path, kwargs, match):
     args = {"texts": corpus_dir / "test", **kwargs}
