@@ -68,13 +68,28 @@ class Run:
     rescored: float | None = None
 
 
+def _files_named(folder: Path, name: str) -> list[Path]:
+    """Files called ``name`` at or below ``folder``, following linked folders (runs are often linked in from
+    another disk) and visiting each real folder once."""
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        if name in files:
+            found.append(Path(root) / name)
+    return found
+
+
 def find_runs(folders: list[str | os.PathLike]) -> list[Path]:
     """Every run folder at or below ``folders`` (a folder holding ``cv.csv`` and ``config.yaml``), sorted."""
     found: set[Path] = set()
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such folder; give folders holding training runs")
-        for cv in folder.rglob("cv.csv"):
+        for cv in _files_named(folder, "cv.csv"):
             if (cv.parent / "config.yaml").is_file():
                 found.add(cv.parent)
     return sorted(found)
@@ -83,7 +98,7 @@ def find_runs(folders: list[str | os.PathLike]) -> list[Path]:
 def find_configless(folders: list[str | os.PathLike]) -> list[Path]:
     """Folders at or below ``folders`` with a ``cv.csv`` but no ``config.yaml`` (not runs this table can describe:
     a deleted config, or a CV table copied elsewhere), sorted."""
-    return sorted({cv.parent for folder in map(Path, folders) for cv in folder.rglob("cv.csv")
+    return sorted({cv.parent for folder in map(Path, folders) for cv in _files_named(folder, "cv.csv")
                    if not (cv.parent / "config.yaml").is_file()})
 
 
@@ -102,7 +117,7 @@ def find_unfinished(folders: list[str | os.PathLike]) -> list[Path]:
     finished = set(find_runs(folders))
     found: set[Path] = set()
     for folder in map(Path, folders):
-        for config in folder.rglob("config.yaml"):
+        for config in _files_named(folder, "config.yaml"):
             run = config.parent
             if not (run / "cv.csv").is_file() and not any(p in finished for p in run.parents):
                 found.add(run)

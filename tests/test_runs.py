@@ -102,3 +102,16 @@ def test_an_edited_config_and_configless_folders_are_reported(two_runs, tmp_path
     assert "fast: config.yaml no longer matches the settings the run was trained with" in done.stderr
     assert "slow: config.yaml" not in done.stderr
     assert "left out 1 folder(s) with cv.csv but no config.yaml" in done.stdout and "copied" in done.stdout
+
+
+def test_runs_linked_into_a_folder_are_found_once(two_runs, tmp_path):
+    """Run folders linked in from elsewhere (another disk, a Kaggle dataset) are runs too; a link back up the tree
+    does not loop or count a run twice."""
+    board = tmp_path / "board"
+    board.mkdir()
+    (board / "a").symlink_to(two_runs / "sweep" / "fast", target_is_directory=True)
+    (board / "all").symlink_to(two_runs, target_is_directory=True)
+    (board / "loop").symlink_to(board, target_is_directory=True)
+    found = find_runs([board])
+    assert len(found) == 2 and {p.resolve() for p in found} == {(two_runs / "sweep" / n).resolve()
+                                                                for n in ("fast", "slow")}
