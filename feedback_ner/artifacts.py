@@ -463,10 +463,11 @@ def check_rescorer_fits(folder: str | os.PathLike, trained_on: Mapping[str, Any]
     theirs = {str(f) for f in trained_on.get("fingerprints") or []}
     if not theirs or not fingerprints or None in fingerprints or theirs == fingerprints:
         return
+    how = ("feedback_ner.rescore --oof RUN/oof.npz" if len(fingerprints) == 1 else
+           "feedback_ner.ensemble ... --oof-out ens/oof.npz, then feedback_ner.rescore --oof ens/oof.npz")
     raise InvalidInputError(
-        f"{folder}: a rescorer trained on the out-of-fold probabilities of other models (run fingerprint "
-        f"{', '.join(sorted(theirs))}) than {whose} ({', '.join(sorted(fingerprints))}); train one on theirs: "
-        "feedback_ner.rescore --oof RUN/oof.npz"
+        f"{folder}: a rescorer trained on the out-of-fold probabilities of run(s) {', '.join(sorted(theirs))}, not "
+        f"on those of {whose} ({', '.join(sorted(fingerprints))}); train one on theirs: {how}"
     )
 
 

@@ -40,7 +40,7 @@ from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.report import format_table
 from feedback_ner.scorefiles import read_ground_truth
-from feedback_ner.tuning import check_words_cover
+from feedback_ner.tuning import check_words_cover, folds_file_of
 
 logger = logging.getLogger("feedback_ner.ensemble")
 
@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
     inputs = [*args.oof, args.gt, args.postprocess]
-    check_distinct_outputs({"--out": args.out, "--oof-submission": args.oof_submission, "--oof-out": args.oof_out})
+    check_distinct_outputs({"--out": args.out, "--oof-submission": args.oof_submission, "--oof-out": args.oof_out,
+                            "--oof-out's folds file": folds_file_of(args.oof_out) if args.oof_out else None})
     out = check_output(args.out, "--out", inputs, kind="json")
     oof_sub = check_output(args.oof_submission, "--oof-submission", inputs, kind="submission")
     oof_out = check_output(args.oof_out, "--oof-out", inputs, kind="npz")

@@ -57,7 +57,7 @@ from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the 
 from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart
 from feedback_ner.tokens import TokenCache
-from feedback_ner.trainer import EpochProgressCallback, EvalLogCallback, FeedbackTrainer
+from feedback_ner.trainer import EpochProgressCallback, EvalLogCallback, FeedbackTrainer, KeepBestAndLastCallback
 
 # imported with the module, not where it is used: optuna's import sets its logger to INFO, which must happen before
 # cli.setup_logging quiets it (else the tuned column logs a line per trial)
@@ -248,16 +248,16 @@ def train_fold(
     fold_dir = Path(train_args.output_dir) / f"fold_{fold}"
     run_name = f"{train_args.run_name or Path(train_args.output_dir).name}-fold{fold}"
     args = replace(train_args, output_dir=str(fold_dir), run_name=run_name)
-    if args.save_total_limit == 1 and args.load_best_model_at_end:
-        # the same two checkpoints (best, last) during training, but transformers' train() no longer deletes the
-        # last one at its end: a fold stopped before its metrics.json resumes at the last step, not after the best
-        # epoch (the checkpoints are removed below once the fold is written)
-        args = replace(args, save_total_limit=2)
+    keep_last = args.save_total_limit == 1 and args.metric_for_best_model and args.save_strategy != "best"
+    if keep_last:  # the rotation of limit 1 without the deletion of the last checkpoint at the end of train()
+        args = replace(args, save_total_limit=None)
     # One config per run, learned from the spans of all its essays: predict, tune and inspect decode a run with
     # one config. (Its eval fold's span lengths take part: a label statistic, never a model output.)
     postprocess = load_postprocess(train_args, gt[gt["id"].isin(set(table["id"]))])
     data = fold_data(table, gt, fold, tokenizer, data_args, token_cache=token_cache)
     trainer = build_trainer(model_args, data_args, args, data, tokenizer, postprocess, log_prefix=f"fold {fold} | ")
+    if keep_last:
+        trainer.add_callback(KeepBestAndLastCallback())
     last = last_good_checkpoint(fold_dir, fold)
     if last:
         logger.info("fold %d: resuming from %s", fold, last)

@@ -174,6 +174,8 @@ def oof_fingerprints(oof: str | os.PathLike) -> list[str]:
     if meta.get("ensemble_of"):
         found = []
         for part in meta["ensemble_of"]:
+            if not Path(part).is_absolute():  # as typed then, relative to a folder nobody recorded: not checked
+                return []
             try:
                 found.append(oof_fingerprints(part))
             except (OSError, ValueError):

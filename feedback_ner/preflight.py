@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -55,6 +56,10 @@ def check_cache_dir(data_args: DataArguments) -> None:
         with tempfile.TemporaryFile(dir=cache):
             pass
     except OSError as e:
+        if cache.is_dir() and os.access(cache, os.R_OK | os.X_OK) and any(cache.iterdir()):
+            logger.warning("cache_dir %s is not writable (%s): what it holds is reused; anything it lacks stops "
+                           "with one line naming it (set --cache_dir to a writable folder)", cache, e.strerror or e)
+            return
         where = ("" if data_args.cache_dir else
                  " (by default the cache lies inside data_dir, which is read-only e.g. under /kaggle/input)")
         raise FeedbackError(f"cache_dir {str(cache)!r}: cannot write there ({e.strerror or e}){where}; set cache_dir "

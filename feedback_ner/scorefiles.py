@@ -41,6 +41,9 @@ def read_csv_columns(
         header = [str(c).strip() for c in pd.read_csv(source, nrows=0).columns]  # "id, class": as train reads it
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
         raise InvalidInputError(f"{what} {path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise InvalidInputError(f"{what} {path}: column(s) {', '.join(twice)} given twice (spaces aside); keep one")
     columns = [c for c in required if c in header]
     missing = [c for c in required if c not in header]
     if one_of:

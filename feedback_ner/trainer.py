@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,6 +183,23 @@ class EpochProgressCallback(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class KeepBestAndLastCallback(TrainerCallback):
+    """``save_total_limit: 1`` as transformers keeps it while training (the best checkpoint and the newest; one when
+    they are the same), without its deletion of the newest at the end of ``train()``: a fold stopped before its
+    results are written then resumes at its last step instead of training again after its best epoch. Use it with
+    ``save_total_limit=None`` (it does the rotation)."""
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
+        if not args.should_save:
+            return
+        found = [p for p in Path(args.output_dir).glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
+        found.sort(key=lambda p: int(p.name[11:]))
+        best = Path(state.best_model_checkpoint).resolve() if state.best_model_checkpoint else None
+        for folder in found[:-1]:
+            if folder.resolve() != best:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

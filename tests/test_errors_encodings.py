@@ -50,3 +50,11 @@ def test_an_essay_in_utf16_without_a_byte_order_mark_is_refused(bert_run: Path, 
     done = run_cli("feedback_ner.predict", "--model", str(bert_run), "--texts", str(folder), "--out",
                    str(tmp_path / "s.csv"), timeout=300)
     assert_one_line_error(done, "predict", "A.txt", "bytes are NUL", "re-save the file as UTF-8")
+
+
+def test_a_header_naming_a_column_twice_is_one_line(corpus_dir: Path, tmp_path: Path, capsys):
+    gt = pd.read_csv(corpus_dir / "train.csv", dtype=str, keep_default_na=False)
+    pred = gt.rename(columns={"discourse_type": "class"})[["id", "class", "predictionstring"]]
+    pred.assign(**{" class": pred["class"]}).to_csv(tmp_path / "sub.csv", index=False)
+    assert score_main(["--gt", str(corpus_dir / "train.csv"), "--pred", str(tmp_path / "sub.csv")]) == 2
+    assert "column(s) class given twice (spaces aside); keep one" in capsys.readouterr().err

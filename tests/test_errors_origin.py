@@ -83,11 +83,14 @@ def test_a_rescorer_is_used_only_with_the_models_it_learned_from(bert_run: Path,
     assert (out / "rescorer.json").read_bytes() == before
     texts = ["--texts", str(corpus_dir / "test"), "--out", str(tmp_path / "s.csv"), "--rescore", str(out)]
     done = run_cli("feedback_ner.predict", "--model", str(other), *texts, timeout=300)
-    assert_one_line_error(done, "predict", "rescorer trained on the out-of-fold probabilities of other models",
-                          fingerprint, OTHER)
+    assert_one_line_error(done, "predict", f"rescorer trained on the out-of-fold probabilities of run(s) {fingerprint}",
+                          f"not on those of these checkpoints ({OTHER})", "rescore --oof RUN/oof.npz")
     done = run_cli("feedback_ner.ensemble", "--oof", str(other / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
                    "--out", str(tmp_path / "e.json"), "--rescore", str(out), timeout=300)
-    assert_one_line_error(done, "ensemble", "--rescore", "other models", "these runs")
+    assert_one_line_error(done, "ensemble", "--rescore", "not on those of these runs")
+    done = run_cli("feedback_ner.ensemble", "--oof", str(bert_run / "oof.npz"), str(other / "oof.npz"), "--gt",
+                   str(corpus_dir / "train.csv"), "--out", str(tmp_path / "e.json"), "--rescore", str(out), timeout=300)
+    assert_one_line_error(done, "ensemble", "--rescore", "--oof-out ens/oof.npz, then feedback_ner.rescore")
     done = run_cli("feedback_ner.predict", "--model", str(bert_run), *texts, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 

@@ -237,3 +237,21 @@ def test_a_fold_stopped_after_training_resumes_without_training_again(tmp_path: 
     assert f"resuming from {out / 'fold_0' / f'checkpoint-{steps[-1]}'}" in second.stderr
     assert " epoch " not in second.stderr.split("resuming from")[1].split("best checkpoint reloaded")[0]
     assert (out / "fold_0" / "metrics.json").is_file() and not list((out / "fold_0").glob("checkpoint-*"))
+
+
+@pytest.mark.parametrize(("best", "kept"), [(24, [24]), (8, [8, 24]), (None, [24])])
+def test_the_checkpoint_rotation_keeps_the_best_and_the_newest_only(tmp_path: Path, best, kept):
+    """What save_total_limit 1 keeps while training, one checkpoint when the newest is the best (a limit of 2 kept
+    the one before it too: a whole model and optimizer state more on disk for the rest of the fold)."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from feedback_ner.trainer import KeepBestAndLastCallback
+
+    for step in (8, 16, 24):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "model").mkdir()
+    state = TrainerState(best_model_checkpoint=str(tmp_path / f"checkpoint-{best}") if best else None)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    KeepBestAndLastCallback().on_save(args, state, TrainerControl())
+    assert sorted(int(p.name.split("-")[1]) for p in tmp_path.glob("checkpoint-*")) == kept
+    assert (tmp_path / "model").is_dir()

@@ -315,7 +315,7 @@ def test_run_folder_belongs_to_one_configuration(trained_run, tmp_path):
     model_args, data_args, train_args = parse_config(cfg)
     fingerprint = run_fingerprint(model_args, data_args, train_args)
     assert (out / FINGERPRINT_FILE).read_text().strip() == fingerprint
-    meta = load_meta(out / "oof.npz")  # the run's identity (artifacts.run_meta): ensemble matches models by it
+    meta = load_meta(out / "oof.npz")  # the run's identity (oofruns.run_meta): ensemble matches models by it
     assert meta["folds"] == [0, 1] and meta["fingerprint"] == fingerprint
     assert meta["models"] == ["fold_0/model", "fold_1/model"] and meta["run_dir"] == str(out.resolve())
     for fold in (0, 1):
