@@ -27,7 +27,7 @@ import yaml
 from accelerate import PartialState
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
-from feedback_ner.artifacts import FINGERPRINT_FILE, RUN_CONFIG_FILE, InferenceConfig
+from feedback_ner.artifacts import FINGERPRINT_FILE, POSTPROCESS_FILE, RUN_CONFIG_FILE, InferenceConfig
 from feedback_ner.config import (
     DataArguments,
     FeedbackTrainingArguments,
@@ -54,7 +54,7 @@ from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the 
     finished_folds,
     last_good_checkpoint,
 )
-from feedback_ner.probs import load_word_probs, save_word_probs
+from feedback_ner.probs import load_meta, load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart
 from feedback_ner.tokens import TokenCache
 from feedback_ner.trainer import EpochProgressCallback, EvalLogCallback, FeedbackTrainer, KeepBestAndLastCallback
@@ -461,5 +461,22 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
         atomic_write(run_dir / "cv.csv", lambda tmp: cv.to_csv(tmp))
         bar_chart(cv, run_dir / "cv.png", title=f"CV F1 — {run_dir.name}")
         write_run_card(run_dir, cv)
+        _warn_stale_tuning(run_dir, folds)
         save_word_probs(run_dir / OOF_FILE, oof, meta=run_meta(run_dir, folds))
     return cv
+
+
+def _warn_stale_tuning(run_dir: Path, folds: list[int]) -> None:
+    """A tuned ``postprocess.json`` beside the run (``tune``; ``predict`` decodes with it) was tuned on the run's
+    previous ``oof.npz``: when the folds changed (``--folds`` trained more), it no longer fits all of them."""
+    tuned, previous = run_dir / POSTPROCESS_FILE, run_dir / OOF_FILE
+    if not tuned.is_file() or not previous.is_file():
+        return
+    try:
+        before = [int(k) for k in load_meta(previous).get("folds") or []]
+    except (ValueError, TypeError, OSError):
+        return
+    if before and sorted(before) != sorted(folds):
+        logger.warning("%s was tuned on the out-of-fold probabilities of folds %s; the run now has folds %s "
+                       "(predict still decodes with it): run feedback_ner.tune --oof %s again", tuned, before, folds,
+                       previous)

@@ -255,3 +255,25 @@ def test_the_checkpoint_rotation_keeps_the_best_and_the_newest_only(tmp_path: Pa
     KeepBestAndLastCallback().on_save(args, state, TrainerControl())
     assert sorted(int(p.name.split("-")[1]) for p in tmp_path.glob("checkpoint-*")) == kept
     assert (tmp_path / "model").is_dir()
+
+
+def test_a_tuned_postprocess_of_fewer_folds_is_said_to_be_stale(tmp_path: Path, bert_run: Path, corpus_dir: Path,
+                                                                 tiny_models, caplog):
+    """tune on a one-fold run wrote postprocess.json (predict decodes with it); training another fold rewrote
+    oof.npz and said nothing: the tuned thresholds then fitted one fold of two."""
+    import logging
+
+    from feedback_ner.probs import load_meta, save_word_probs
+
+    copy = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    meta = load_meta(copy / "oof.npz")  # the state after `train --folds 0` and `tune`
+    save_word_probs(copy / "oof.npz", load_word_probs(copy / "fold_0" / "oof.npz"),
+                    meta={**meta, "folds": [0], "models": ["fold_0/model"]})
+    (copy / "postprocess.json").write_text("{}\n")
+    config = small_config(corpus_dir, tiny_models("bert"), copy, learning_rate=1e-3, num_train_epochs=6,
+                          per_device_train_batch_size=4, tune_trials=0)
+    with caplog.at_level(logging.WARNING, logger="feedback_ner.kfold"):
+        run(*parse_config(None, overrides=config))
+    assert "postprocess.json was tuned on the out-of-fold probabilities of folds [0]; the run now has folds [0, 1]" \
+        in caplog.text
+    assert (copy / "postprocess.json").read_text() == "{}\n"  # kept: the user's file, said, not removed
