@@ -7,6 +7,7 @@ only what differs from these defaults; any field can be overridden on the comman
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import importlib.util
@@ -135,8 +136,16 @@ class DataArguments:
             raise ConfigError(f"max_length={self.max_length} is too small; use at least 16 (typical 512-2048).")
         if stride_error(self.max_length, self.stride):
             raise ConfigError(stride_error(self.max_length, self.stride))
+        if self.eval_max_length is not None:
+            if self.eval_max_length < 16:
+                raise ConfigError(f"eval_max_length={self.eval_max_length} is too small; use at least 16, or leave it "
+                                  "out (then max_length).")
+            if stride_error(self.eval_max_length, self.stride):
+                raise ConfigError("eval_max_length: " + stride_error(self.eval_max_length, self.stride))
         if self.num_folds < 2:
             raise ConfigError(f"num_folds={self.num_folds} must be >= 2 for k-fold training.")
+        if self.max_essays is not None and self.max_essays < 1:
+            raise ConfigError(f"max_essays={self.max_essays} must be >= 1 (or left out: every essay).")
         if self.normalize_spelling and importlib.util.find_spec("symspellpy") is None:
             raise ConfigError("normalize_spelling needs symspellpy: pip install 'feedback_ner[spelling]' "
                               "(or set normalize_spelling: false).")
@@ -324,11 +333,31 @@ def make_parser() -> HfArgumentParser:
     return _FieldParser(DATACLASSES, prog="feedback_ner.train")
 
 
+def _nullable_fields() -> frozenset[str]:
+    """Fields whose type admits ``None`` (``int | None``, ``Optional[...]``): only they may be ``null`` in a file."""
+    names = set()
+    for cls in (ModelArguments, DataArguments, FeedbackTrainingArguments):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for klass in cls.__mro__:  # the annotations as written (HfArgumentParser rewrites each Field's .type)
+            for name, kind in vars(klass).get("__annotations__", {}).items():
+                kind = kind if isinstance(kind, str) else repr(kind)
+                if name in fields and ("None" in kind or "Optional" in kind):
+                    names.add(name)
+    return frozenset(names)
+
+
 def _check_value(action: Any, key: str, value: Any, source: str) -> None:
     """A value from a YAML file or ``overrides`` must have the field's type: argparse would only check strings,
     with an error that names neither the file nor the field."""
-    if value is None or action.type is None:
+    if value is None:
+        if key not in _nullable_fields() and action.default is not None:
+            raise ConfigError(f"{source}: field {key!r}: null is not allowed (default {action.default!r}); give a "
+                              "value or leave the field out.")
         return
+    if action.type is None:
+        return
+    if action.nargs in ("+", "*") and not isinstance(value, list):
+        raise ConfigError(f"{source}: field {key!r}: {value!r} is not a list; write it as [{value!r}].")
     items = value if action.nargs in ("+", "*") and isinstance(value, list) else [value]
     for item in items:
         if action.type is int and isinstance(item, float) and item.is_integer():

@@ -45,12 +45,15 @@ from feedback_ner.oofruns import run_meta
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.postprocess_defaults import learn_postprocess
 from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the run folder's names, also kfold's)
+    DATA_FILE,
     METRICS_FILE,
     OOF_FILE,
     check_data_dir,
+    check_data_unchanged,
     check_fold_settings,
     check_model,
     check_run_dir,
+    data_digest,
     finished_folds,
     last_good_checkpoint,
 )
@@ -123,8 +126,12 @@ def fold_data(
     train_table = table[table["fold"] != fold].reset_index(drop=True)
     eval_table = table[table["fold"] == fold].reset_index(drop=True)
     if len(eval_table) == 0 or len(train_table) == 0:
+        present = sorted(int(k) for k in table["fold"].unique())
+        cut = f"max_essays {data_args.max_essays} keeps {len(table)} essays; " if data_args.max_essays else ""
         raise FeedbackError(
-            f"fold {fold} is empty or holds every essay; folds present: {sorted(table['fold'].unique())}"
+            f"fold {fold} {'has no essays' if len(eval_table) == 0 else 'holds every essay'} (folds present: "
+            f"{present}); {cut}give num_folds ({data_args.num_folds}) folds enough essays"
+            f"{': raise max_essays or lower num_folds' if data_args.max_essays else ''}"
         )
     options = dict(
         label_all_subtokens=data_args.label_all_subtokens,
@@ -426,6 +433,10 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
     tokenizer = load_tokenizer(model_args.model_name_or_path)  # a pkg: name stays in configs, resolved here
     with TokenCache(tokenizer) as tokens:  # each essay tokenised once for all folds
         table, gt = load_data(data_args, token_cache=tokens)
+        digest = data_digest(table)
+        _main_process_check(state, lambda: check_data_unchanged(run_dir, digest, data_args.num_folds))
+        if state.is_main_process:
+            _write_text(run_dir / DATA_FILE, digest + "\n")
         if data_args.normalize_spelling:  # once per run: the marked table is not normalised again per fold
             normalised = spelling_table(table, data_args)
             report_spelling(table, normalised, tokens)

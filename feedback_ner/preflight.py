@@ -5,6 +5,7 @@ finished there and the checkpoint an interrupted fold resumes from. Each problem
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -13,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from feedback_ner.artifacts import (
@@ -31,6 +34,7 @@ logger = logging.getLogger("feedback_ner.preflight")
 
 METRICS_FILE = "metrics.json"  # a fold's last file: the fold is finished
 OOF_FILE = "oof.npz"
+DATA_FILE = "data.txt"  # the digest of the essays, labels and folds a run's folds were trained on
 
 
 def check_data_dir(data_args: DataArguments) -> None:
@@ -111,6 +115,12 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
     old_fp_file, old_config = run_dir / FINGERPRINT_FILE, run_dir / RUN_CONFIG_FILE
     if run_dir.exists() and not run_dir.is_dir():
         raise FeedbackError(f"output_dir {run_dir}: is a file; give a folder for the run")
+    if run_dir.is_dir() and not old_fp_file.is_file() and not _has_results(run_dir):
+        theirs = [n for n in RUN_FILES if (run_dir / n).exists()]
+        if theirs:  # not a run folder (train writes fingerprint.txt first): a user's README.md, config.yaml, ...
+            raise FeedbackError(f"output_dir {run_dir}: not a run folder (no {FINGERPRINT_FILE}) and holds files a "
+                                f"run writes ({', '.join(theirs[:4])}): they would be replaced; give a new or empty "
+                                "folder for the run")
     if overwrite:
         removed = derived_files(run_dir)
         for p in removed:
@@ -149,7 +159,7 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
 
 # What the commands write into a run folder besides the folds: train's own files, tune's post-processing (beside
 # the run, where predict picks it up), inspect's page. A subfolder holding a rescorer (rescore --out RUN/rescore) too.
-RUN_FILES = (OOF_FILE, "cv.csv", "cv.png", RUN_CONFIG_FILE, FINGERPRINT_FILE, CARD_FILE, POSTPROCESS_FILE,
+RUN_FILES = (OOF_FILE, "cv.csv", "cv.png", RUN_CONFIG_FILE, FINGERPRINT_FILE, DATA_FILE, CARD_FILE, POSTPROCESS_FILE,
              "postprocess.png", "postprocess.optuna.db", "report.html", "errors.csv")
 
 
@@ -239,3 +249,29 @@ def last_good_checkpoint(fold_dir: Path, fold: int) -> str | None:
 def finished_folds(run_dir: Path, num_folds: int) -> list[int]:
     """The folds of a run folder whose training finished (``fold_k/metrics.json``), within ``num_folds``."""
     return [k for k in range(num_folds) if (run_dir / f"fold_{k}" / METRICS_FILE).is_file()]
+
+
+
+def data_digest(table: pd.DataFrame) -> str:
+    """A digest of what training learns from and is scored on: each essay's id, text, word labels and fold (the
+    word table, in id order). Settings are the config fingerprint's part; this is the data's."""
+    digest = hashlib.sha256()
+    for row in table.sort_values("id")[["id", "text", "labels", "fold"]].itertuples(index=False):
+        digest.update(f"{row.id}\x00{len(row.text)}\x00{int(row.fold)}\x00".encode())
+        digest.update(row.text.encode("utf-8", "surrogatepass"))
+        digest.update(np.asarray(row.labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_data_unchanged(run_dir: Path, digest: str, num_folds: int) -> None:
+    """Finished folds join the CV table only if the data they were trained and scored on is the data now: a
+    train.csv or essays edited since would be scored with labels the models never saw (and the table look
+    current). Runs from before the digest was recorded are not checked."""
+    recorded = run_dir / DATA_FILE
+    if not recorded.is_file() or not finished_folds(run_dir, num_folds):
+        return
+    before = recorded.read_text(encoding="utf-8").strip()
+    if before and before != digest:
+        raise FeedbackError(f"{run_dir}: its folds were trained on other data (essays, labels or folds; digest "
+                            f"{before}, the data now {digest}): data_dir changed since; use another output_dir, or "
+                            "--overwrite_output_dir to train again on this data")

@@ -277,3 +277,35 @@ def test_a_tuned_postprocess_of_fewer_folds_is_said_to_be_stale(tmp_path: Path, 
     assert "postprocess.json was tuned on the out-of-fold probabilities of folds [0]; the run now has folds [0, 1]" \
         in caplog.text
     assert (copy / "postprocess.json").read_text() == "{}\n"  # kept: the user's file, said, not removed
+
+
+def test_a_run_whose_data_changed_since_is_refused(tmp_path: Path, corpus_dir: Path, tiny_models):
+    """Finished folds were skipped and the CV table rebuilt against an edited train.csv: models and best epochs
+    chosen on the old labels, scored on the new ones, and the table looked current."""
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "data", ignore=shutil.ignore_patterns(".cache*")))
+    config = small_config(data, tiny_models("bert"), tmp_path / "run", folds=[0], tune_trials=0,
+                          cache_dir=str(tmp_path / "cache"))
+    run(*parse_config(None, overrides=config))
+    assert (tmp_path / "run" / "data.txt").is_file()
+    run(*parse_config(None, overrides=config))  # the same data: resumes (nothing to train)
+    gt = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    gt[gt["discourse_type"] != "Evidence"].to_csv(data / "train.csv", index=False)
+    with pytest.raises(Exception, match=r"its folds were trained on other data .*data_dir changed since"):
+        run(*parse_config(None, overrides=config))
+    cv = run(*parse_config(None, overrides={**config, "overwrite_output_dir": True}))  # trains again on it
+    assert "Evidence" not in set(cv.dropna(how="all").index) or np.isnan(cv.loc["Evidence", "fold_0"])
+
+
+def test_a_folder_with_a_users_files_is_not_a_run_folder(tmp_path: Path, corpus_dir: Path, tiny_models):
+    """output_dir a folder of the user's (a project folder, '.'): its README.md and config.yaml were replaced by
+    the run's model card and settings without a word."""
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "README.md").write_text("# my notes\n")
+    (mine / "config.yaml").write_text("mine: true\n")
+    config = small_config(corpus_dir, tiny_models("bert"), mine, folds=[0], tune_trials=0)
+    with pytest.raises(Exception, match=r"not a run folder \(no fingerprint.txt\) and holds files a run writes "
+                                        r"\(config.yaml, README.md\)"):
+        run(*parse_config(None, overrides=config))
+    assert (mine / "README.md").read_text() == "# my notes\n" and sorted(p.name for p in mine.iterdir()) == [
+        "README.md", "config.yaml"]
