@@ -11,6 +11,7 @@ accepts as it is.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
@@ -64,6 +65,20 @@ def format_trials(table: pd.DataFrame) -> str:
     return format_table(shown)
 
 
+class _QuietInterrupt(logging.Filter):
+    """Drops Optuna's "Trial N failed ... KeyboardInterrupt" record (and its traceback) and what Optuna logs after
+    it: the trial is stored as failed, and the command says in one line that it was interrupted and resumes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = record.exc_info[0] if record.exc_info else None
+        self.interrupted |= kind is not None and issubclass(kind, KeyboardInterrupt)
+        return not self.interrupted
+
+
 @command("sweep")
 def main(argv: list[str] | None = None) -> int:
     """Run (or join, or continue) a sweep and print its best trials."""
@@ -72,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     known, flags = parser.parse_known_args(argv)
     setup_logging()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial says what Optuna's would
+    for handler in logging.getLogger("optuna").handlers:  # Ctrl-C: the command's one line, not Optuna's traceback
+        handler.filters = [f for f in handler.filters if not isinstance(f, _QuietInterrupt)] + [_QuietInterrupt()]
     start = time.time()
     opts = SweepOptions(
         config=known.config, space=known.space, n_trials=known.n_trials, storage=known.storage, study=known.study,

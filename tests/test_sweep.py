@@ -332,3 +332,26 @@ def test_help_lists_the_options(capsys):
     text = capsys.readouterr().out
     for option in ("--config", "--space", "--n-trials", "--storage", "--study", "--folds", "--out"):
         assert option in text
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_trial_is_one_line(tmp_path, corpus_dir, tiny_models):
+    """Ctrl-C during a trial: the command's one line (and the trial stored as failed, for the re-run), not
+    Optuna's 'Trial 0 failed ... KeyboardInterrupt' warning with its traceback."""
+    import signal
+
+    base = tiny_sweep_config(corpus_dir, tiny_models("bert"), tmp_path)
+    space = write_space(tmp_path / "space.yaml", SPACE)
+    cmd = sweep_cmd(base, space, tmp_path / "sweep", 2, "--seed", "1", "--pruner", "none")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:  # blocks until the worker writes: no sleeping
+        seen.append(line)
+        if line.startswith("trial 0: ") and "eval_f1" not in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    out = "".join(seen) + rest
+    assert proc.returncode == 130, out[-3000:]
+    assert "feedback-ner sweep: interrupted" in out and "Traceback" not in out and "KeyboardInterrupt" not in out
+    assert "Trial 0 failed" not in out
