@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     table = summary(lengths, args.lengths, args.stride)
     lowered = table[table["stride"] < args.stride]
     for (name, length), used in lowered.groupby(["tokenizer", "max_length"])["stride"].first().items():
-        print(f"note: --stride {args.stride} is more than half of max_length {length}'s window ({name}): lowered to "
+        print(f"note: --stride {args.stride} does not fit max_length {length}'s window ({name}): lowered to "
               f"{used} for that length")
     print(f"{len(texts)} essays from {folder}; stride {args.stride}\n")
     print(format_table(length_quantiles(lengths), floatfmt=".1f", index_name="tokenizer"))

@@ -147,8 +147,11 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
     changes = ""
     if isinstance(old_flat, dict):
         old, new = fingerprint_fields(old_flat), fingerprint_fields(flat)
-        diff = [f"{k} {old.get(k)!r} -> {new.get(k)!r}"
-                for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        def shown(d: dict[str, Any], k: str) -> str:
+            return repr(d[k]) if k in d else "(not recorded)"
+
+        diff = [f"{k} {shown(old, k)} -> {shown(new, k)}"
+                for k in sorted(set(old) | set(new)) if old.get(k, ...) != new.get(k, ...)]
         if diff:
             changes = " (" + ", ".join(diff[:4]) + (", ..." if len(diff) > 4 else "") + ")"
     raise FeedbackError(

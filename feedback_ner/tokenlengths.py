@@ -75,12 +75,14 @@ def token_lengths(name: str, tokenizer: Any, texts: Mapping[str, str], keep_newl
 def summary(lengths: Sequence[TokenLengths], max_lengths: Sequence[int] = LENGTHS, stride: int = 128) -> pd.DataFrame:
     """One row per (tokenizer, max_length): coverage, windows per essay (mean, max), total windows, padding share.
 
-    A ``stride`` of half the window or more is lowered to half the window's content for that length (column
-    ``stride``; the command prints a note)."""
+    A ``stride`` that training would refuse for a length (it must stay below the window's content,
+    :func:`windows.stride_error`) is lowered to half the window's content for that length (column ``stride``; the
+    command prints a note); any stride training accepts is used as given, so the counts are the windows it cuts."""
     rows = []
     for tl in lengths:
         for length in max_lengths:
-            used = min(int(stride), (int(length) - tl.n_special) // 2)
+            fits = not stride_error(int(length), int(stride), tl.n_special)
+            used = int(stride) if fits else (int(length) - tl.n_special) // 2
             n_win = tl.windows(length, used)
             rows.append({
                 "tokenizer": tl.name, "max_length": int(length), "stride": used,

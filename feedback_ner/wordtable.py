@@ -188,9 +188,10 @@ def assign_folds(table: pd.DataFrame, elements: pd.DataFrame, k: int = 5, seed: 
 
     n = len(table)
     if k < 2:
-        raise DataError(f"num_folds={k} (--num-folds): need at least 2 folds")
+        raise DataError(f"num_folds={k}: need at least 2 folds")
     if n < k:
-        raise DataError(f"num_folds={k} (--num-folds): only {n} essays; use at most {n} folds")
+        raise DataError(f"num_folds={k}: only {n} essays; use at most {n} folds (num_folds / --num_folds in train, "
+                        "--num-folds in prepare)")
     ids = table["id"].astype(str).to_numpy()
     order = np.argsort(ids, kind="stable")
     y = stratification_matrix(ids[order], elements)

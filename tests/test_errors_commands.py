@@ -45,11 +45,14 @@ def test_lengths_says_when_it_lowers_the_stride(corpus_dir, tiny_models, tmp_pat
     done = run_cli("feedback_ner.lengths", "--data", str(corpus_dir), "--model", str(tiny_models("bert")),
                    "--lengths", "128", "512", "--stride", "200", "--png", str(png))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "note: --stride 200 is more than half of max_length 128's window (bert): lowered to 63" in done.stdout
+    assert "note: --stride 200 does not fit max_length 128's window (bert): lowered to 63" in done.stdout
     assert "max_length 512" not in done.stdout.split("note:", 1)[1].splitlines()[0]
     tl = token_lengths("bert", AutoTokenizer.from_pretrained(tiny_models("bert")), load_texts(corpus_dir / "train"))
     row = summary([tl], [128], 200).iloc[0]
     assert row["stride"] == 63 and row["windows"] == tl.windows(128, 63).sum()
+    # a stride training accepts (below the window's 126 content tokens) is used as given: the windows train cuts
+    row = summary([tl], [128], 100).iloc[0]
+    assert row["stride"] == 100 and row["windows"] == tl.windows(128, 100).sum()
     with pytest.raises(ValueError, match="stride=200 must be >= 0 and below max_length-2=126"):
         tl.windows(128, 200)
 

@@ -92,10 +92,12 @@ def test_the_rescorer_file_name_is_one_name():
 
 
 def test_overwrite_leaves_a_folder_that_is_not_a_run_alone(tmp_path: Path):
-    """``output_dir: .`` with overwrite in a project folder: its README.md and config.yaml are the user's."""
+    """``output_dir: .`` with overwrite in a project folder: its README.md and config.yaml are the user's, neither
+    deleted nor (since the run would write its own) used: the folder is refused."""
     (tmp_path / "README.md").write_text("my project\n")
     (tmp_path / "config.yaml").write_text("mine: true\n")
-    check_run_dir(tmp_path, "abc", {}, overwrite=True)
+    with pytest.raises(Exception, match="not a run folder"):
+        check_run_dir(tmp_path, "abc", {}, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.yaml"]
 
 
