@@ -452,6 +452,21 @@ def fingerprint(flat: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def field_default(name: str) -> Any:
+    """A config field's default (what a flat config that leaves the field out means); None for unknown names."""
+    for cls in DATACLASSES:
+        for f in fields(cls):
+            if f.name == name:
+                if f.default is not MISSING:
+                    value = f.default
+                elif f.default_factory is not MISSING:
+                    value = f.default_factory()
+                else:
+                    return None
+                return value.value if hasattr(value, "value") else value
+    return None
+
+
 def to_flat_dict(*configs: Any) -> dict[str, Any]:
     """The non-default fields of the argument objects, as a flat dict (what a YAML config would hold).
 

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from feedback_ner.artifacts import FINGERPRINT_FILE
-from feedback_ner.config import fingerprint
+from feedback_ner.config import field_default, fingerprint
 from feedback_ner.corpus import load_train
 from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
@@ -233,7 +233,7 @@ def _extra_scores(path: Path, gt: pd.DataFrame) -> tuple[float | None, float | N
 
 
 def differing_settings(runs: list[Run]) -> list[str]:
-    """Settings whose values are not the same in every run (missing counts as a value), in config order."""
+    """Settings whose values are not the same in every run (a field left out is its default), in config order."""
     keys: dict[str, None] = {}
     for run in runs:
         keys.update(dict.fromkeys(run.config))
@@ -241,7 +241,7 @@ def differing_settings(runs: list[Run]) -> list[str]:
     for key in keys:
         if key in IGNORED:
             continue
-        values = {json.dumps(run.config.get(key), sort_keys=True, default=str) for run in runs}
+        values = {json.dumps(run.config.get(key, field_default(key)), sort_keys=True, default=str) for run in runs}
         if len(values) > 1:
             out.append(key)
     return out
@@ -257,7 +257,7 @@ def comparison_table(runs: list[Run]) -> tuple[pd.DataFrame, list[str]]:
     for run in runs:
         row: dict[str, Any] = {"run": str(run.path), "model": Path(str(run.config.get("model_name_or_path", "?"))).name}
         for key in settings:
-            value = run.config.get(key)
+            value = run.config.get(key, field_default(key))  # config.yaml holds the non-default fields only
             row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
         row["epochs"] = "/".join(_fmt_epoch(e) for e in run.epochs)
         row["best_epoch"] = "/".join(_fmt_epoch(e) for e in run.best_epochs)

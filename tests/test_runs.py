@@ -115,3 +115,17 @@ def test_runs_linked_into_a_folder_are_found_once(two_runs, tmp_path):
     found = find_runs([board])
     assert len(found) == 2 and {p.resolve() for p in found} == {(two_runs / "sweep" / n).resolve()
                                                                 for n in ("fast", "slow")}
+
+
+def test_a_setting_left_at_its_default_shows_its_value(two_runs):
+    """config.yaml holds the non-default fields: a run at the default (seed 42) showed a blank cell, the column
+    turned to floats ('7.0000'), and the same value written out in one run and left out in the other 'differed'."""
+    runs = [load_run(p) for p in find_runs([two_runs])]
+    runs[0].config.pop("seed", None)
+    runs[1].config["seed"] = 42  # the default, written out
+    runs[0].config.pop("num_train_epochs")
+    table, differ = comparison_table(runs)
+    assert "seed" not in differ and "num_train_epochs" in differ
+    by_run = table.set_index("run")
+    assert by_run.loc[str(runs[0].path), "num_train_epochs"] == 3.0  # the field's default
+    assert by_run.loc[str(runs[1].path), "num_train_epochs"] == 2
