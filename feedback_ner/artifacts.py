@@ -455,6 +455,18 @@ def load_decoder(decoder: ChosenDecoder) -> Any:
         raise InvalidInputError(f"{decoder.source}: 'rescore': {err}") from None
 
 
+def _warn_other_runs_tuning(folders: list[Path], chosen: ChosenPostprocess) -> None:
+    """Checkpoints of several runs, no ensemble file: the first run's tuned post-processing decodes them all; say
+    so when another run's own tuned file differs (each was tuned on its own run's probabilities, not the mix's)."""
+    others = {run_dir_of(f) for f in folders[1:]} - {run_dir_of(folders[0]), None}
+    differ = [str(r / POSTPROCESS_FILE) for r in sorted(others)
+              if (r / POSTPROCESS_FILE).is_file() and PostprocessConfig.load(r / POSTPROCESS_FILE) != chosen.config]
+    if differ:
+        logger.warning("checkpoints of %d runs decode with the %s; %s differ%s: feedback_ner.ensemble tunes one "
+                       "post-processing for the mix (its file then decodes them)", len(others) + 1, chosen.source,
+                       ", ".join(differ[:2]), ", ..." if len(differ) > 2 else "")
+
+
 def check_rescorer_fits(folder: str | os.PathLike, trained_on: Mapping[str, Any], fingerprints: set[str],
                         whose: str) -> None:
     """A span rescorer scores the probabilities of the models it learned from (``trained_on["fingerprints"]``, the
@@ -540,6 +552,8 @@ def plan_prediction(
         weights = weights if weights is not None else spec.weights
     w = normalised_weights(weights, len(folders))
     decoder = choose_decoder(rescore, postprocess, spec, run_dir_of(folders[0]), folders[0])
+    if decoder.rescore is None and decoder.postprocess.source.startswith("run's tuned"):
+        _warn_other_runs_tuning(folders, decoder.postprocess)
     rescorer = load_decoder(decoder)
     if rescorer is not None:
         identities = [checkpoint_identity(f) for f in folders]

@@ -21,8 +21,10 @@ Left out on purpose, and why:
 
 pip never replaces an installed requirement that already satisfies the constraints, so the extra wheels cost only
 upload size. ``--no-deps`` builds the ``feedback_ner`` wheel alone (offline; used by the tests). Binary wheels
-are for this interpreter and platform by default; for a Kaggle image that differs, pass e.g.
-``--python-version 3.11 --platform manylinux2014_x86_64``.
+are for this interpreter and platform by default; ``--platform manylinux2014_x86_64`` targets another platform of
+the same Python (``--python-version`` must be this interpreter's: the pins are). After the list, the command
+prints what the bundled wheels require of the packages left out (e.g. ``pyarrow>=24`` for ``datasets``): the
+image must have them.
 """
 
 from __future__ import annotations
@@ -100,7 +102,19 @@ def _skipped(name: str, include_base: bool) -> bool:
 
 def dependency_pins(package: str = PACKAGE, include_base: bool = False) -> list[str]:
     """``name==version`` of the installed runtime dependency closure of ``package``, minus the skipped ones."""
+    return _closure(package, include_base)[0]
+
+
+def image_requirements(package: str = PACKAGE, include_base: bool = False) -> dict[str, list[str]]:
+    """What the bundled wheels require of the packages left out (torch, and the scientific base unless
+    ``include_base``): ``{name: ["pyarrow>=24.0.0 (datasets)", ...]}``. The Kaggle image must satisfy them, or
+    the offline install fails; our own floors alone do not say it (a dependency may need more)."""
+    return _closure(package, include_base)[1]
+
+
+def _closure(package: str, include_base: bool) -> tuple[list[str], dict[str, list[str]]]:
     pins: dict[str, str] = {}
+    needs: dict[str, list[str]] = {}
     todo = [package]
     seen = {canonicalize_name(package)}
     while todo:
@@ -110,11 +124,13 @@ def dependency_pins(package: str = PACKAGE, include_base: bool = False) -> list[
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
                 continue  # an extra's or another platform's requirement
             name = canonicalize_name(req.name)
+            if _skipped(name, include_base):
+                if str(req.specifier):
+                    needs.setdefault(name, []).append(f"{name}{req.specifier} ({dist.metadata['Name']})")
+                continue
             if name in seen:
                 continue
             seen.add(name)
-            if _skipped(name, include_base):
-                continue
             try:
                 version = metadata.version(req.name)
             except metadata.PackageNotFoundError:
@@ -124,7 +140,7 @@ def dependency_pins(package: str = PACKAGE, include_base: bool = False) -> list[
                 ) from None
             pins[name] = version
             todo.append(req.name)
-    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+    return [f"{name}=={version}" for name, version in sorted(pins.items())], {k: needs[k] for k in sorted(needs)}
 
 
 def download_wheels(pins: Iterable[str], out: Path, python_version: str | None = None,
@@ -190,9 +206,19 @@ def check_out_folder(out: str | Path) -> Path:
 
 
 def check_python_version(value: str | None) -> None:
-    """``--python-version`` as pip takes it: up to three dot-separated integers (3, 3.11, 3.11.4) or digits (311)."""
-    if value is not None and not PYTHON_VERSION.fullmatch(value):
+    """``--python-version`` as pip takes it: up to three dot-separated integers (3, 3.11, 3.11.4) or digits (311),
+    and this interpreter's minor version: the pins and their markers are this environment's, which another Python
+    may not install (a pin may need a newer Python; a dependency only below 3.11 would be missing)."""
+    if value is None:
+        return
+    if not PYTHON_VERSION.fullmatch(value):
         raise FeedbackError(f"--python-version {value}: not a Python version; give e.g. 3.11 or 311")
+    parts = value.split(".") if "." in value else [value[:1], value[1:]] if len(value) > 1 else [value]
+    here = sys.version_info[:2]
+    if int(parts[0]) != here[0] or (len(parts) > 1 and parts[1] and int(parts[1]) != here[1]):
+        raise FeedbackError(f"--python-version {value}: the dependency pins are this environment's (Python "
+                            f"{here[0]}.{here[1]}); build the folder with that Python instead (its own "
+                            "environment: make install, then python -m feedback_ner.wheels)")
 
 
 @command("wheels")
@@ -216,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {len(wheels)} wheels ({size:.1f} MiB) to {args.out}:")
     for w in wheels:
         print(f"  {w.name}")
+    if not args.no_deps:
+        needs = image_requirements(include_base=args.include_base)
+        if needs:
+            print("not bundled: the Kaggle image must already have " + "; ".join(
+                ", ".join(v) for v in needs.values()) + " (else the offline install fails: --include-base bundles "
+                "the scientific base)")
     print(f"upload {args.out} as a Kaggle dataset; the notebook runs "
           f"pip install --no-index --find-links <that folder> {PACKAGE}")
     return 0

@@ -139,6 +139,35 @@ def test_wheels_refuses_a_python_version_that_is_not_one(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+def test_wheels_refuses_another_pythons_version(tmp_path):
+    """The pins are this environment's: for another Python a pin may not exist (a newer Python needed) and a
+    dependency only that Python needs would be missing; the build failed after writing the feedback_ner wheel."""
+    import sys
+
+    other = f"{sys.version_info[0]}.{sys.version_info[1] - 1}"
+    done = run_cli("feedback_ner.wheels", "--out", str(tmp_path / "w"), "--python-version", other)
+    assert_one_line_error(done, "wheels", f"--python-version {other}", "the dependency pins are this environment's")
+    assert not (tmp_path / "w").exists()
+
+
+def test_wheels_names_what_the_image_must_have():
+    """The bundled datasets wheel needs pyarrow>=24 while our own floor says 15: an image between the two could not
+    install the folder offline, and nothing said so."""
+    import importlib.metadata as metadata
+
+    from packaging.requirements import Requirement
+
+    from feedback_ner.wheels import image_requirements
+
+    needs = image_requirements()
+    assert "torch" in needs and "pyarrow" in needs and "datasets" not in needs
+    for spec in metadata.requires("datasets") or []:  # every floor datasets puts on pyarrow is named, with its owner
+        req = Requirement(spec)
+        if req.name == "pyarrow" and req.marker is None:
+            assert f"pyarrow{req.specifier} (datasets)" in needs["pyarrow"]
+    assert "pyarrow" not in image_requirements(include_base=True)
+
+
 def test_demo_setup_only_runs_outside_the_repository(tmp_path):
     """``--setup-only`` writes the corpus and the tiny model and needs no training config: run from a folder without
     ``configs/demo.yaml`` (a pip-installed package) it used to stop on the missing config."""

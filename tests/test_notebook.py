@@ -13,6 +13,7 @@ import pytest
 from conftest import quick_rescorer
 from nbclient import NotebookClient
 
+from feedback_ner.artifacts import EnsembleSpec, save_ensemble
 from feedback_ner.config import parse_config
 from feedback_ner.kfold import run
 from feedback_ner.labels import CLASSES
@@ -83,6 +84,10 @@ def test_notebook_installs_from_wheels_and_writes_the_submission(tmp_path, monke
     for key, value in env.items():
         monkeypatch.setenv(key, str(value))
     output.parent.mkdir()
+    # an ensemble file one folder down in the models dataset (runs/ensemble.json, where `ensemble --out` put it):
+    # found, not silently passed over for every checkpoint at equal weight
+    ensemble = checkpoints / "runs" / "ensemble.json"
+    save_ensemble(ensemble, EnsembleSpec(sorted(checkpoints.rglob("fold_*/model")), [1.0]))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert "parameters" in nb.cells[1].metadata.get("tags", [])
     work = tmp_path / "kernel-cwd"  # not the repository root, whose feedback_ner/ would shadow the install
@@ -92,7 +97,7 @@ def test_notebook_installs_from_wheels_and_writes_the_submission(tmp_path, monke
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert f"feedback_ner from {target / 'feedback_ner' / '__init__.py'}" in printed
     assert (target / "feedback_ner" / "predict.py").is_file()
-    assert "1 checkpoint(s)" in printed
+    assert "1 checkpoint(s)" in printed and f"ensemble: {ensemble}" in printed
     assert f"post-processing: span rescorer {rescorer} (explicit)" in printed
 
     written = pd.read_csv(output, dtype=str)

@@ -161,3 +161,28 @@ def test_essays_without_words_are_kept_and_counted(bert_run: Path, corpus_dir: P
         sub = predict(bert_run, {"full": text, "empty": "", "blank": " \n\t "})
     assert set(sub["id"]) <= {"full"}
     assert "2 of the 3 essays have no words" in caplog.text
+
+
+def test_checkpoints_of_runs_tuned_apart_say_whose_tuning_decodes(bert_run: Path, corpus_dir: Path, tmp_path: Path,
+                                                                   caplog):
+    """Several runs' checkpoints and no ensemble file: the first run's tuned postprocess.json decodes them all; the
+    second run's own (different) file was passed over without a word."""
+    import logging
+
+    from feedback_ner.labels import CLASSES
+    from feedback_ner.postprocess import PostprocessConfig
+
+    a = Path(shutil.copytree(bert_run, tmp_path / "a"))
+    b = Path(shutil.copytree(bert_run, tmp_path / "b"))
+    PostprocessConfig.zeros().save(a / "postprocess.json")
+    PostprocessConfig(min_words={c: 3 for c in CLASSES}).save(b / "postprocess.json")
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in sorted((corpus_dir / "test").glob("*.txt"))[:2]}
+    with caplog.at_level(logging.WARNING, logger="feedback_ner"):
+        predict([a / "fold_0" / "model", b / "fold_0" / "model"], texts)
+    assert "checkpoints of 2 runs decode with the run's tuned" in caplog.text
+    assert str(b / "postprocess.json") in caplog.text
+    caplog.clear()
+    PostprocessConfig.zeros().save(b / "postprocess.json")  # the same tuning: nothing to say
+    with caplog.at_level(logging.WARNING, logger="feedback_ner"):
+        predict([a / "fold_0" / "model", b / "fold_0" / "model"], texts)
+    assert "checkpoints of 2 runs" not in caplog.text
