@@ -185,3 +185,13 @@ def oof_fingerprints(oof: str | os.PathLike) -> list[str]:
         fingerprint = read_fingerprint(oof.parent.parent)
         return [fingerprint] if fingerprint else []
     return []
+
+
+def run_checkpoint(oof: str | Path) -> Path | None:
+    """The checkpoint whose post-processing is the "default" route: a run's first fold model beside ``RUN/oof.npz``,
+    a fold's own model beside ``RUN/fold_k/oof.npz``; None for an ensemble's OOF file (the defaults)."""
+    parent = Path(oof).parent
+    models = sorted(parent.glob("fold_*/model"))
+    if models:
+        return models[0]
+    return parent / "model" if (parent / "model").is_dir() else None

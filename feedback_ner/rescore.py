@@ -37,7 +37,7 @@ from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.oofruns import check_oof_origin, oof_fingerprints
+from feedback_ner.oofruns import check_oof_origin, oof_fingerprints, run_checkpoint
 from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.report import bar_chart, format_table
@@ -163,16 +163,6 @@ def _written_by_rescore(path: Path) -> bool:
     except OSError:
         return False
     return head.lstrip(b"\xef\xbb\xbf").startswith(starts[name]) or head == b""  # empty: cut short by a kill
-
-
-def run_checkpoint(oof: str | Path) -> Path | None:
-    """The checkpoint whose post-processing is the "default" route: a run's first fold model beside ``RUN/oof.npz``,
-    a fold's own model beside ``RUN/fold_k/oof.npz``; None for an ensemble's OOF file (the defaults)."""
-    parent = Path(oof).parent
-    models = sorted(parent.glob("fold_*/model"))
-    if models:
-        return models[0]
-    return parent / "model" if (parent / "model").is_dir() else None
 
 
 def verdict(macro: pd.Series, out: Path, n_essays: int, n_folds: int) -> tuple[bool, str]:

@@ -16,14 +16,14 @@ from typing import Any
 import pandas as pd
 
 from feedback_ner import tuning
-from feedback_ner.artifacts import run_skip_bad
+from feedback_ner.artifacts import InferenceConfig, load_postprocess, run_skip_bad
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import check_output
 from feedback_ner.metric import score
-from feedback_ner.oofruns import check_oof_origin
+from feedback_ner.oofruns import check_oof_origin, run_checkpoint
 from feedback_ner.postprocess import PostprocessConfig
-from feedback_ner.probs import load_word_probs
+from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.report import bar_chart, format_table
 from feedback_ner.scorefiles import read_ground_truth
 from feedback_ner.storage import open_storage
@@ -55,8 +55,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="study name (default: tune-<fingerprint of the data>, so other data starts a new study)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the TPE samplers (default: %(default)s)")
     parser.add_argument("--start", default=None,
-                        help="post-processing JSON to start from (default: the built-in defaults); the result "
-                        "never scores below it on this data")
+                        help="post-processing JSON to start from (default: the run's own, as its CV table decodes; "
+                        "the built-in defaults for a file without one); the result never scores below it on this data")
     parser.add_argument("--rules", action=argparse.BooleanOptionalAction, default=True,
                         help="also search one_per_essay and join_adjacent per class, join_gap and fill_gaps "
                         "(--no-rules: only min_words and proba_thresh; the start's rules are kept)")
@@ -83,6 +83,8 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
     try:
         start = PostprocessConfig.load(args.start) if args.start else None
         word_probs = load_word_probs(args.oof)
+        if start is None:  # the run's own post-processing: tuning never ends below what the run decodes with
+            start, args.start_name = _run_postprocess(args.oof)
     except (FileNotFoundError, ValueError) as err:
         raise FeedbackError(str(err)) from None
     if not word_probs:
@@ -92,6 +94,20 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
     gt = check_words_cover(word_probs, read_ground_truth(args.gt, "--gt", skip_bad), str(args.oof), skip_bad)
     # opened here: a database that cannot be created or reached is one line before the work
     return start, word_probs, gt, open_storage(storage) if storage is not None else None
+
+
+def _run_postprocess(oof: str | Path) -> tuple[PostprocessConfig | None, str]:
+    """What the run of ``oof`` decodes with and its name: an ensemble OOF file's recorded post-processing, else the
+    run's checkpoint's (learned from its training folds, as in its CV table); (None, "the built-in defaults")."""
+    recorded = load_meta(oof).get("postprocess")
+    if recorded is not None:
+        return load_postprocess(recorded), "the ensemble's post-processing"
+    checkpoint = run_checkpoint(oof)
+    if checkpoint is not None and (checkpoint / "feedback_ner.json").is_file():
+        post = InferenceConfig.load(checkpoint).postprocess
+        if post is not None:
+            return load_postprocess(post), "the run's post-processing"
+    return None, "the built-in defaults"
 
 
 @command("tune")
@@ -120,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     macro = report.loc["macro"]
     print(f"\nmacro F1 {macro['F1 before']:.4f} -> {macro['F1 after']:.4f} "
-          f"({'--start' if args.start else 'defaults'} -> tuned, in-sample: tuned and scored on the same essays)")
+          f"({'--start' if args.start else args.start_name} -> tuned, in-sample: tuned and scored on the same "
+          "essays)")
     if crossed is not None:
         essays_gt = gt[gt["id"].astype(str).isin(set(map(str, word_probs)))]
         honest = score(crossed, essays_gt).f1

@@ -124,7 +124,7 @@ def test_predict_rescore_with_a_bad_folder_is_one_line(damage, rescored, tmp_pat
 
 def test_default_route_uses_the_checkpoint_beside_a_run_or_a_folds_oof(tmp_path):
     """Issue 13: `rescore --oof RUN/fold_k/oof.npz` compares with that fold's own post-processing, not the defaults."""
-    from feedback_ner.rescore import run_checkpoint
+    from feedback_ner.oofruns import run_checkpoint
 
     run = tmp_path / "run"
     for k in (1, 0):

@@ -288,3 +288,20 @@ def test_cross_fitted_tuning_logs_one_info_line_per_fold(corpus_dir, caplog):
         cross_fit_tune(probs, gt, fold_of, n_trials=3, seed=0, rounds=1)
     info = [r.getMessage() for r in caplog.records if r.levelname == "INFO" and r.name == "feedback_ner.tune"]
     assert len(info) == 2 and all(m.startswith(f"fold {k}: tuned on") for k, m in enumerate(info)), info
+
+
+def test_tune_starts_from_the_runs_own_post_processing(bert_run, corpus_dir, tmp_path):
+    """tune started from the built-in table: its 'before' figure was not the run's CV, and on a small run it wrote a
+    postprocess.json scoring below the run's own decoding, which predict then preferred."""
+    import pandas as pd
+    from conftest import run_cli
+
+    out = tmp_path / "pp.json"
+    done = run_cli("feedback_ner.tune", "--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+                   "--out", str(out), "--trials", "3", "--rounds", "1", "--no-cross-fit", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(x for x in done.stdout.splitlines() if "-> tuned" in x)
+    assert "(the run's post-processing -> tuned" in line
+    before, after = float(line.split()[2]), float(line.split()[4])
+    cv = pd.read_csv(bert_run / "cv.csv", index_col=0)
+    assert before == pytest.approx(float(cv.loc["macro", "overall"]), abs=1e-4) and after >= before
