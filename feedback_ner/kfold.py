@@ -27,7 +27,7 @@ import yaml
 from accelerate import PartialState
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
-from feedback_ner.artifacts import FINGERPRINT_FILE, POSTPROCESS_FILE, RUN_CONFIG_FILE, InferenceConfig
+from feedback_ner.artifacts import FINGERPRINT_FILE, POSTPROCESS_FILE, RESCORER_FILE, RUN_CONFIG_FILE, InferenceConfig
 from feedback_ner.config import (
     DataArguments,
     FeedbackTrainingArguments,
@@ -478,16 +478,19 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
 
 
 def _warn_stale_tuning(run_dir: Path, folds: list[int]) -> None:
-    """A tuned ``postprocess.json`` beside the run (``tune``; ``predict`` decodes with it) was tuned on the run's
-    previous ``oof.npz``: when the folds changed (``--folds`` trained more), it no longer fits all of them."""
-    tuned, previous = run_dir / POSTPROCESS_FILE, run_dir / OOF_FILE
-    if not tuned.is_file() or not previous.is_file():
+    """What was made from the run's previous ``oof.npz`` — a tuned ``postprocess.json`` (``predict`` decodes with
+    it), rescorer folders, the ``inspect`` page — no longer covers the run when its folds changed (``--folds``
+    trained more): say so, and keep them (they are the user's to redo or delete)."""
+    previous = run_dir / OOF_FILE
+    made = [p for p in (run_dir / POSTPROCESS_FILE, run_dir / "report.html") if p.is_file()]
+    made += sorted(p.parent for p in run_dir.glob(f"*/{RESCORER_FILE}") if not p.parent.name.startswith("fold_"))
+    if not made or not previous.is_file():
         return
     try:
         before = [int(k) for k in load_meta(previous).get("folds") or []]
     except (ValueError, TypeError, OSError):
         return
     if before and sorted(before) != sorted(folds):
-        logger.warning("%s was tuned on the out-of-fold probabilities of folds %s; the run now has folds %s "
-                       "(predict still decodes with it): run feedback_ner.tune --oof %s again", tuned, before, folds,
-                       previous)
+        logger.warning("%s made from the out-of-fold probabilities of folds %s; the run now has folds %s (predict "
+                       "still decodes with a tuned postprocess.json): run tune / rescore / inspect again",
+                       ", ".join(str(p) for p in made), before, folds)

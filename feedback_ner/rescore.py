@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                            trained_on=final.trained_on).save(out / "folds" / f"fold_{k}")
     atomic_write(out / SUBMISSION_FILE, lambda tmp: sub.to_csv(tmp, index=False))
     atomic_write(out / REPORT_FILE, lambda tmp: table.to_csv(tmp))
-    summary = {"candidates": len(data.cand), "recall": recall["recall"].to_dict(),
+    summary = {"candidates": len(data.cand), "recall": recall["recall"].to_dict(), "essays": len(ids),
+               "folds": sorted(int(k) for k in set(fold_arr)),
                "f1": {k: float(v) for k, v in table.loc["macro", list(ROUTES)].items()},
                "fold_thresholds": {str(k): v for k, v in fit.thresholds.items()}, "per_class_models": per_class}
     text = json.dumps(summary, indent=2) + "\n"

@@ -28,8 +28,9 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("folders", nargs="+", metavar="DIR", help="folders holding run folders (searched below)")
     parser.add_argument("--png", default="runs.png", help="PNG of the table to write (default: runs.png)")
     parser.add_argument("--csv", default=None, help="also write the table as CSV")
-    parser.add_argument("--data", default=None, help="Kaggle folder for tuned/rescored scores (default: each "
-                        "run's data_dir); `--data none` skips them")
+    parser.add_argument("--data", default=None, help="Kaggle folder for the tuned_file scores (a run's tuned "
+                        "postprocess.json on its oof.npz, in-sample; default: each run's data_dir); `--data none` "
+                        "skips them. The tuned column is the CV table's (cross-fitted), rescored rescore's")
     return parser
 
 

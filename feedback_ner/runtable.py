@@ -5,9 +5,12 @@ A run is a folder with ``cv.csv``, ``config.yaml`` and ``fold_*/metrics.json`` (
 Per fold: the epochs trained (``epoch`` in metrics.json) and the best epoch (``best_epoch`` in metrics.json, else
 the ``trainer_state.json`` log history, else ``?``). Training time: ``train_runtime`` summed over the folds when
 the metrics or trainer state hold it (``time_source`` ``trainer``), else from file times: the run's
-``config.yaml`` (written when training starts) to its last ``metrics.json`` (``time_source`` ``files``). A tuned
-score is the run's ``oof.npz`` decoded with its ``postprocess.json`` (in-sample, as ``tune`` reports it); a rescored
-score is ``rescore/oof_submission.csv``; both are scored against the run's ``data_dir`` ``train.csv``.
+``config.yaml`` (written when training starts) to its last ``metrics.json`` (``time_source`` ``files``). The tuned
+figure is the CV table's cross-fitted ``tuned`` column (what ``train`` printed); ``tuned_file`` is the run's
+``oof.npz`` decoded with its ``postprocess.json`` (written by ``tune``: in-sample, tuned and scored on the same
+essays); the rescored figure is the one ``rescore`` printed (``rescore/summary.json``; cross-fitted), left out with a
+warning when the run has other folds now than the rescorer saw. ``tuned_file`` is scored against the run's
+``data_dir`` ``train.csv``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
-from feedback_ner.probs import load_word_probs
+from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.report import save_figure
 
 logger = logging.getLogger("feedback_ner.runtable")
@@ -64,7 +67,8 @@ class Run:
     best_epochs: list[float | None] = field(default_factory=list)
     seconds: float | None = None
     time_source: str = ""
-    tuned: float | None = None
+    tuned: float | None = None  # the CV table's cross-fitted tuned column
+    tuned_file: float | None = None  # postprocess.json on the oof.npz, in-sample
     rescored: float | None = None
 
 
@@ -125,16 +129,16 @@ def find_unfinished(folders: list[str | os.PathLike]) -> list[Path]:
 
 
 def load_runs(folders: list[str | os.PathLike], data_dir: str | os.PathLike | None = None) -> list[Run]:
-    """Every run under ``folders`` (see :func:`find_runs`), with tuned/rescored scores against ``data_dir``'s
-    train.csv (default: each run's ``data_dir``; ``"none"`` skips them)."""
+    """Every run under ``folders`` (see :func:`find_runs`), with the in-sample ``tuned_file`` score against
+    ``data_dir``'s train.csv (default: each run's ``data_dir``; ``"none"`` skips it)."""
     gts: dict[tuple[str, bool], pd.DataFrame | None] = {}
     runs = []
     for path in find_runs(folders):
         config = yaml.safe_load((path / "config.yaml").read_text()) or {}
         data = data_dir or config.get("data_dir")
         key = (str(data), bool(config.get("skip_bad", False)))
-        scored = (path / "postprocess.json").is_file() or (path / "rescore" / "oof_submission.csv").is_file()
-        if scored and key not in gts:  # the corpus is read only for runs with tuned or rescored figures
+        scored = (path / "postprocess.json").is_file()
+        if scored and key not in gts:  # the corpus is read only for runs with a tuned postprocess.json
             gts[key] = _ground_truth(data, key[1])
         runs.append(load_run(path, gts.get(key), config))
     return runs
@@ -149,12 +153,12 @@ def _ground_truth(data: str | os.PathLike | None, skip_bad: bool) -> pd.DataFram
     try:
         return load_train(data, skip_bad=skip_bad).elements
     except FeedbackError as err:
-        logger.warning("tuned and rescored scores left out for runs on %s: %s", data, err)
+        logger.warning("tuned_file scores left out for runs on %s: %s", data, err)
         return None
 
 
 def load_run(path: str | os.PathLike, gt: pd.DataFrame | None = None, config: dict[str, Any] | None = None) -> Run:
-    """Read one run folder; ``gt`` (train.csv rows) lets tuned and rescored scores be computed; ``config``: its
+    """Read one run folder; ``gt`` (train.csv rows) lets the ``tuned_file`` score be computed; ``config``: its
     ``config.yaml`` when already read."""
     path = Path(path)
     config = config if config is not None else yaml.safe_load((path / "config.yaml").read_text()) or {}
@@ -164,6 +168,8 @@ def load_run(path: str | os.PathLike, gt: pd.DataFrame | None = None, config: di
     cv_table = pd.read_csv(path / "cv.csv", index_col=0)
     cv = cv_table["overall"] if "overall" in cv_table.columns else cv_table.iloc[:, -1]
     run = Run(path, config, cv)
+    if "tuned" in cv_table.columns and "macro" in cv_table.index:
+        run.tuned = _num(cv_table.loc["macro", "tuned"])
     runtimes: list[float] = []
     fold_dirs = sorted(path.glob("fold_*"), key=lambda p: int(p.name.split("_")[1]) if p.name[5:].isdigit() else 0)
     last_mtime = None
@@ -186,7 +192,8 @@ def load_run(path: str | os.PathLike, gt: pd.DataFrame | None = None, config: di
     elif last_mtime is not None:
         run.seconds, run.time_source = last_mtime - (path / "config.yaml").stat().st_mtime, "files"
     if gt is not None:
-        run.tuned, run.rescored = _extra_scores(path, gt)
+        run.tuned_file = _tuned_file(path, gt)
+    run.rescored = _rescored(path)
     return run
 
 
@@ -216,20 +223,35 @@ def _best_epoch(metrics: dict[str, Any], history: list[dict[str, Any]]) -> float
     return None
 
 
-def _extra_scores(path: Path, gt: pd.DataFrame) -> tuple[float | None, float | None]:
-    """Tuned (oof.npz decoded with postprocess.json) and rescored (rescore/oof_submission.csv) macro F1, scored on
-    the run's out-of-fold essays."""
-    probs = load_word_probs(path / "oof.npz") if (path / "oof.npz").is_file() else None
-    tuned = rescored = None
-    if probs is not None and (path / "postprocess.json").is_file():
-        sub = submission_from_probs(probs, PostprocessConfig.load(path / "postprocess.json"))
-        tuned = score(sub, gt[gt["id"].isin(set(probs))]).f1
-    rescore_csv = path / "rescore" / "oof_submission.csv"
-    if rescore_csv.is_file():
-        sub = pd.read_csv(rescore_csv, dtype={"id": str})
-        ids = set(probs) if probs is not None else set(sub["id"])
-        rescored = score(sub, gt[gt["id"].isin(ids)]).f1
-    return tuned, rescored
+def _tuned_file(path: Path, gt: pd.DataFrame) -> float | None:
+    """The run's ``oof.npz`` decoded with its tuned ``postprocess.json``, macro F1 on its out-of-fold essays
+    (in-sample: the file was tuned on them)."""
+    if not (path / "oof.npz").is_file() or not (path / "postprocess.json").is_file():
+        return None
+    probs = load_word_probs(path / "oof.npz")
+    sub = submission_from_probs(probs, PostprocessConfig.load(path / "postprocess.json"))
+    return score(sub, gt[gt["id"].isin(set(probs))]).f1
+
+
+def _rescored(path: Path) -> float | None:
+    """The cross-fitted rescored macro F1 ``rescore --out RUN/rescore`` printed (its ``summary.json``); None, with a
+    warning, when the run's ``oof.npz`` now holds other folds than the rescorer was fitted on."""
+    summary_file = path / "rescore" / "summary.json"
+    if not summary_file.is_file():
+        return None
+    try:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        value = float(summary["f1"]["rescored (cross-fitted)"])
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    folds = summary.get("folds")
+    if folds is not None and (path / "oof.npz").is_file():
+        now = sorted(int(k) for k in load_meta(path / "oof.npz").get("folds") or [])
+        if now and now != sorted(folds):
+            logger.warning("%s: its rescorer was fitted on folds %s, the run now has %s: rescored figure left out "
+                           "(run feedback_ner.rescore again)", path, folds, now)
+            return None
+    return value
 
 
 def differing_settings(runs: list[Run]) -> list[str]:
@@ -267,12 +289,13 @@ def comparison_table(runs: list[Run]) -> tuple[pd.DataFrame, list[str]]:
         row["time_s"] = None if run.seconds is None else round(run.seconds, 1)
         row["time_source"] = run.time_source
         row["tuned"] = run.tuned
+        row["tuned_file"] = run.tuned_file
         row["rescored"] = run.rescored
         rows.append(row)
     table = pd.DataFrame(rows)
     if len(table):
         table = table.sort_values("CV", ascending=False, kind="stable").reset_index(drop=True)
-    for col in ("tuned", "rescored"):
+    for col in ("tuned", "tuned_file", "rescored"):
         if col in table and table[col].isna().all():
             table = table.drop(columns=col)
     return table, [k for k in differ if k in table.columns or k == "model_name_or_path"]

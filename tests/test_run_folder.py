@@ -121,7 +121,7 @@ def test_runs_scores_tuned_figures_on_the_rows_training_read(tmp_path: Path, ber
     probs = load_word_probs(run / "oof.npz")
     gt = load_train(corpus_dir).elements
     expected = score(submission_from_probs(probs, PostprocessConfig()), gt[gt["id"].isin(set(probs))]).f1
-    assert loaded.tuned == pytest.approx(expected)
+    assert loaded.tuned_file == pytest.approx(expected)
 
 
 # Found probing from outside: two trains into one folder interleaved their folds and files (a fold of one settings
@@ -272,12 +272,13 @@ def test_a_tuned_postprocess_of_fewer_folds_is_said_to_be_stale(tmp_path: Path, 
     save_word_probs(copy / "oof.npz", load_word_probs(copy / "fold_0" / "oof.npz"),
                     meta={**meta, "folds": [0], "models": ["fold_0/model"]})
     (copy / "postprocess.json").write_text("{}\n")
+    (copy / "report.html").write_text("<html>the inspect page of fold 0</html>\n")
     config = small_config(corpus_dir, tiny_models("bert"), copy, learning_rate=1e-3, num_train_epochs=6,
                           per_device_train_batch_size=4, tune_trials=0)
     with caplog.at_level(logging.WARNING, logger="feedback_ner.kfold"):
         run(*parse_config(None, overrides=config))
-    assert "postprocess.json was tuned on the out-of-fold probabilities of folds [0]; the run now has folds [0, 1]" \
-        in caplog.text
+    assert "postprocess.json" in caplog.text and "report.html" in caplog.text
+    assert "made from the out-of-fold probabilities of folds [0]; the run now has folds [0, 1]" in caplog.text
     assert (copy / "postprocess.json").read_text() == "{}\n"  # kept: the user's file, said, not removed
 
 

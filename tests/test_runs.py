@@ -61,12 +61,17 @@ def test_training_writes_model_cards(two_runs):
 
 
 def test_tuned_and_rescored_scores_are_shown(two_runs, corpus_dir):
+    """tuned: the CV table's cross-fitted column (what train printed), not the postprocess.json tuned and scored on
+    the same essays (that one is tuned_file, in-sample); rescored: what rescore printed, left out once the run has
+    other folds than the rescorer saw (its oof_submission.csv was scored against essays it never covered)."""
+    import json
+
     import pandas as pd
 
     from feedback_ner.labels import CLASSES
     from feedback_ner.metric import score
     from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
-    from feedback_ner.probs import load_word_probs
+    from feedback_ner.probs import load_meta, load_word_probs
 
     run_dir = two_runs / "sweep" / "fast"
     config = PostprocessConfig(min_words={c: 1 for c in CLASSES}, proba_thresh={c: 0.3 for c in CLASSES})
@@ -74,14 +79,19 @@ def test_tuned_and_rescored_scores_are_shown(two_runs, corpus_dir):
     probs = load_word_probs(run_dir / "oof.npz")
     gt = pd.read_csv(corpus_dir / "train.csv")
     gt = gt[gt["id"].isin(set(probs))]
-    sub = submission_from_probs(probs, config)
     (run_dir / "rescore").mkdir()
-    sub.iloc[: len(sub) // 2].to_csv(run_dir / "rescore" / "oof_submission.csv", index=False)
+    folds = load_meta(run_dir / "oof.npz")["folds"]
+    summary = {"f1": {"rescored (cross-fitted)": 0.4321}, "folds": folds}
+    (run_dir / "rescore" / "summary.json").write_text(json.dumps(summary))
     run = load_run(run_dir, pd.read_csv(corpus_dir / "train.csv", dtype={"id": str}))
-    assert run.tuned == pytest.approx(score(sub, gt).f1)
-    assert run.rescored == pytest.approx(score(sub.iloc[: len(sub) // 2], gt).f1)
+    cv = pd.read_csv(run_dir / "cv.csv", index_col=0)
+    assert run.tuned == pytest.approx(float(cv.loc["macro", "tuned"]))
+    assert run.tuned_file == pytest.approx(score(submission_from_probs(probs, config), gt).f1)
+    assert run.rescored == pytest.approx(0.4321)
     table, _ = comparison_table([run, load_run(two_runs / "sweep" / "slow")])
-    assert {"tuned", "rescored"} <= set(table.columns)
+    assert {"tuned", "tuned_file", "rescored"} <= set(table.columns)
+    (run_dir / "rescore" / "summary.json").write_text(json.dumps({**summary, "folds": folds[:1]}))
+    assert load_run(run_dir).rescored is None  # fitted on fewer folds than the run has now
 
 
 def test_an_edited_config_and_configless_folders_are_reported(two_runs, tmp_path):
