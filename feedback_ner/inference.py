@@ -451,5 +451,7 @@ def _predict(
         save_word_probs(probs_out, word_probs, meta={"models": [str(f) for f in folders], "weights": w.tolist()})
     _add(timings, "postprocess_s", time.perf_counter() - t0)
     _add(timings, "total_s", time.perf_counter() - t_start)
-    logger.info("predicted %d spans in %d essays (%.1f s)", len(submission), len(ids), timings["total_s"])
+    spanless = len(ids) - submission["id"].nunique()
+    logger.info("predicted %d spans in %d essays%s (%.1f s)", len(submission), len(ids),
+                f" ({spanless} of them with no span)" if spanless else "", timings["total_s"])
     return submission

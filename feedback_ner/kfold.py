@@ -39,7 +39,7 @@ from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write, folder_lock
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.modelcard import write_fold_card, write_run_card
+from feedback_ner.modelcard import best_epoch, write_fold_card, write_run_card
 from feedback_ner.modeling import build_model, encoder_config, load_tokenizer, resolve_model_path
 from feedback_ner.oofruns import run_meta
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
@@ -293,6 +293,8 @@ def train_fold(
         save_word_probs(fold_dir / OOF_FILE, evaluation.word_probs, meta={"fold": fold})
         summary = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         summary["best_checkpoint"] = trainer.state.best_model_checkpoint
+        summary["best_epoch"] = best_epoch(trainer.state.log_history, trainer.state.best_metric,
+                                           train_args.metric_for_best_model)  # ("epoch": the epochs trained)
         summary["nonfinite_steps"] = trainer.nonfinite_steps
         write_fold_card(model_dir, summary, trainer.state)  # README.md (model card) + trainer_state.json
         _write_text(fold_dir / METRICS_FILE, json.dumps(summary, indent=2))  # written last: marks the fold done

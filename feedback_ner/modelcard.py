@@ -87,8 +87,26 @@ def _settings_table(settings: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def training_evals(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The evaluations of a Trainer log made while training: those after its last ``train_runtime`` entry re-score
+    the reloaded best epoch, and would read as another evaluation at the last epoch."""
+    ends = [i for i, h in enumerate(history) if "train_runtime" in h]
+    kept = history[: ends[-1]] if ends else history
+    return [h for h in kept if "eval_f1" in h]
+
+
+def best_epoch(history: list[dict[str, Any]], best_metric: float | None, metric: str | None = "f1") -> float | None:
+    """The first epoch whose evaluation scored ``best_metric`` on ``metric`` (``metric_for_best_model``; the epoch
+    kept: ties keep the first); None when unknown."""
+    key = f"eval_{metric or 'f1'}".replace("eval_eval_", "eval_")
+    if best_metric is None:
+        return None
+    return next((float(h["epoch"]) for h in training_evals(history)
+                 if "epoch" in h and key in h and abs(float(h[key]) - float(best_metric)) < 1e-12), None)
+
+
 def _history_table(history: list[dict[str, Any]]) -> str:
-    evals = [h for h in history if "eval_f1" in h]
+    evals = training_evals(history)
     if not evals:
         return ""
     losses = {round(h["epoch"], 2): h["loss"] for h in history if "loss" in h and "epoch" in h}

@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         timings=timings, rescore=args.rescore, cpu_bf16=args.cpu_bf16,
     )
     counts = submission["class"].value_counts()
-    print(f"wrote {args.out}: {len(submission)} spans in {submission['id'].nunique()} essays "
-          f"({timings.get('total_s', 0.0):.1f} s)")
+    print(f"wrote {args.out}: {len(submission)} spans in {submission['id'].nunique()} essays (the essays "
+          f"without a span have no row) ({timings.get('total_s', 0.0):.1f} s)")
     if len(counts):
         print("  " + ", ".join(f"{c} {n}" for c, n in counts.items()))
     if args.probs_out:

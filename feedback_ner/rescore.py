@@ -29,9 +29,11 @@ from feedback_ner.artifacts import (
     ChosenPostprocess,
     choose_postprocess,
     load_postprocess,
+    read_run_config,
     run_skip_bad,
 )
 from feedback_ner.cli import ArgumentParser, command, setup_logging
+from feedback_ner.config import field_default
 from feedback_ner.corpus import load_train, train_paths
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
@@ -75,7 +77,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="leave out the paragraph/sentence features (then predict needs no texts)")
     parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
                         help="skip (and count) bad train.csv rows (default: the run's own skip_bad setting)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of LightGBM and the tuning (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of LightGBM and the tuning (default: the run's seed, as its CV table's tuned "
+                        "column used; 0 for a file without a run)")
     parser.add_argument("--threads", type=int, default=1,
                         help="LightGBM threads (default: %(default)s; more only on cores nothing else uses)")
     return parser
@@ -193,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = make_parser().parse_args(argv)
     setup_logging()
+    if args.seed is None:  # the run's: the tuned column then reproduces the CV table's
+        default = field_default("seed") if run_checkpoint(args.oof) is not None else 0  # config.yaml: non-defaults
+        args.seed = int(read_run_config(Path(args.oof).parent).get("seed", default))
     started = time.time()
     probs, gt, texts, elements = _inputs(args)
     fold_of = tuning.essay_folds(args.oof, list(probs), args.folds)

@@ -57,3 +57,21 @@ def test_run_card_names_the_cv(tmp_path):
     assert header["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.5432
     assert "base_model" not in header  # a local folder is not a Hub model
     assert "| macro | 0.5000 | 0.5432 |" in body and "fold_0/model/README.md" in body
+
+
+def test_the_reloaded_best_epochs_evaluation_is_not_a_training_epoch():
+    """The evaluation of the reloaded best checkpoint comes after training ends, at the last epoch's number: the
+    card showed it as a second row 'epoch 3' with epoch 2's F1, and metrics.json had epoch 3 beside epoch 2's F1."""
+    from feedback_ner.modelcard import _history_table, best_epoch, training_evals
+
+    history = [
+        {"loss": 1.0, "epoch": 1.0, "step": 4}, {"eval_f1": 0.2, "eval_loss": 0.9, "epoch": 1.0, "step": 4},
+        {"eval_f1": 0.5, "eval_loss": 0.7, "epoch": 2.0, "step": 8},
+        {"eval_f1": 0.5, "eval_loss": 0.6, "epoch": 3.0, "step": 12},  # a tie: the first is kept
+        {"train_runtime": 10.0, "epoch": 3.0, "step": 12},
+        {"eval_f1": 0.5, "eval_loss": 0.7, "epoch": 3.0, "step": 12},  # the reloaded best, re-scored
+    ]
+    assert [h["epoch"] for h in training_evals(history)] == [1.0, 2.0, 3.0]
+    assert best_epoch(history, 0.5) == 2.0 and best_epoch(history, 0.5, "eval_f1") == 2.0
+    assert best_epoch(history, None) is None
+    assert _history_table(history).count("\n") == 1 + 3  # header, rule, three epochs
