@@ -117,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         names = [str(r.oof) for r in runs]
     chosen = choose_postprocess(args.postprocess, None, runs[0].run_dir, folders[0][0])
     logger.info("post-processing: %s", chosen.source)
+    if len(runs) > 1 and chosen.source.startswith("run's tuned"):  # the order of --oof decides, and it is in-sample
+        logger.warning("the %s was tuned on %s's own out-of-fold essays: in-sample for it, so its single-run row "
+                       "and weight are flattered (another order of --oof gives others); for figures that do not "
+                       "favour one run give --postprocess, or tune the ensemble's own (tune --oof <--oof-out file>)",
+                       chosen.source, names[0])
     skip_bad = args.skip_bad if args.skip_bad is not None else any(run_skip_bad(r.run_dir) for r in runs)
     gt = read_ground_truth(args.gt, "--gt", skip_bad)
     for name, run_probs in zip(names, probs, strict=True):

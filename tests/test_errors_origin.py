@@ -104,3 +104,20 @@ def test_rescore_never_replaces_a_users_file_that_shares_a_name(bert_run: Path, 
                    str(out), "--tune-trials", "2", "--no-nested", timeout=300)
     assert_one_line_error(done, "rescore", "--out", "files rescore does not write", "model.txt", "report.csv")
     assert (out / "model.txt").read_text() == "my notes\n"
+
+
+def test_an_ensemble_decoded_with_one_runs_tuning_says_it_favours_that_run(bert_run: Path, corpus_dir: Path,
+                                                                            tmp_path: Path):
+    """The first --oof run's tuned postprocess.json decodes every row: in-sample for that run, its single-run row
+    (0.2698 against its CV's 0.1978 in a probe) and weight change with the order of --oof, without a word."""
+    from feedback_ner.postprocess import PostprocessConfig
+
+    a = _retag(Path(shutil.copytree(bert_run, tmp_path / "a")), OTHER)
+    PostprocessConfig.zeros().save(a / "postprocess.json")
+    done = run_cli("feedback_ner.ensemble", "--oof", str(a / "oof.npz"), str(bert_run / "oof.npz"), "--gt",
+                   str(corpus_dir / "train.csv"), "--out", str(tmp_path / "e.json"), "--trials", "2", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "was tuned on a's own out-of-fold essays: in-sample for it" in done.stderr
+    done = run_cli("feedback_ner.ensemble", "--oof", str(bert_run / "oof.npz"), str(a / "oof.npz"), "--gt",
+                   str(corpus_dir / "train.csv"), "--out", str(tmp_path / "f.json"), "--trials", "2", timeout=300)
+    assert done.returncode == 0 and "in-sample for it" not in done.stderr  # the first run's own: no tuned file
