@@ -104,6 +104,13 @@ def read_submission(path: str | os.PathLike, what: str = "submission") -> pd.Dat
     """``id, class, predictionstring`` of a submission file, as text; a predictionstring that is not word indices is
     a one-line error naming the file and row (a row with no words is allowed: it matches nothing)."""
     pred = read_csv_columns(path, what, PRED_COLUMNS)
+    strings = pred["predictionstring"].astype(str)
+    odd = ~(strings.str.fullmatch(_INDICES).to_numpy(dtype=bool) | (strings.str.strip() == "").to_numpy())
+    if odd.any():  # e.g. other scripts' digits ("٣٤"), which int() would read: the ground truth refuses them too
+        i = int(np.argmax(odd))
+        raise InvalidInputError(f"{what} {path}: row {i + 1} (id {pred['id'].iat[i]}): predictionstring "
+                                f"{strings.iat[i]!r} is not word indices ({int(odd.sum())} of {len(pred)} rows); "
+                                "write ASCII word indices, e.g. '3 4 5'")
     parse_predictionstrings(pred["predictionstring"], name=f"{what} {path}", ids=pred["id"])
     return pred
 

@@ -58,3 +58,14 @@ def test_a_header_naming_a_column_twice_is_one_line(corpus_dir: Path, tmp_path: 
     pred.assign(**{" class": pred["class"]}).to_csv(tmp_path / "sub.csv", index=False)
     assert score_main(["--gt", str(corpus_dir / "train.csv"), "--pred", str(tmp_path / "sub.csv")]) == 2
     assert "column(s) class given twice (spaces aside); keep one" in capsys.readouterr().err
+
+
+def test_a_submission_in_other_digits_is_refused_as_the_ground_truth_is(corpus_dir: Path, tmp_path: Path, capsys):
+    """'٣٤ 5' (Arabic-Indic digits) was read as words 34 and 5 in a submission and refused in the ground truth."""
+    gt = pd.read_csv(corpus_dir / "train.csv", dtype=str, keep_default_na=False)
+    pred = gt.rename(columns={"discourse_type": "class"})[["id", "class", "predictionstring"]].copy()
+    pred.loc[3, "predictionstring"] = "\u0663\u0664 5"
+    pred.to_csv(tmp_path / "sub.csv", index=False)
+    assert score_main(["--gt", str(corpus_dir / "train.csv"), "--pred", str(tmp_path / "sub.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "row 4" in err and "is not word indices" in err and len(err.strip().splitlines()) == 1
