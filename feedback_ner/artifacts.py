@@ -552,7 +552,7 @@ def plan_prediction(
         weights = weights if weights is not None else spec.weights
     w = normalised_weights(weights, len(folders))
     decoder = choose_decoder(rescore, postprocess, spec, run_dir_of(folders[0]), folders[0])
-    if decoder.rescore is None and decoder.postprocess.source.startswith("run's tuned"):
+    if decoder.rescore is None and decoder.postprocess.source.startswith(("run's tuned", "checkpoint")):
         _warn_other_runs_tuning(folders, decoder.postprocess)
     rescorer = load_decoder(decoder)
     if rescorer is not None:

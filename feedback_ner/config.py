@@ -125,7 +125,8 @@ class DataArguments:
     fold_seed: int = field(default=42, metadata={"help": "Seed of the fold split (keep it fixed across runs)."})
     skip_bad: bool = field(default=False, metadata={"help": "Skip (and count) bad rows/essays instead of failing."})
     max_essays: int | None = field(
-        default=None, metadata={"help": "Use only the first N essays (by id), for quick experiments."}
+        default=None, metadata={"help": "Use only the first N essays (by id), for quick experiments (0 or left "
+                                         "out: every essay)."}
     )
     num_proc: int = field(default=1, metadata={"help": "Processes for tokenization (datasets.map num_proc)."})
 
@@ -144,8 +145,8 @@ class DataArguments:
                 raise ConfigError("eval_max_length: " + stride_error(self.eval_max_length, self.stride))
         if self.num_folds < 2:
             raise ConfigError(f"num_folds={self.num_folds} must be >= 2 for k-fold training.")
-        if self.max_essays is not None and self.max_essays < 1:
-            raise ConfigError(f"max_essays={self.max_essays} must be >= 1 (or left out: every essay).")
+        if self.max_essays is not None and self.max_essays < 0:
+            raise ConfigError(f"max_essays={self.max_essays} must be >= 1 (0 or left out: every essay).")
         if self.normalize_spelling and importlib.util.find_spec("symspellpy") is None:
             raise ConfigError("normalize_spelling needs symspellpy: pip install 'feedback_ner[spelling]' "
                               "(or set normalize_spelling: false).")

@@ -427,8 +427,8 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
     _main_process_check(state, finished_folds_match)
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
+        _write_text(run_dir / FINGERPRINT_FILE, fingerprint + "\n")  # first: what marks a run folder (preflight)
         _write_text(run_dir / RUN_CONFIG_FILE, yaml.safe_dump(flat, sort_keys=False))
-        _write_text(run_dir / FINGERPRINT_FILE, fingerprint + "\n")
     state.wait_for_everyone()
     if "wandb" in (train_args.report_to or []):
         os.environ.setdefault("WANDB_RUN_GROUP", run_dir.name)
@@ -493,6 +493,6 @@ def _warn_stale_tuning(run_dir: Path, folds: list[int]) -> None:
     except (ValueError, TypeError, OSError):
         return
     if before and sorted(before) != sorted(folds):
-        logger.warning("%s made from the out-of-fold probabilities of folds %s; the run now has folds %s (predict "
-                       "still decodes with a tuned postprocess.json): run tune / rescore / inspect again",
-                       ", ".join(str(p) for p in made), before, folds)
+        still = " (predict still decodes with its postprocess.json)" if made[0].name == POSTPROCESS_FILE else ""
+        logger.warning("%s made from the out-of-fold probabilities of folds %s; the run now has folds %s%s: run "
+                       "tune / rescore / inspect again", ", ".join(str(p) for p in made), before, folds, still)

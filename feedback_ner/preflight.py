@@ -277,4 +277,4 @@ def check_data_unchanged(run_dir: Path, digest: str, num_folds: int) -> None:
     if before and before != digest:
         raise FeedbackError(f"{run_dir}: its folds were trained on other data (essays, labels or folds; digest "
                             f"{before}, the data now {digest}): data_dir changed since; use another output_dir, or "
-                            "--overwrite_output_dir to train again on this data")
+                            "--overwrite_output_dir (or delete the folder) to train again on this data")

@@ -186,7 +186,8 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("--no-deps", action="store_true", help="only the feedback_ner wheel (works offline)")
     parser.add_argument("--include-base", action="store_true",
                         help="also bundle numpy, pandas, pyarrow, scipy, scikit-learn, matplotlib")
-    parser.add_argument("--python-version", default=None, help="target Python of the binary wheels, e.g. 3.11")
+    parser.add_argument("--python-version", default=None,
+                        help="target Python of the binary wheels: this interpreter's (the pins are this environment's)")
     parser.add_argument("--platform", default=None, help="target platform tag, e.g. manylinux2014_x86_64")
     return parser
 

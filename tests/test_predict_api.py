@@ -186,3 +186,8 @@ def test_checkpoints_of_runs_tuned_apart_say_whose_tuning_decodes(bert_run: Path
     with caplog.at_level(logging.WARNING, logger="feedback_ner"):
         predict([a / "fold_0" / "model", b / "fold_0" / "model"], texts)
     assert "checkpoints of 2 runs" not in caplog.text
+    caplog.clear()
+    (a / "postprocess.json").unlink()  # the first run decodes with its checkpoint's; the second's tuned file differs
+    with caplog.at_level(logging.WARNING, logger="feedback_ner"):
+        predict([a / "fold_0" / "model", b / "fold_0" / "model"], texts)
+    assert "checkpoints of 2 runs decode with the checkpoint" in caplog.text
