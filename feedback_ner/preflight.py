@@ -163,7 +163,7 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
 # What the commands write into a run folder besides the folds: train's own files, tune's post-processing (beside
 # the run, where predict picks it up), inspect's page. A subfolder holding a rescorer (rescore --out RUN/rescore) too.
 RUN_FILES = (OOF_FILE, "cv.csv", "cv.png", RUN_CONFIG_FILE, FINGERPRINT_FILE, DATA_FILE, CARD_FILE, POSTPROCESS_FILE,
-             "postprocess.png", "postprocess.optuna.db", "report.html", "errors.csv")
+             "postprocess.png", "postprocess.optuna.db", "postprocess.tuned_on.json", "report.html", "errors.csv")
 
 
 def derived_files(run_dir: Path) -> list[Path]:

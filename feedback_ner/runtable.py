@@ -32,6 +32,7 @@ from feedback_ner.corpus import load_train
 from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
+from feedback_ner.oofruns import stale_tuning
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.report import save_figure
@@ -227,6 +228,10 @@ def _tuned_file(path: Path, gt: pd.DataFrame) -> float | None:
     """The run's ``oof.npz`` decoded with its tuned ``postprocess.json``, macro F1 on its out-of-fold essays
     (in-sample: the file was tuned on them)."""
     if not (path / "oof.npz").is_file() or not (path / "postprocess.json").is_file():
+        return None
+    stale = stale_tuning(path / "postprocess.json", path / "oof.npz")
+    if stale:
+        logger.warning("%s: tuned_file left out (run feedback_ner.tune again)", stale)
         return None
     probs = load_word_probs(path / "oof.npz")
     sub = submission_from_probs(probs, PostprocessConfig.load(path / "postprocess.json"))

@@ -9,6 +9,7 @@ prints two figures: the in-sample gain (tuned and scored on the same essays, opt
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ from feedback_ner import tuning
 from feedback_ner.artifacts import InferenceConfig, load_postprocess, run_skip_bad
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
-from feedback_ner.files import check_output
+from feedback_ner.files import atomic_write, check_output
 from feedback_ner.metric import score
-from feedback_ner.oofruns import check_oof_origin, run_checkpoint
+from feedback_ner.oofruns import check_oof_origin, run_checkpoint, tuned_on_path
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.probs import load_meta, load_word_probs
 from feedback_ner.report import bar_chart, format_table
@@ -129,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise FeedbackError(str(err)) from None
     config.save(out)
+    record = {"oof": str(Path(args.oof).resolve()), "folds": load_meta(args.oof).get("folds"),
+              "essays": len(word_probs)}
+    atomic_write(tuned_on_path(out), lambda tmp: tmp.write_text(json.dumps(record) + "\n", encoding="utf-8"))
     chart = bar_chart(
         pd.DataFrame({"before": report["F1 before"], "after": report["F1 after"]}),
         chart_path(out),

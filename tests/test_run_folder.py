@@ -312,3 +312,33 @@ def test_a_folder_with_a_users_files_is_not_a_run_folder(tmp_path: Path, corpus_
         run(*parse_config(None, overrides=config))
     assert (mine / "README.md").read_text() == "# my notes\n" and sorted(p.name for p in mine.iterdir()) == [
         "README.md", "config.yaml"]
+
+
+def test_a_tuned_postprocess_records_its_folds_and_is_flagged_once_they_change(tmp_path: Path, bert_run: Path,
+                                                                                corpus_dir: Path, caplog):
+    """train's warning came once, when the fold was added; runs went on showing the stale tuned_file figure and
+    predict decoding with it silently. tune now records the folds it was tuned on."""
+    import json
+    import logging
+
+    from feedback_ner.inference import predict
+    from feedback_ner.probs import load_meta, save_word_probs
+    from feedback_ner.runtable import load_run
+
+    copy = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    done = run_cli("feedback_ner.tune", "--oof", str(copy / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+                   "--trials", "2", "--rounds", "1", "--no-cross-fit", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((copy / "postprocess.tuned_on.json").read_text())["folds"] == [0, 1]
+    gt = pd.read_csv(corpus_dir / "train.csv", dtype={"id": str})
+    assert load_run(copy, gt).tuned_file is not None  # it fits the run: shown
+    meta = load_meta(copy / "oof.npz")  # the run's folds change (here: one fold of the two)
+    save_word_probs(copy / "oof.npz", load_word_probs(copy / "fold_0" / "oof.npz"),
+                    meta={**meta, "folds": [0], "models": ["fold_0/model"]})
+    text = next(iter(sorted((corpus_dir / "test").glob("*.txt")))).read_text(encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="feedback_ner"):
+        assert load_run(copy, gt).tuned_file is None
+        predict(copy / "fold_0" / "model", {"e": text})
+    assert caplog.text.count("was tuned on folds [0, 1]; the run now has folds [0]") == 2
+    check_run_dir(copy, "other", {}, overwrite=True)  # the record goes with the run's other tuned files
+    assert not (copy / "postprocess.tuned_on.json").exists()
