@@ -334,24 +334,25 @@ def make_parser() -> HfArgumentParser:
     return _FieldParser(DATACLASSES, prog="feedback_ner.train")
 
 
-def _nullable_fields() -> frozenset[str]:
-    """Fields whose type admits ``None`` (``int | None``, ``Optional[...]``): only they may be ``null`` in a file."""
-    names = set()
-    for cls in (ModelArguments, DataArguments, FeedbackTrainingArguments):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        for klass in cls.__mro__:  # the annotations as written (HfArgumentParser rewrites each Field's .type)
-            for name, kind in vars(klass).get("__annotations__", {}).items():
-                kind = kind if isinstance(kind, str) else repr(kind)
-                if name in fields and ("None" in kind or "Optional" in kind):
-                    names.add(name)
-    return frozenset(names)
+def declared_type(name: str) -> str:
+    """A config field's type as its class writes it (``"int | None"``, ``"float"``, ...), or "" for unknown names:
+    read from the annotations, since HfArgumentParser rewrites each dataclass Field's ``.type``."""
+    for cls in DATACLASSES:
+        if name not in {f.name for f in dataclasses.fields(cls)}:
+            continue
+        for klass in cls.__mro__:
+            kind = vars(klass).get("__annotations__", {}).get(name)
+            if kind is not None:
+                return kind if isinstance(kind, str) else getattr(kind, "__name__", repr(kind))
+    return ""
 
 
 def _check_value(action: Any, key: str, value: Any, source: str) -> None:
     """A value from a YAML file or ``overrides`` must have the field's type: argparse would only check strings,
     with an error that names neither the file nor the field."""
     if value is None:
-        if key not in _nullable_fields() and action.default is not None:
+        kind = declared_type(key)  # only a field whose type admits None (int | None, Optional[...]) may be null
+        if "None" not in kind and "Optional" not in kind and action.default is not None:
             raise ConfigError(f"{source}: field {key!r}: null is not allowed (default {action.default!r}); give a "
                               "value or leave the field out.")
         return
@@ -455,17 +456,18 @@ def fingerprint(flat: dict[str, Any]) -> str:
 
 def field_default(name: str) -> Any:
     """A config field's default (what a flat config that leaves the field out means); None for unknown names."""
-    for cls in DATACLASSES:
-        for f in fields(cls):
-            if f.name == name:
-                if f.default is not MISSING:
-                    value = f.default
-                elif f.default_factory is not MISSING:
-                    value = f.default_factory()
-                else:
-                    return None
-                return value.value if hasattr(value, "value") else value
-    return None
+    return next((_default_of(f) for cls in DATACLASSES for f in fields(cls) if f.name == name), None)
+
+
+def _default_of(f: Any) -> Any:
+    """A dataclass field's default value (an enum's ``.value``); None when it has none."""
+    if f.default is not MISSING:
+        value = f.default
+    elif f.default_factory is not MISSING:
+        value = f.default_factory()
+    else:
+        return None
+    return value.value if hasattr(value, "value") else value
 
 
 def to_flat_dict(*configs: Any) -> dict[str, Any]:
@@ -481,13 +483,7 @@ def to_flat_dict(*configs: Any) -> dict[str, Any]:
                 continue
             value = getattr(cfg, f.name)
             value = value.value if hasattr(value, "value") else value
-            if f.default is not MISSING:
-                default = f.default
-            elif f.default_factory is not MISSING:
-                default = f.default_factory()
-            else:
-                default = None
-            default = default.value if hasattr(default, "value") else default
+            default = _default_of(f)
             if not isinstance(value, (str, int, float, bool, list, dict, type(None))):
                 continue  # objects that __post_init__ derives (e.g. accelerator_config) are not config values
             if value != default and not (_empty(value) and _empty(default)):

@@ -27,7 +27,7 @@ import yaml
 from accelerate import PartialState
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
-from feedback_ner.artifacts import FINGERPRINT_FILE, POSTPROCESS_FILE, RESCORER_FILE, RUN_CONFIG_FILE, InferenceConfig
+from feedback_ner.artifacts import FINGERPRINT_FILE, POSTPROCESS_FILE, RUN_CONFIG_FILE, InferenceConfig
 from feedback_ner.config import (
     DataArguments,
     FeedbackTrainingArguments,
@@ -41,7 +41,7 @@ from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.modelcard import best_epoch, write_fold_card, write_run_card
 from feedback_ner.modeling import build_model, encoder_config, load_tokenizer, resolve_model_path
-from feedback_ner.oofruns import run_meta
+from feedback_ner.oofruns import oof_folds, run_meta
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.postprocess_defaults import learn_postprocess
 from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the run folder's names, also kfold's)
@@ -56,8 +56,9 @@ from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the 
     data_digest,
     finished_folds,
     last_good_checkpoint,
+    rescorer_folders,
 )
-from feedback_ner.probs import load_meta, load_word_probs, save_word_probs
+from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart
 from feedback_ner.tokens import TokenCache
 from feedback_ner.trainer import EpochProgressCallback, EvalLogCallback, FeedbackTrainer, KeepBestAndLastCallback
@@ -485,14 +486,14 @@ def _warn_stale_tuning(run_dir: Path, folds: list[int]) -> None:
     trained more): say so, and keep them (they are the user's to redo or delete)."""
     previous = run_dir / OOF_FILE
     made = [p for p in (run_dir / POSTPROCESS_FILE, run_dir / "report.html") if p.is_file()]
-    made += sorted(p.parent for p in run_dir.glob(f"*/{RESCORER_FILE}") if not p.parent.name.startswith("fold_"))
+    made += rescorer_folders(run_dir)
     if not made or not previous.is_file():
         return
     try:
-        before = [int(k) for k in load_meta(previous).get("folds") or []]
+        before = oof_folds(previous)
     except (ValueError, TypeError, OSError):
         return
-    if before and sorted(before) != sorted(folds):
+    if before and before != sorted(folds):
         still = " (predict still decodes with its postprocess.json)" if made[0].name == POSTPROCESS_FILE else ""
         logger.warning("%s made from the out-of-fold probabilities of folds %s; the run now has folds %s%s: run "
                        "tune / rescore / inspect again", ", ".join(str(p) for p in made), before, folds, still)

@@ -15,7 +15,10 @@ from typing import Any
 from feedback_ner.artifacts import (
     FINGERPRINT_FILE,
     INFERENCE_FILE,
+    ChosenPostprocess,
     InferenceConfig,
+    choose_postprocess,
+    load_postprocess,
     read_fingerprint,
     resolve_model_dirs,
 )
@@ -188,6 +191,16 @@ def oof_fingerprints(oof: str | os.PathLike) -> list[str]:
     return []
 
 
+def oof_postprocess(oof: str | os.PathLike) -> ChosenPostprocess:
+    """What the probabilities of ``oof`` are decoded with by default, as its CV table decodes them: an ensemble OOF
+    file's recorded post-processing (what ``predict --ensemble`` decodes with), else the run's checkpoint's (learned
+    from its training folds), else the defaults (source ``"defaults"``)."""
+    recorded = load_meta(oof).get("postprocess")
+    if recorded is not None:
+        return ChosenPostprocess(load_postprocess(recorded), f"the ensemble's, recorded in {oof}")
+    return choose_postprocess(checkpoint=run_checkpoint(oof))
+
+
 def run_checkpoint(oof: str | Path) -> Path | None:
     """The checkpoint whose post-processing is the "default" route: a run's first fold model beside ``RUN/oof.npz``,
     a fold's own model beside ``RUN/fold_k/oof.npz``; None for an ensemble's OOF file (the defaults)."""
@@ -204,6 +217,11 @@ def tuned_on_path(postprocess_json: str | os.PathLike) -> Path:
     return path.with_name(path.stem + ".tuned_on.json")
 
 
+def oof_folds(oof: str | os.PathLike) -> list[int]:
+    """The folds a run-level ``oof.npz`` covers (its meta), sorted; [] when its meta names none."""
+    return sorted(int(k) for k in load_meta(oof).get("folds") or [])
+
+
 def stale_tuning(postprocess_json: str | os.PathLike, oof: str | os.PathLike) -> str | None:
     """Why a run's tuned ``postprocess.json`` no longer fits its ``oof.npz`` (tuned on other folds, per ``tune``'s
     record), or None (it fits, or nothing was recorded)."""
@@ -212,7 +230,7 @@ def stale_tuning(postprocess_json: str | os.PathLike, oof: str | os.PathLike) ->
         return None
     try:
         before = sorted(int(k) for k in json.loads(record.read_text(encoding="utf-8")).get("folds") or [])
-        now = sorted(int(k) for k in load_meta(oof).get("folds") or [])
+        now = oof_folds(oof)
     except (ValueError, TypeError, OSError, AttributeError):
         return None
     if before and now and before != now:

@@ -29,6 +29,7 @@ from feedback_ner.config import DataArguments, fingerprint_fields
 from feedback_ner.config import fingerprint as config_fingerprint
 from feedback_ner.errors import FeedbackError
 from feedback_ner.modelcard import CARD_FILE
+from feedback_ner.trainer import checkpoint_folders
 
 logger = logging.getLogger("feedback_ner.preflight")
 
@@ -147,10 +148,7 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
     changes = ""
     if isinstance(old_flat, dict):
         old, new = fingerprint_fields(old_flat), fingerprint_fields(flat)
-        def shown(d: dict[str, Any], k: str) -> str:
-            return repr(d[k]) if k in d else "(not recorded)"
-
-        diff = [f"{k} {shown(old, k)} -> {shown(new, k)}"
+        diff = [f"{k} {_shown(old, k)} -> {_shown(new, k)}"
                 for k in sorted(set(old) | set(new)) if old.get(k, ...) != new.get(k, ...)]
         if diff:
             changes = " (" + ", ".join(diff[:4]) + (", ..." if len(diff) > 4 else "") + ")"
@@ -158,6 +156,11 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
         f"{run_dir} holds a run with other settings{changes}; use another output_dir, or --overwrite_output_dir "
         "to delete its folds and start over."
     )
+
+
+def _shown(settings: dict[str, Any], key: str) -> str:
+    """A setting as the refusal line names it; "(not recorded)" for one an older config.yaml lacks."""
+    return repr(settings[key]) if key in settings else "(not recorded)"
 
 
 # What the commands write into a run folder besides the folds: train's own files, tune's post-processing (beside
@@ -174,8 +177,13 @@ def derived_files(run_dir: Path) -> list[Path]:
     if not found and not (run_dir / FINGERPRINT_FILE).is_file():
         return []  # not a run folder (e.g. output_dir "."): its README.md or config.yaml are not ours to delete
     found += [run_dir / n for n in RUN_FILES if (run_dir / n).exists()]
-    found += sorted(p.parent for p in run_dir.glob(f"*/{RESCORER_FILE}") if not p.parent.name.startswith("fold_"))
-    return found
+    return found + rescorer_folders(run_dir)
+
+
+def rescorer_folders(run_dir: Path) -> list[Path]:
+    """The rescorer folders a run folder holds (``rescore --out RUN/rescore``: a subfolder with ``rescorer.json``;
+    a fold's own ``fold_k/`` is not one), sorted."""
+    return sorted(p.parent for p in run_dir.glob(f"*/{RESCORER_FILE}") if not p.parent.name.startswith("fold_"))
 
 
 def _has_results(run_dir: Path) -> bool:
@@ -239,8 +247,7 @@ def last_good_checkpoint(fold_dir: Path, fold: int) -> str | None:
     (they are overwritten when training reaches their step again). None: the fold starts over."""
     if not fold_dir.is_dir():
         return None
-    found = [p for p in fold_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
-    for folder in sorted(found, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True):
+    for folder in reversed(checkpoint_folders(fold_dir)):
         problem = checkpoint_problem(folder)
         if problem is None:
             return str(folder)
@@ -252,7 +259,6 @@ def last_good_checkpoint(fold_dir: Path, fold: int) -> str | None:
 def finished_folds(run_dir: Path, num_folds: int) -> list[int]:
     """The folds of a run folder whose training finished (``fold_k/metrics.json``), within ``num_folds``."""
     return [k for k in range(num_folds) if (run_dir / f"fold_{k}" / METRICS_FILE).is_file()]
-
 
 
 def data_digest(table: pd.DataFrame) -> str:

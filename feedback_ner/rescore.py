@@ -26,9 +26,6 @@ import pandas as pd
 from feedback_ner import rescoring, tuning
 from feedback_ner.artifacts import (
     RESCORER_FILE,
-    ChosenPostprocess,
-    choose_postprocess,
-    load_postprocess,
     read_run_config,
     run_skip_bad,
 )
@@ -39,9 +36,9 @@ from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.oofruns import check_oof_origin, oof_fingerprints, run_checkpoint
+from feedback_ner.oofruns import check_oof_origin, oof_fingerprints, oof_postprocess, run_checkpoint
 from feedback_ner.postprocess import submission_from_probs
-from feedback_ner.probs import load_meta, load_word_probs
+from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
 from feedback_ner.span_features import candidate_recall, fit_candidate_config, span_length_limits, stack_words
 from feedback_ner.texts import read_text
@@ -216,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{int(data.y.sum())} positive; recall per class (share of ground truths some candidate matches)")
     print(format_table(recall))
 
-    recorded = load_meta(args.oof).get("postprocess")  # an ensemble's OOF file: what predict --ensemble decodes with
-    default = (ChosenPostprocess(load_postprocess(recorded), f"the ensemble's, recorded in {args.oof}")
-               if recorded is not None else choose_postprocess(checkpoint=run_checkpoint(args.oof)))
+    default = oof_postprocess(args.oof)
     logger.info("default post-processing: %s", default.source)
     columns = {ROUTES[0]: _f1_column(submission_from_probs(probs, default.config), gt)}
     # tuned from the default column's post-processing, as the CV table's tuned column is (kfold.tuned_column)

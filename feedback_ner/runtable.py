@@ -32,9 +32,9 @@ from feedback_ner.corpus import load_train
 from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.oofruns import stale_tuning
+from feedback_ner.oofruns import oof_folds, stale_tuning
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
-from feedback_ner.probs import load_meta, load_word_probs
+from feedback_ner.probs import load_word_probs
 from feedback_ner.report import save_figure
 
 logger = logging.getLogger("feedback_ner.runtable")
@@ -251,7 +251,7 @@ def _rescored(path: Path) -> float | None:
         return None
     folds = summary.get("folds")
     if folds is not None and (path / "oof.npz").is_file():
-        now = sorted(int(k) for k in load_meta(path / "oof.npz").get("folds") or [])
+        now = oof_folds(path / "oof.npz")
         if now and now != sorted(folds):
             logger.warning("%s: its rescorer was fitted on folds %s, the run now has %s: rescored figure left out "
                            "(run feedback_ner.rescore again)", path, folds, now)

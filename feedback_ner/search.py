@@ -47,7 +47,7 @@ import pandas as pd
 import yaml
 from transformers import TrainerCallback
 
-from feedback_ner.config import field_names, parse_config, read_yaml, to_flat_dict
+from feedback_ner.config import declared_type, field_names, parse_config, read_yaml, to_flat_dict
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.storage import open_storage, shown_url
@@ -115,7 +115,8 @@ class SearchSpace:
         """Every value the space can draw must be accepted by the configs (their ``__post_init__`` checks), and the
         shortest window with the largest stride too; raise :class:`FeedbackError` naming the space file if not."""
         for name, spec in self.params.items():
-            if spec.type == "float" and _declared_type(configs, name) == "int":
+            whole = declared_type(name).replace("| None", "").replace("None |", "").strip() == "int"
+            if spec.type == "float" and whole:
                 raise FeedbackError(f"{self.source}: {name} is a whole-number field; use type: int (a float range "
                                     "draws values like 2.24)")
         drawn = [{name: value} for name, spec in self.params.items() for value in spec.extremes()]
@@ -239,17 +240,6 @@ def _number(value: Any, kind: Any, where: str) -> Any:
     if not math.isfinite(out):
         raise FeedbackError(f"{where}: {value!r} must be finite.")
     return out
-
-
-def _declared_type(configs: tuple[Any, Any, Any], name: str) -> str:
-    """A config field's type as written (``int``, ``float``, ...; ``| None`` left out), or "" when unknown."""
-    for cfg in configs:
-        for klass in type(cfg).__mro__:
-            kind = vars(klass).get("__annotations__", {}).get(name)
-            if kind is not None:
-                kind = kind if isinstance(kind, str) else getattr(kind, "__name__", repr(kind))
-                return kind.replace("| None", "").replace("None |", "").strip()
-    return ""
 
 
 def apply_params(configs: tuple[Any, Any, Any], params: dict[str, Any]) -> tuple[Any, Any, Any]:

@@ -185,6 +185,12 @@ class EpochProgressCallback(TrainerCallback):
             self.bar = None
 
 
+def checkpoint_folders(folder: str | Path) -> list[Path]:
+    """The Trainer's ``checkpoint-<step>`` folders in ``folder``, oldest step first."""
+    found = [p for p in Path(folder).glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
+
+
 class KeepBestAndLastCallback(TrainerCallback):
     """``save_total_limit: 1`` as transformers keeps it while training (the best checkpoint and the newest; one when
     they are the same), without its deletion of the newest at the end of ``train()``: a fold stopped before its
@@ -194,10 +200,8 @@ class KeepBestAndLastCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
         if not args.should_save:
             return
-        found = [p for p in Path(args.output_dir).glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
-        found.sort(key=lambda p: int(p.name[11:]))
         best = Path(state.best_model_checkpoint).resolve() if state.best_model_checkpoint else None
-        for folder in found[:-1]:
+        for folder in checkpoint_folders(args.output_dir)[:-1]:
             if folder.resolve() != best:
                 shutil.rmtree(folder, ignore_errors=True)
 

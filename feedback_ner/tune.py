@@ -17,14 +17,14 @@ from typing import Any
 import pandas as pd
 
 from feedback_ner import tuning
-from feedback_ner.artifacts import InferenceConfig, load_postprocess, run_skip_bad
+from feedback_ner.artifacts import run_skip_bad
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write, check_output
 from feedback_ner.metric import score
-from feedback_ner.oofruns import check_oof_origin, run_checkpoint, tuned_on_path
+from feedback_ner.oofruns import check_oof_origin, oof_folds, oof_postprocess, tuned_on_path
 from feedback_ner.postprocess import PostprocessConfig
-from feedback_ner.probs import load_meta, load_word_probs
+from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
 from feedback_ner.scorefiles import read_ground_truth
 from feedback_ner.storage import open_storage
@@ -98,17 +98,13 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
 
 
 def _run_postprocess(oof: str | Path) -> tuple[PostprocessConfig | None, str]:
-    """What the run of ``oof`` decodes with and its name: an ensemble OOF file's recorded post-processing, else the
-    run's checkpoint's (learned from its training folds, as in its CV table); (None, "the built-in defaults")."""
-    recorded = load_meta(oof).get("postprocess")
-    if recorded is not None:
-        return load_postprocess(recorded), "the ensemble's post-processing"
-    checkpoint = run_checkpoint(oof)
-    if checkpoint is not None and (checkpoint / "feedback_ner.json").is_file():
-        post = InferenceConfig.load(checkpoint).postprocess
-        if post is not None:
-            return load_postprocess(post), "the run's post-processing"
-    return None, "the built-in defaults"
+    """What the run of ``oof`` decodes with (:func:`oofruns.oof_postprocess`, as its CV table and ``rescore``'s
+    default route do) and its name; (None, "the built-in defaults") where it has none."""
+    chosen = oof_postprocess(oof)
+    if chosen.source == "defaults":
+        return None, "the built-in defaults"
+    return chosen.config, ("the ensemble's post-processing" if chosen.source.startswith("the ensemble's") else
+                           "the run's post-processing")
 
 
 @command("tune")
@@ -130,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise FeedbackError(str(err)) from None
     config.save(out)
-    record = {"oof": str(Path(args.oof).resolve()), "folds": load_meta(args.oof).get("folds"),
-              "essays": len(word_probs)}
+    record = {"oof": str(Path(args.oof).resolve()), "folds": oof_folds(args.oof), "essays": len(word_probs)}
     atomic_write(tuned_on_path(out), lambda tmp: tmp.write_text(json.dumps(record) + "\n", encoding="utf-8"))
     chart = bar_chart(
         pd.DataFrame({"before": report["F1 before"], "after": report["F1 after"]}),
