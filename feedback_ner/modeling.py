@@ -167,6 +167,31 @@ class FeedbackConfig(PretrainedConfig):
         return out
 
 
+def token_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy over the labelled tokens (label -100 left out), in float32, optionally label-smoothed.
+
+    With ``num_items_in_batch`` (the Trainer's count of labelled tokens over every micro-batch of an optimizer step
+    and every process) it is the sum divided by that count, so gradient accumulation and DDP give the loss and
+    gradients of one large batch; without it, the mean. Several of transformers' own token classifiers take
+    ``**kwargs`` yet drop the count (huggingface/transformers#47688): the Trainer then skips its division by the
+    accumulation steps and the loss is multiplied by them. ``FeedbackTrainer`` therefore computes the loss of every
+    model, stock or ours, with this function (its ``compute_loss_func``).
+    """
+    logits = logits.reshape(-1, logits.size(-1)).float()
+    labels = labels.reshape(-1).to(logits.device)
+    if num_items_in_batch is None:
+        return nn.functional.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    total = nn.functional.cross_entropy(logits, labels, reduction="sum", label_smoothing=label_smoothing)
+    if torch.is_tensor(num_items_in_batch):
+        num_items_in_batch = num_items_in_batch.to(total.device)
+    return total / num_items_in_batch
+
+
 class FeedbackTokenClassifier(PreTrainedModel):
     """Encoder -> optional BiLSTM/BiGRU or MLP layer -> dropout (multi-sample in training) -> linear (15 labels)."""
 
@@ -211,8 +236,12 @@ class FeedbackTokenClassifier(PreTrainedModel):
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
         **encoder_kwargs: Any,
     ) -> TokenClassifierOutput:
+        """Logits per token; with ``labels``, the cross-entropy over labelled tokens, normalised by
+        ``num_items_in_batch`` where the Trainer passes it (the labelled tokens of every micro-batch of an optimizer
+        step, on every process), as transformers' own token classifiers do. Without it the loss is the mean."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_kwargs)[0]
         if self.rnn is not None:
             hidden, _ = self.rnn(hidden)
@@ -223,7 +252,7 @@ class FeedbackTokenClassifier(PreTrainedModel):
         logits = torch.stack([self.classifier(self.dropout(hidden)) for _ in range(samples)]).mean(0)
         loss = None
         if labels is not None:
-            loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1))
+            loss = token_loss(logits, labels, num_items_in_batch)
         return TokenClassifierOutput(loss=loss, logits=logits)
 
 

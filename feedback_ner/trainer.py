@@ -10,6 +10,7 @@ The returned metrics are flat floats: ``eval_f1``, ``eval_f1_<class>``, ``eval_l
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import shutil
@@ -27,7 +28,7 @@ from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
 from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.metric import SpanTable, ground_truth_table, score
-from feedback_ner.modeling import model_inputs, pack_inputs, trim_to, varied_length_attention
+from feedback_ner.modeling import model_inputs, pack_inputs, token_loss, trim_to, varied_length_attention
 from feedback_ner.postprocess import PostprocessConfig, kept_spans
 from feedback_ner.recipes import Recipes
 from feedback_ner.windows import LengthGroupedBatches
@@ -215,6 +216,13 @@ class WordEvaluation:
     word_probs: dict[str, np.ndarray]
 
 
+def _outputs_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """The Trainer's ``compute_loss_func``: :func:`token_loss` of the model's logits (label smoothing included)."""
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    return token_loss(logits, labels, num_items_in_batch, label_smoothing)
+
+
 class FeedbackTrainer(Trainer):
     """``Trainer`` whose evaluation returns the competition F1, with a guard against non-finite losses.
 
@@ -251,6 +259,9 @@ class FeedbackTrainer(Trainer):
                 kwargs["args"] = args_
             else:
                 args = (args[0], args_, *args[2:])
+        # every model's loss normalised over the whole accumulated batch, label smoothing included (token_loss)
+        smoothing = args_.label_smoothing_factor if args_ is not None else 0.0
+        kwargs.setdefault("compute_loss_func", functools.partial(_outputs_loss, label_smoothing=smoothing))
         super().__init__(*args, **kwargs)
         # Our bar (one per epoch) and our evaluation line instead of the Trainer's bars and raw metric dicts.
         for cb in list(self.callback_handler.callbacks):

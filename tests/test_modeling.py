@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
-from transformers import AutoModelForTokenClassification
+from conftest import small_config
+from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainerCallback
 
+from feedback_ner.config import parse_config
+from feedback_ner.kfold import build_trainer, fold_data, load_data
 from feedback_ner.modeling import FeedbackTokenClassifier, bigbird_min_length, build_model, model_inputs, trim_to
+from feedback_ner.postprocess import PostprocessConfig
 
 
 def _batch(length: int) -> dict[str, torch.Tensor]:
@@ -148,3 +153,39 @@ def test_training_step_holds_the_attention_rule_over_the_backward(monkeypatch, t
     trainer.train()
     assert entered, "the training step never entered the attention rule"
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True))
+
+
+class _NoDropout(TrainerCallback):
+    """Dropout off, so that one batch of 4 and two accumulated batches of 2 compute the same sums."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001 (upstream signature)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+
+
+@pytest.mark.parametrize("head", ["linear", "lstm"])
+def test_gradient_accumulation_logs_and_steps_like_one_batch(head, tmp_path, corpus_dir, tiny_models):
+    """Our heads normalise their loss by the Trainer's count of labelled tokens (``num_items_in_batch``), as
+    transformers' own heads do. Before, the lstm/gru/mlp head took the mean of each micro-batch while the Trainer
+    (seeing ``**kwargs`` in its forward) left the division by the accumulation steps to it: with
+    ``gradient_accumulation_steps: 2`` the logged loss and the gradients were twice the true ones (and, under
+    DDP, multiplied by the processes)."""
+    logged = {}
+    for batch, accumulate in ((4, 1), (2, 2)):
+        cfg = small_config(corpus_dir, tiny_models("bert"), tmp_path / f"run{batch}", folds=[0], max_essays=20,
+                           head=head, rnn_hidden_size=8, per_device_train_batch_size=batch,
+                           gradient_accumulation_steps=accumulate, max_steps=1, logging_steps=1, eval_strategy="no",
+                           save_strategy="no", load_best_model_at_end=False, train_sampling_strategy="sequential")
+        model_args, data_args, train_args = parse_config(None, overrides=cfg)
+        table, gt = load_data(data_args)
+        tok = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+        trainer = build_trainer(model_args, data_args, train_args, fold_data(table, gt, 0, tok, data_args), tok,
+                                PostprocessConfig())
+        trainer.add_callback(_NoDropout())
+        trainer.train()
+        assert isinstance(trainer.model, FeedbackTokenClassifier) == (head == "lstm")
+        logs = next(entry for entry in trainer.state.log_history if "loss" in entry)
+        logged[accumulate] = (logs["loss"], logs["grad_norm"])
+    assert logged[2][0] == pytest.approx(logged[1][0], rel=1e-3)
+    assert logged[2][1] == pytest.approx(logged[1][1], rel=1e-3)

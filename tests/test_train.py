@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -262,7 +263,8 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, corpus_dir, tiny_models)
     """Issue 5: `accelerate launch --multi_gpu --num_processes 2 -m feedback_ner.train` works on CPU (gloo)."""
     cfg = write_yaml(
         tmp_path / "cfg.yaml",
-        small_config(corpus_dir, tiny_models("longformer"), tmp_path / "ddp", folds=[0], num_train_epochs=1),
+        small_config(corpus_dir, tiny_models("longformer"), tmp_path / "ddp", folds=[0], num_train_epochs=1,
+                     logging_steps=1),
     )
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -280,6 +282,11 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, corpus_dir, tiny_models)
     assert (done.stdout + done.stderr).count("on 2 process(es)") == 1
     assert (done.stdout + done.stderr).count("fold 0 | epoch 1.00") == 1
     assert (tmp_path / "ddp" / "cv.csv").is_file()
+    # the loss of the first step is that of an untrained head, about ln(15) for 15 labels: not multiplied by the
+    # processes (the Trainer scales a loss normalised over both processes' tokens; a mean must not be scaled)
+    state = json.loads((tmp_path / "ddp" / "fold_0" / "model" / "trainer_state.json").read_text())
+    first = next(h["loss"] for h in state["log_history"] if "loss" in h)
+    assert abs(first - math.log(15)) < 0.5, first
     # the eval set was split across the two processes and gathered back: every essay has probabilities
     probs = load_word_probs(tmp_path / "ddp" / "fold_0" / "oof.npz")
     table = pd.read_parquet(next((corpus_dir / ".cache-tests").rglob("*.parquet")))
