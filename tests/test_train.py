@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 import torch
 from conftest import small_config
-from transformers import AutoModelForTokenClassification
+from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from feedback_ner.artifacts import InferenceConfig
 from feedback_ner.config import parse_config
 from feedback_ner.errors import FeedbackError
-from feedback_ner.kfold import FINGERPRINT_FILE, fold_data, load_data, run, run_fingerprint
+from feedback_ner.kfold import FINGERPRINT_FILE, build_trainer, fold_data, load_data, run, run_fingerprint
 from feedback_ner.metric import score
 from feedback_ner.modeling import FeedbackTokenClassifier, build_model
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
@@ -287,6 +287,17 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, corpus_dir, tiny_models)
     state = json.loads((tmp_path / "ddp" / "fold_0" / "model" / "trainer_state.json").read_text())
     first = next(h["loss"] for h in state["log_history"] if "loss" in h)
     assert abs(first - math.log(15)) < 0.5, first
+    # and its eval_loss is the one a single process computes for the saved model (it was twice that)
+    model_dir = tmp_path / "ddp" / "fold_0" / "model"
+    model_args, data_args, train_args = parse_config(cfg, ["--model_name_or_path", str(model_dir), "--output_dir",
+                                                           str(tmp_path / "single")])
+    table, gt = load_data(data_args)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    trainer = build_trainer(model_args, data_args, train_args, fold_data(table, gt, 0, tok, data_args), tok,
+                            PostprocessConfig())
+    trainer.model = trainer.call_model_init()
+    single = trainer.evaluate()["eval_loss"]
+    assert metrics["eval_loss"] == pytest.approx(single, rel=0.15)
     # the eval set was split across the two processes and gathered back: every essay has probabilities
     probs = load_word_probs(tmp_path / "ddp" / "fold_0" / "oof.npz")
     table = pd.read_parquet(next((corpus_dir / ".cache-tests").rglob("*.parquet")))
