@@ -37,7 +37,6 @@ from feedback_ner.config import (
 from feedback_ner.config import fingerprint as config_fingerprint
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write, folder_lock
-from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.modelcard import best_epoch, write_fold_card, write_run_card
 from feedback_ner.modeling import build_model, encoder_config, load_tokenizer, resolve_model_path
@@ -364,10 +363,7 @@ def tuned_column(probs: dict[str, np.ndarray], fold_of: dict[str, int], gt: pd.D
 
 def _f1_column(sub: pd.DataFrame, gt: pd.DataFrame, probs: dict[str, np.ndarray]) -> pd.Series:
     """Per-class and macro F1 of ``sub`` against the ground truth of ``probs``' essays."""
-    result = score(sub, gt[gt["id"].isin(set(probs))])
-    column = result.table["F1"].reindex(list(CLASSES)).astype(float)
-    column["macro"] = result.f1
-    return column
+    return score(sub, gt[gt["id"].isin(set(probs))]).column()
 
 
 def run(model_args: ModelArguments, data_args: DataArguments, train_args: FeedbackTrainingArguments) -> pd.DataFrame:

@@ -145,6 +145,13 @@ class ScoreResult:
             out[f"{prefix}f1_{str(cls).replace(' ', '_')}"] = float(f1)
         return out
 
+    def column(self) -> pd.Series:
+        """Per-class F1 in ``labels.CLASSES`` order (NaN for a class the ground truth lacks), then ``macro``:
+        one column of a CV table or of ``rescore``'s table."""
+        column = self.table["F1"].reindex(list(CLASSES)).astype(float)
+        column["macro"] = self.f1
+        return column
+
 
 def score(pred: pd.DataFrame | SpanTable, gt: pd.DataFrame | SpanTable) -> ScoreResult:
     """The competition macro overlap-F1 of ``pred`` (``id, class, predictionstring``) against ``gt``

@@ -34,7 +34,6 @@ from feedback_ner.config import field_default
 from feedback_ner.corpus import load_train, train_paths
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
-from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
 from feedback_ner.oofruns import check_oof_origin, oof_fingerprints, oof_postprocess, run_checkpoint
 from feedback_ner.postprocess import submission_from_probs
@@ -183,10 +182,8 @@ def verdict(macro: pd.Series, out: Path, n_essays: int, n_folds: int) -> tuple[b
 
 
 def _f1_column(sub: pd.DataFrame, gt: pd.DataFrame) -> pd.Series:
-    result = score(sub, gt)
-    column = result.table["F1"].reindex([c for c in CLASSES if c in set(result.table.index)]).astype(float)
-    column["macro"] = result.f1
-    return column
+    """Per-class and macro F1, the classes of the ground truth only (``ScoreResult.column``)."""
+    return score(sub, gt).column().dropna()
 
 
 @command("rescore")
