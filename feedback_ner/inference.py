@@ -40,7 +40,7 @@ from feedback_ner.oofruns import stale_tuning
 from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, submission_from_probs
 from feedback_ner.probs import save_word_probs
 from feedback_ner.rescoring import Rescorer
-from feedback_ner.texts import load_texts, normalise_newlines
+from feedback_ner.texts import load_texts
 from feedback_ner.windows import FeedbackCollator, pad_multiple_for, tokenize_windows
 from feedback_ner.wordtable import test_word_table
 
@@ -136,8 +136,8 @@ def offline() -> Iterator[None]:
 def read_texts(texts: str | os.PathLike | pd.DataFrame | Mapping[str, str]) -> dict[str, str]:
     """Essays as ``{id: text}`` from a folder of ``<id>.txt``, a DataFrame ``id, text`` or a dict.
 
-    Line ends are normalised the way files are read in text mode (``\\r\\n`` and ``\\r`` -> ``\\n``), whatever the
-    source, so a folder and a dict of the same essays predict the same; words do not change.
+    Texts are kept as stored or given, line ends included, as training keeps them; the tokenizer reads every line
+    end as ``\\n`` (:func:`tokens.lf_text`), so an essay predicts the same whatever its line ends.
     """
     if isinstance(texts, (list, tuple)) and any(isinstance(t, str) and ("\n" in t or len(t) > 1024) for t in texts):
         raise InvalidInputError("texts: a list is read as essay files, and these look like essay texts; pass "
@@ -148,7 +148,7 @@ def read_texts(texts: str | os.PathLike | pd.DataFrame | Mapping[str, str]) -> d
     if isinstance(texts, (str, os.PathLike)) or (
             isinstance(texts, (list, tuple)) and all(isinstance(t, (str, os.PathLike)) for t in texts)):
         # a folder, a file or a list of files; a missing or empty folder is a one-line DataError
-        return {k: normalise_newlines(v) for k, v in load_texts(texts).items()}
+        return load_texts(texts)
     if isinstance(texts, pd.DataFrame):
         missing = [c for c in ("id", "text") if c not in texts.columns]
         if missing:
@@ -179,7 +179,7 @@ def read_texts(texts: str | os.PathLike | pd.DataFrame | Mapping[str, str]) -> d
         except UnicodeEncodeError as err:  # e.g. a lone surrogate from badly decoded JSON
             raise InvalidInputError(f"texts: essay {essay_id!r}: character {err.start} ({text[err.start]!r}) is not "
                                     "valid Unicode text; decode the essay properly") from None
-        out[essay_id] = normalise_newlines(text)
+        out[essay_id] = text
     return out
 
 

@@ -5,8 +5,8 @@
 ``SpanPredictor(dirs)`` does the same with several checkpoints averaged at the word level (the folds of a run,
 other runs). Both accept one text (-> a list of spans) or a list of texts (-> a list of lists) and ``batch_size``.
 
-A span is ``{"class", "words" (word indices of text.split()), "start", "end" (character offsets into the text, line
-ends normalised to "\\n"), "text", "score"}``. The path is :func:`predict.predict`'s: the checkpoint's windows
+A span is ``{"class", "words" (word indices of text.split()), "start", "end" (character offsets into the text as
+given), "text", "score"}``. The path is :func:`predict.predict`'s: the checkpoint's windows
 (:func:`predict.predict_word_probs`), weighted word-level average, then the post-processing of the first checkpoint
 (``feedback_ner.json``) through :func:`postprocess.filter_spans`, so the spans are those ``predict`` writes.
 """

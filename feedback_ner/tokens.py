@@ -138,13 +138,16 @@ class Encoder:
         self.backend.encode_special_tokens = True  # tokenizer.json has no such field: pickling loses it
 
     def encode(self, texts: Sequence[str]) -> TokenArrays:
-        """Tokens of ``texts`` (no special tokens added), end to end; the texts go through :func:`plain_spaces`."""
+        """Tokens of ``texts`` (no special tokens added), end to end, offsets into the texts as given. The tokenizer
+        reads them through :func:`plain_spaces` and with every line end as ``\\n`` (:func:`lf_text`), so an essay
+        stored with ``\\r\\n`` or ``\\r`` line ends has the tokens of the same essay with ``\\n``: training, a
+        Kaggle test folder and a notebook's dict get the same model input whatever their line ends."""
         texts = [plain_spaces(t) for t in texts]
-        if self.byte_lengths is not None and texts:
-            found = self._encode_bytes(texts)
-            if found is not None:
-                return found
-        return TokenArrays.concat(_token_arrays(self.backend.encode_batch(texts, add_special_tokens=False)))
+        read = [lf_text(t) for t in texts]
+        found = self._encode_bytes(read) if self.byte_lengths is not None and read else None
+        if found is None:
+            found = TokenArrays.concat(_token_arrays(self.backend.encode_batch(read, add_special_tokens=False)))
+        return _offsets_as_given(found, texts)
 
     def _encode_bytes(self, texts: list[str]) -> TokenArrays | None:
         """The byte-level path: ids from the tokenizer, offsets from the bytes each token spells; None where a
@@ -174,6 +177,32 @@ class Encoder:
             starts[lo:hi] = char_of_byte[starts[lo:hi]]
             ends[lo:hi] = char_of_byte[ends[lo:hi] - 1] + 1
         return TokenArrays(ids, starts, ends, n_tok)
+
+
+def lf_text(text: str) -> str:
+    """``text`` with ``\\r\\n`` and a lone ``\\r`` as ``\\n`` (what the tokenizer reads; the words are the same)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _offsets_as_given(arrays: TokenArrays, texts: Sequence[str]) -> TokenArrays:
+    """Token offsets found in :func:`lf_text` of ``texts`` moved onto ``texts`` themselves: each ``\\r`` that
+    :func:`lf_text` dropped from a ``\\r\\n`` is put back in front of the character it preceded (a lone ``\\r``
+    became one ``\\n``: nothing moves)."""
+    crlf = [i for i, t in enumerate(texts) if "\r\n" in t]
+    if not crlf:
+        return arrays
+    starts, ends = arrays.starts.copy(), arrays.ends.copy()
+    first = group_starts(arrays.n_tokens)
+    for i in crlf:
+        codes = np.frombuffer(texts[i].encode("utf-32-le"), np.uint32)
+        dropped = np.zeros(len(codes), bool)
+        dropped[:-1] = (codes[:-1] == 13) & (codes[1:] == 10)
+        position = np.append(np.flatnonzero(~dropped), len(codes))  # where each character read sits in the text
+        lo, hi = first[i], first[i] + arrays.n_tokens[i]
+        s, e = arrays.starts[lo:hi], arrays.ends[lo:hi]
+        starts[lo:hi] = position[s]
+        ends[lo:hi] = np.where(e > s, position[np.maximum(e - 1, 0)] + 1, position[s])
+    return TokenArrays(arrays.ids, starts, ends, arrays.n_tokens)
 
 
 def _token_arrays(encodings: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

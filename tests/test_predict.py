@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import small_config
+from conftest import assert_predict_reproduces_oof, small_config
 
 from feedback_ner import ensemble as ensemble_cli
 from feedback_ner import predict as predict_cli
@@ -27,6 +27,7 @@ from feedback_ner.metric import score
 from feedback_ner.postprocess import PostprocessConfig, candidate_spans, submission_from_probs
 from feedback_ner.predict import predict
 from feedback_ner.probs import load_meta, load_word_probs
+from feedback_ner.synthetic.corpus import write_corpus
 from feedback_ner.texts import load_texts
 from feedback_ner.wordtable import build_word_table
 
@@ -106,6 +107,24 @@ def test_fold_checkpoint_reproduces_its_out_of_fold_f1(runs, corpus_dir, gt, tmp
         metrics = json.loads((fold_dir / "metrics.json").read_text())
         assert f1 == pytest.approx(metrics["eval_f1"], abs=1e-6)
         assert f1 == pytest.approx(cv.loc["macro", f"fold_{fold}"], abs=1e-6)
+
+
+def test_a_run_on_essays_with_other_line_ends_is_reproduced_by_predict(tmp_path, tiny_models):
+    """Found by probing: a Longformer (byte-level BPE) reads ``\\r\\n`` as other tokens than ``\\n``; training kept
+    the essays' own line ends while ``predict`` turned them into ``\\n``, so CRLF essays got probabilities up to 1e-2
+    away from their out-of-fold ones. The tokenizer now reads every line end as ``\\n`` on both paths: a run on
+    essays mixing ``\\n``, ``\\r\\n`` and ``\\r`` is reproduced by ``predict``, and the same essays with ``\\n``
+    predict the same probabilities."""
+    data = write_corpus(tmp_path / "mixed", n=24, seed=3, n_test=0, line_endings="mixed")
+    cfg = small_config(data, tiny_models("longformer"), tmp_path / "run", folds=[0],
+                       postprocess=str(PostprocessConfig.zeros().save(tmp_path / "keep_all.json")))
+    run(*parse_config(None, overrides=cfg))
+    oof, held_out = assert_predict_reproduces_oof(tmp_path / "run" / "fold_0", data, tmp_path)
+    assert held_out["text"].str.contains("\r\n").any()
+    lf = {k: t.replace("\r\n", "\n").replace("\r", "\n") for k, t in zip(held_out["id"], held_out["text"])}
+    predict([tmp_path / "run" / "fold_0" / "model"], lf, probs_out=tmp_path / "lf.npz")
+    for k, probs in load_word_probs(tmp_path / "lf.npz").items():
+        np.testing.assert_allclose(probs, oof[k], atol=1e-5)
 
 
 def test_weighted_mean_of_checkpoints(runs, corpus_dir, tmp_path):
