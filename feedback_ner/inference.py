@@ -137,7 +137,7 @@ def read_texts(texts: str | os.PathLike | pd.DataFrame | Mapping[str, str]) -> d
     """Essays as ``{id: text}`` from a folder of ``<id>.txt``, a DataFrame ``id, text`` or a dict.
 
     Texts are kept as stored or given, line ends included, as training keeps them; the tokenizer reads every line
-    end as ``\\n`` (:func:`tokens.lf_text`), so an essay predicts the same whatever its line ends.
+    end as ``\\n`` (:func:`texts.normalise_newlines`), so an essay predicts the same whatever its line ends.
     """
     if isinstance(texts, (list, tuple)) and any(isinstance(t, str) and ("\n" in t or len(t) > 1024) for t in texts):
         raise InvalidInputError("texts: a list is read as essay files, and these look like essay texts; pass "

@@ -35,6 +35,7 @@ import numpy as np
 from tokenizers import Tokenizer, pre_tokenizers
 
 from feedback_ner.labels import group_starts
+from feedback_ner.texts import normalise_newlines
 
 logger = logging.getLogger("feedback_ner.tokens")
 
@@ -139,11 +140,11 @@ class Encoder:
 
     def encode(self, texts: Sequence[str]) -> TokenArrays:
         """Tokens of ``texts`` (no special tokens added), end to end, offsets into the texts as given. The tokenizer
-        reads them through :func:`plain_spaces` and with every line end as ``\\n`` (:func:`lf_text`), so an essay
-        stored with ``\\r\\n`` or ``\\r`` line ends has the tokens of the same essay with ``\\n``: training, a
-        Kaggle test folder and a notebook's dict get the same model input whatever their line ends."""
+        reads them through :func:`plain_spaces` and with every line end as ``\\n`` (``texts.normalise_newlines``),
+        so an essay stored with ``\\r\\n`` or ``\\r`` line ends has the tokens of the same essay with ``\\n``:
+        training, a Kaggle test folder and a notebook's dict get the same model input whatever their line ends."""
         texts = [plain_spaces(t) for t in texts]
-        read = [lf_text(t) for t in texts]
+        read = [normalise_newlines(t) for t in texts]
         found = self._encode_bytes(read) if self.byte_lengths is not None and read else None
         if found is None:
             found = TokenArrays.concat(_token_arrays(self.backend.encode_batch(read, add_special_tokens=False)))
@@ -179,15 +180,9 @@ class Encoder:
         return TokenArrays(ids, starts, ends, n_tok)
 
 
-def lf_text(text: str) -> str:
-    """``text`` with ``\\r\\n`` and a lone ``\\r`` as ``\\n`` (what the tokenizer reads; the words are the same)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
 def _offsets_as_given(arrays: TokenArrays, texts: Sequence[str]) -> TokenArrays:
-    """Token offsets found in :func:`lf_text` of ``texts`` moved onto ``texts`` themselves: each ``\\r`` that
-    :func:`lf_text` dropped from a ``\\r\\n`` is put back in front of the character it preceded (a lone ``\\r``
-    became one ``\\n``: nothing moves)."""
+    """Token offsets found in ``normalise_newlines`` of ``texts`` moved onto ``texts`` themselves: each ``\\r`` it
+    dropped from a ``\\r\\n`` is put back before the ``\\n`` (a lone ``\\r`` became one ``\\n``: nothing moves)."""
     crlf = [i for i, t in enumerate(texts) if "\r\n" in t]
     if not crlf:
         return arrays

@@ -53,7 +53,7 @@ logger = logging.getLogger("feedback_ner.windows")
 
 # Part of every cache key: bump when the windows written for the same inputs change.
 WINDOWS_VERSION = "4"  # 2: the length column; 3: odd whitespace as spaces before tokenising (tokens.plain_spaces);
-# 4: line ends read as \n (tokens.lf_text)
+# 4: line ends read as \n (texts.normalise_newlines)
 IGNORE_INDEX = -100
 # Vocabulary tokens tried, in order, as the paragraph-break marker of tokenizers that drop newlines: a real newline
 # token first, then the pilcrow (a pre-trained token whose meaning is "paragraph"), then "|", which essays hardly
