@@ -180,16 +180,17 @@ def token_loss(
     gradients of one large batch; without it, the mean. Several of transformers' own token classifiers take
     ``**kwargs`` yet drop the count (huggingface/transformers#47688): the Trainer then skips its division by the
     accumulation steps and the loss is multiplied by them. ``FeedbackTrainer`` therefore computes the loss of every
-    model, stock or ours, with this function (its ``compute_loss_func``).
+    model, stock or ours, with this function (its ``compute_loss_func``). No labelled token at all: 0.
     """
     logits = logits.reshape(-1, logits.size(-1)).float()
     labels = labels.reshape(-1).to(logits.device)
-    if num_items_in_batch is None:
-        return nn.functional.cross_entropy(logits, labels, label_smoothing=label_smoothing)
     total = nn.functional.cross_entropy(logits, labels, reduction="sum", label_smoothing=label_smoothing)
-    if torch.is_tensor(num_items_in_batch):
-        num_items_in_batch = num_items_in_batch.to(total.device)
-    return total / num_items_in_batch
+    count = labels.ne(-100).sum() if num_items_in_batch is None else num_items_in_batch
+    if torch.is_tensor(count):
+        count = count.to(total.device)
+    # a batch without a labelled token (windows holding only the inner sub-tokens of one very long word) has loss 0
+    # and no gradient, not 0/0: it is not a diverging model
+    return total / (count.clamp(min=1) if torch.is_tensor(count) else max(count, 1))
 
 
 class FeedbackTokenClassifier(PreTrainedModel):

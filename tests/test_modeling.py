@@ -9,7 +9,14 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, Trainer
 
 from feedback_ner.config import parse_config
 from feedback_ner.kfold import build_trainer, fold_data, load_data
-from feedback_ner.modeling import FeedbackTokenClassifier, bigbird_min_length, build_model, model_inputs, trim_to
+from feedback_ner.modeling import (
+    FeedbackTokenClassifier,
+    bigbird_min_length,
+    build_model,
+    model_inputs,
+    token_loss,
+    trim_to,
+)
 from feedback_ner.postprocess import PostprocessConfig
 
 
@@ -189,3 +196,19 @@ def test_gradient_accumulation_logs_and_steps_like_one_batch(head, tmp_path, cor
         logged[accumulate] = (logs["loss"], logs["grad_norm"])
     assert logged[2][0] == pytest.approx(logged[1][0], rel=1e-3)
     assert logged[2][1] == pytest.approx(logged[1][1], rel=1e-3)
+
+
+def test_token_loss_is_the_mean_over_labelled_tokens_and_zero_without_any():
+    """Found by probing: windows holding only the inner sub-tokens of one very long word (a 4,000-character URL at
+    max_length 64) have no labelled token; their batches' loss was 0/0 = NaN, so training skipped them as
+    "non-finite" and reloaded checkpoints again and again. Such a batch now has loss 0 and no gradient."""
+    logits = torch.randn(2, 5, 15, requires_grad=True)
+    labels = torch.tensor([[0, 3, -100, 7, -100], [-100, 1, 1, -100, -100]])
+    flat, kept = logits.reshape(-1, 15), labels.reshape(-1) != -100
+    mean = torch.nn.functional.cross_entropy(flat[kept], labels.reshape(-1)[kept])
+    assert torch.allclose(token_loss(logits, labels), mean)
+    assert torch.allclose(token_loss(logits, labels, num_items_in_batch=torch.tensor(10)), mean * 5 / 10)
+    for count in (None, torch.tensor(0), 0):
+        loss = token_loss(logits, torch.full_like(labels, -100), num_items_in_batch=count)
+        loss.backward()
+        assert loss.item() == 0.0 and torch.isfinite(logits.grad).all()
