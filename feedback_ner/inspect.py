@@ -39,6 +39,9 @@ def make_parser() -> ArgumentParser:
                         help="skip (and count) bad train.csv rows as training did with skip_bad (default: the run's "
                         "own setting)")
     parser.add_argument("--max-essays", type=int, default=300, help="worst essays shown on the page (default 300)")
+    parser.add_argument("--only-predicted-essays", action="store_true",
+                        help="a submission CSV: analyse only the essays it has rows for (default: every essay of "
+                        "train.csv, as `score` does; an essay whose spans were all filtered out has no row)")
     return parser
 
 
@@ -70,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     skip_bad = preds.skip_bad if args.skip_bad is None else args.skip_bad
     corpus = load_train(preds.data_dir, skip_bad=skip_bad)
     ids = set(preds.ids)
+    if preds.word_probs is None and not args.only_predicted_essays:
+        # a CSV names only essays with a span; the others' elements are missed, as `score` counts them
+        ids = set(corpus.elements["id"])
     gt = corpus.elements[corpus.elements["id"].isin(ids)].reset_index(drop=True)
     if gt.empty:
         raise FeedbackError(f"{source}: none of its {len(ids)} essays is in {preds.data_dir}/train.csv; "

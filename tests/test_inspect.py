@@ -242,3 +242,25 @@ def test_inspect_on_a_submission_csv(run_dir, corpus_dir, tmp_path):
     done = run_cli("feedback_ner.inspect", str(sub), "--data", str(corpus_dir), "--out", str(tmp_path / "p.html"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "p.html").is_file() and (tmp_path / "errors.csv").is_file()
+
+
+def test_inspect_on_a_csv_counts_the_essays_it_has_no_row_for(run_dir, corpus_dir, tmp_path):
+    """Found by probing: an essay whose spans were all filtered out has no row in a submission CSV, and inspect
+    left it out (0.0600 printed where `score` gave 0.0551). It now scores the CSV as `score` does: every essay of
+    train.csv, the missing ones' elements missed, with the warning; --only-predicted-essays as in `score`."""
+    from feedback_ner.errorpage import load_predictions
+    from feedback_ner.metric import score
+
+    pred = load_predictions(run_dir).pred[["id", "class", "predictionstring"]]
+    dropped = sorted(set(pred["id"]))[:3]
+    pred = pred[~pred["id"].isin(dropped)]
+    sub = tmp_path / "oof_submission.csv"
+    pred.to_csv(sub, index=False)
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    for flag, truth in (([], gt), (["--only-predicted-essays"], gt[gt["id"].isin(set(pred["id"]))])):
+        done = run_cli("feedback_ner.inspect", str(sub), "--data", str(corpus_dir), "--out",
+                       str(tmp_path / "p.html"), *flag)
+        assert done.returncode == 0, done.stderr[-3000:]
+        printed = float(re.search(r"macro F1 ([0-9.]+)", done.stdout).group(1))
+        assert printed == pytest.approx(score(pred, truth).f1, abs=1e-4)
+        assert ("have no prediction" in done.stderr) == (not flag)
