@@ -67,8 +67,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nested", action=argparse.BooleanOptionalAction, default=True,
                         help="tune fold k's thresholds on scores from models that never saw fold k (K*K models); "
                         "--no-nested: K models, a small leak")
-    parser.add_argument("--tune-trials", type=int, default=40,
-                        help="Optuna trials per study of the tuned post-processing row (default: %(default)s)")
+    parser.add_argument("--tune-trials", type=int, default=None,
+                        help="Optuna trials per study of the tuned post-processing row (default: the run's "
+                        "tune_trials, as its CV table's tuned column; 40 where it has none)")
     parser.add_argument("--no-texts", action="store_true",
                         help="leave out the paragraph/sentence features (then predict needs no texts)")
     parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
@@ -191,9 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = make_parser().parse_args(argv)
     setup_logging()
-    if args.seed is None:  # the run's: the tuned column then reproduces the CV table's
-        default = field_default("seed") if run_checkpoint(args.oof) is not None else 0  # config.yaml: non-defaults
-        args.seed = int(read_run_config(Path(args.oof).parent).get("seed", default))
+    # the run's seed and trials: the tuned column then reproduces the CV table's (config.yaml holds non-defaults)
+    run_config, is_run = read_run_config(Path(args.oof).parent), run_checkpoint(args.oof) is not None
+    if args.seed is None:
+        args.seed = int(run_config.get("seed", field_default("seed") if is_run else 0))
+    if args.tune_trials is None:
+        args.tune_trials = int(run_config.get("tune_trials", 0)) or field_default("tune_trials")
     started = time.time()
     probs, gt, texts, elements = _inputs(args)
     fold_of = tuning.essay_folds(args.oof, list(probs), args.folds)

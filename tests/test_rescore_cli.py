@@ -132,3 +132,25 @@ def test_default_route_uses_the_checkpoint_beside_a_run_or_a_folds_oof(tmp_path)
     assert run_checkpoint(run / "oof.npz") == run / "fold_0" / "model"
     assert run_checkpoint(run / "fold_1" / "oof.npz") == run / "fold_1" / "model"
     assert run_checkpoint(tmp_path / "ensemble_oof.npz") is None
+
+
+def test_rescore_takes_the_runs_trials_and_seed(trained_run, corpus_dir, tmp_path):
+    """Found by probing: a run with ``tune_trials: 5`` printed a tuned CV of 0.0803 and rescore's tuned row 0.0759,
+    because rescore ran 40 trials. Without --tune-trials / --seed, rescore takes the run's (config.yaml), so its tuned
+    row is the run's tuned column computed with them."""
+    from feedback_ner.kfold import run_postprocess, tuned_column
+    from feedback_ner.tuning import essay_folds
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("rescore"))
+    config = run / "config.yaml"
+    config.write_text(config.read_text() + "tune_trials: 3\n")
+    out = run / "second-stage"
+    done = run_cli("feedback_ner.rescore", "--oof", str(run / "oof.npz"), "--data", str(corpus_dir), "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    probs = load_word_probs(run / "oof.npz")
+    gt = pd.read_csv(corpus_dir / "train.csv")
+    expected = tuned_column(probs, essay_folds(run / "oof.npz", list(probs), None), gt[gt["id"].isin(set(probs))],
+                            run_postprocess(run, [0, 1]), n_trials=3, seed=7)
+    report = pd.read_csv(out / "report.csv", index_col="class")
+    assert report.loc["macro", "tuned (cross-fitted)"] == pytest.approx(expected["macro"], abs=1e-9)
