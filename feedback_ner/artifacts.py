@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,13 +137,19 @@ def check_checkpoint(folder: str | os.PathLike) -> InferenceConfig:
     return config
 
 
-def resolve_model_dirs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+def resolve_model_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Checkpoint folders from paths, glob patterns (``runs/x/fold_*/model``) or run folders (-> their folds).
 
-    A path that matches nothing is kept as it is, so that loading it names it in the error.
+    A path that matches nothing is kept as it is, so that loading it names it in the error. A folder given twice
+    (the same checkpoint twice over, e.g. a run folder and one of its folds) is refused: it would weigh double.
     """
     out: list[Path] = []
+    if isinstance(paths, (str, os.PathLike)) or not isinstance(paths, Iterable):
+        paths = [paths]
     for p in paths:
+        if not isinstance(p, (str, os.PathLike)):
+            raise InvalidInputError(f"models: {p!r} is a {type(p).__name__}; give checkpoint folders (paths), e.g. "
+                                    "runs/<name>/fold_0/model or a run folder")
         p = str(p)
         matches = sorted(glob.glob(p)) if glob.has_magic(p) else [p]
         if not matches:
@@ -155,6 +161,12 @@ def resolve_model_dirs(paths: Sequence[str | os.PathLike]) -> list[Path]:
                 out.extend(folds)
             else:
                 out.append(m)
+    seen: dict[Path, Path] = {}
+    for folder in out:
+        first = seen.setdefault(folder.resolve(), folder)
+        if first is not folder:
+            raise InvalidInputError(f"models: checkpoint {folder} is given twice ({first} and {folder}); give each "
+                                    "once (use weights to weigh one more)")
     return out
 
 
@@ -555,8 +567,8 @@ def plan_prediction(
     if decoder.rescore is None and decoder.postprocess.source.startswith(("run's tuned", "checkpoint")):
         _warn_other_runs_tuning(folders, decoder.postprocess)
     rescorer = load_decoder(decoder)
-    if rescorer is not None:
-        identities = [checkpoint_identity(f) for f in folders]
+    if rescorer is not None:  # the checkpoints that make the probabilities: weight 0 leaves one out
+        identities = [checkpoint_identity(f) for f, weight in zip(folders, w, strict=True) if weight > 0]
         fingerprints = {i.rsplit("/", 1)[0] if i else None for i in identities}
         check_rescorer_fits(decoder.rescore, rescorer.trained_on, fingerprints, "these checkpoints")
     return PredictionPlan(folders, w, decoder.postprocess, out, probs_out, decoder, rescorer)

@@ -46,6 +46,8 @@ from feedback_ner.wordtable import test_word_table
 
 logger = logging.getLogger("feedback_ner.inference")
 
+# "predicts no span at all" says something about a checkpoint only over enough words (not over one short essay)
+MIN_WORDS_FOR_SPANLESS_WARNING = 200
 TIMING_KEYS = ("load_s", "tokenize_s", "forward_s", "merge_s", "postprocess_s", "total_s")
 
 
@@ -389,6 +391,10 @@ def _predict(
     timings = timings if timings is not None else {}
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InvalidInputError(f"batch_size={batch_size!r}: use a positive whole number of windows per batch")
+    if not isinstance(cpu_bf16, (bool, np.bool_)):  # "no" would be true
+        raise InvalidInputError(f"cpu_bf16={cpu_bf16!r}: give True or False")
+    if not isinstance(timings, dict):
+        raise InvalidInputError(f"timings: a {type(timings).__name__}; give a dict (it receives seconds per stage)")
     # all checks before any work, the rescorer's folder included
     plan = plan_prediction(models, weights, postprocess, ensemble, out, probs_out, rescore)
     folders, w, chosen, out, probs_out = plan.folders, plan.weights, plan.postprocess, plan.out, plan.probs_out
@@ -434,7 +440,7 @@ def _predict(
         )
         t0 = time.perf_counter()
         flat = np.concatenate([probs[k] for k in ids], axis=0)
-        if flat.shape[0] and not (flat.argmax(axis=1) != O_ID).any():
+        if flat.shape[0] >= MIN_WORDS_FOR_SPANLESS_WARNING and not (flat.argmax(axis=1) != O_ID).any():
             logger.warning(
                 "%s predicts no span at all: every word of the %d essays has O as its most likely label; "
                 "check that it is a trained checkpoint", folder, len(ids)

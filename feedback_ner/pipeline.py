@@ -13,6 +13,7 @@ given), "text", "score"}``. The path is :func:`predict.predict`'s: the checkpoin
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,10 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from feedback_ner.artifacts import InferenceConfig, resolve_model_dirs
-from feedback_ner.inference import Checkpoint, default_device, load_checkpoint, predict_word_probs, read_texts
+from feedback_ner.artifacts import InferenceConfig, choose_postprocess, plan_prediction, run_dir_of
+from feedback_ner.errors import InvalidInputError
+from feedback_ner.inference import Checkpoint, load_checkpoint, predict_word_probs, read_texts, resolve_device
 from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
 from feedback_ner.wordtable import test_word_table
+
+logger = logging.getLogger("feedback_ner.pipeline")
 
 TASK = "essay-discourse"
 
@@ -33,7 +37,9 @@ class SpanPredictor:
     """Loaded checkpoints (kept in memory) that turn essay texts into spans; see the module docstring.
 
     ``models``: checkpoint folders, glob patterns or run folders; ``weights`` one per checkpoint (default equal);
-    ``postprocess``: a :class:`PostprocessConfig`, a dict or a JSON path (default: the first checkpoint's).
+    ``postprocess``: a :class:`PostprocessConfig`, a dict or a JSON path, else what ``predict`` would use (the run's
+    tuned ``postprocess.json``, else the first checkpoint's: :func:`artifacts.choose_postprocess`; one log line says
+    which). Mistakes are one :class:`FeedbackError` each, as in ``predict``.
     """
 
     def __init__(
@@ -43,27 +49,28 @@ class SpanPredictor:
         postprocess: PostprocessConfig | Mapping | str | os.PathLike | None = None,
         device: str | torch.device | None = None,
     ) -> None:
-        folders = resolve_model_dirs([models] if isinstance(models, (str, os.PathLike)) else list(models))
-        if not folders:
-            raise ValueError("SpanPredictor: no checkpoint given; pass model folders (runs/<name>/fold_*/model)")
-        dev = torch.device(device) if device is not None else default_device()
-        self.checkpoints = [load_checkpoint(f, dev) for f in folders]
-        self.weights = _weights(weights, len(self.checkpoints))
-        self.postprocess = _postprocess(postprocess, self.checkpoints[0].config)
+        plan = plan_prediction(models, weights, postprocess)  # the checks and choices of predict
+        dev = resolve_device(device)
+        logger.info("%s", plan.decoder.describe())
+        self.checkpoints = [load_checkpoint(f, dev) for f in plan.folders]
+        self.weights = plan.weights
+        self.postprocess = plan.postprocess.config
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint, postprocess: Any = None) -> SpanPredictor:
-        """A predictor over one already loaded checkpoint (what the pipeline holds)."""
+        """A predictor over one already loaded checkpoint (what the pipeline holds), decoding as ``predict`` would."""
         self = cls.__new__(cls)
         self.checkpoints = [ckpt]
         self.weights = np.ones(1)
-        self.postprocess = _postprocess(postprocess, ckpt.config)
+        chosen = choose_postprocess(postprocess, None, run_dir_of(ckpt.folder), ckpt.folder)
+        logger.info("post-processing: %s (threshold decoder)", chosen.source)
+        self.postprocess = chosen.config
         return self
 
     def word_probs(self, texts: Mapping[str, str], batch_size: int = 8) -> tuple[Any, dict[str, np.ndarray]]:
         """The word table of ``texts`` (``{id: text}``) and their weighted word probabilities."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size}: use a positive number of windows per batch")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise InvalidInputError(f"batch_size={batch_size!r}: use a positive whole number of windows per batch")
         table = test_word_table(read_texts(dict(texts)))
         ids = table["id"].tolist()
         total: dict[str, np.ndarray] = {}
@@ -75,13 +82,23 @@ class SpanPredictor:
                 total[k] = total[k] + np.float32(weight) * probs[k] if k in total else np.float32(weight) * probs[k]
         return table, total
 
-    def __call__(self, texts: str | Sequence[str], batch_size: int = 8) -> list[dict[str, Any]] | list[list[dict]]:
-        """Spans of one text (a list of dicts) or of each text of a list (a list of lists)."""
+    def __call__(
+        self, texts: str | Sequence[str] | Mapping[str, str], batch_size: int = 8
+    ) -> list[dict[str, Any]] | list[list[dict]] | dict[str, list[dict]]:
+        """Spans of one text (a list of dicts), of each text of a list (a list of lists) or of each essay of a
+        dict ``{id: text}`` (a dict of lists, same keys)."""
+        if isinstance(texts, Mapping):
+            keys = list(texts)
+            return dict(zip(keys, self([texts[k] for k in keys], batch_size), strict=True))
         single = isinstance(texts, str)
+        if not single and not isinstance(texts, Sequence):
+            raise InvalidInputError(f"texts: a {type(texts).__name__}; pass a str, a list of str or a dict "
+                                    "{id: text}")
         items = [texts] if single else list(texts)
         for i, t in enumerate(items):
             if not isinstance(t, str):
-                raise TypeError(f"text {i} is a {type(t).__name__}; pass a str or a list of str")
+                raise InvalidInputError(f"text {i} is a {type(t).__name__}; pass a str, a list of str or a dict "
+                                        "{id: text}")
         essays = {str(i): t for i, t in enumerate(items)}
         if not essays:
             return []
@@ -99,25 +116,6 @@ class SpanPredictor:
                 "text": text[lo:hi], "score": float(score),
             })
         return out[0] if single else out
-
-
-def _weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
-    if weights is None:
-        return np.full(n, 1.0 / n)
-    w = np.asarray(list(weights), dtype=np.float64)
-    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"weights {list(weights)}: give {n} finite, non-negative weight(s) with a positive sum")
-    return w / w.sum()
-
-
-def _postprocess(value: Any, config: InferenceConfig) -> PostprocessConfig:
-    if value is None:
-        return PostprocessConfig.from_dict(config.postprocess or {})
-    if isinstance(value, PostprocessConfig):
-        return value
-    if isinstance(value, Mapping):
-        return PostprocessConfig.from_dict(value)
-    return PostprocessConfig.load(value)
 
 
 def _pipeline_class() -> type:

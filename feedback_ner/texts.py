@@ -65,8 +65,14 @@ def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) ->
     else:
         files = [Path(f) for f in dir_or_files]
         for f in files:
+            if f.is_dir():
+                raise DataError(f"{f}: a folder in a list of essay files; give one folder of essays, or its .txt "
+                                "files")
             if not f.is_file():
                 raise DataError(f"{f}: no such essay file; check the path")
+    for f in files:  # given by name: a CSV or notes file would be read as one essay
+        if not is_essay_file(f):
+            raise DataError(f"{f}: not an essay file (<id>.txt); give .txt essays, or a folder of them")
     texts: dict[str, str] = {}
     for f in sorted(files, key=lambda p: p.stem):
         if f.stem in texts:

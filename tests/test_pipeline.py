@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 import feedback_ner
+from feedback_ner.errors import FeedbackError
 from feedback_ner.predict import predict
 from feedback_ner.probs import load_word_probs
 
@@ -57,5 +59,32 @@ def test_span_predictor_of_two_folds_gives_the_spans_of_predict(fold_run, corpus
     expected = predict(models, texts, weights=[2, 1])
     assert as_rows(texts, spans) == sorted(map(tuple, expected[["id", "class", "predictionstring"]].values.tolist()))
     assert predictor([]) == []
-    with pytest.raises(TypeError, match="text 1"):
+    with pytest.raises(FeedbackError, match="text 1"):
         predictor(["an essay", 3])
+
+
+def test_span_predictor_decodes_as_predict_does(fold_run, corpus_dir, tmp_path):
+    """Found by probing: after `tune`, predict decoded with the run's tuned postprocess.json and SpanPredictor with
+    the checkpoint's (24 spans against 17), and a dict {id: text} was read as a list of its keys. SpanPredictor now
+    makes predict's choice, takes a dict (-> a dict of span lists) and refuses mistakes as predict does."""
+    from feedback_ner.artifacts import InferenceConfig
+    from feedback_ner.postprocess import PostprocessConfig
+
+    run = Path(shutil.copytree(fold_run, tmp_path / "run", ignore=shutil.ignore_patterns("rescore*")))
+    PostprocessConfig.zeros().save(run / "postprocess.json")  # a "tuned" file that keeps every candidate
+    model = run / "fold_0" / "model"
+    texts = dict(list(held_out(run, corpus_dir).items())[:6])
+    expected = predict([model], texts)
+    assert len(expected) > len(predict([model], texts, postprocess=InferenceConfig.load(model).postprocess))
+    predictor = feedback_ner.SpanPredictor(model)
+    by_id = predictor(texts, batch_size=4)
+    assert list(by_id) == list(texts)
+    assert as_rows(by_id, by_id.values()) == sorted(map(tuple, expected[["id", "class", "predictionstring"]].values
+                                                        .tolist()))
+    for mistake in (dict(models=[model, model]), dict(models=model, weights=[1, 2]), dict(models=model, device="tpu"),
+                    dict(models=5)):
+        with pytest.raises(FeedbackError):
+            feedback_ner.SpanPredictor(**mistake)
+    for texts_given, batch in ((None, 4), (["essay"], 0)):
+        with pytest.raises(FeedbackError):
+            predictor(texts_given, batch_size=batch)

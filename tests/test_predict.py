@@ -21,6 +21,7 @@ from feedback_ner.artifacts import InferenceConfig, load_ensemble
 from feedback_ner.config import parse_config
 from feedback_ner.corpus import load_train
 from feedback_ner.ensemble_weights import ensemble_f1, shared_probs, tune_weights
+from feedback_ner.errors import FeedbackError
 from feedback_ner.kfold import run
 from feedback_ner.labels import CLASSES, NUM_LABELS, parse_predictionstring
 from feedback_ner.metric import score
@@ -465,3 +466,32 @@ def test_a_checkpoint_that_predicts_no_span_is_reported(runs, corpus_dir, tmp_pa
     with caplog.at_level("WARNING", logger="feedback_ner"):
         predict([good], corpus_dir / "test")
     assert not any("predicts no span" in r.getMessage() for r in caplog.records)
+    # found by probing: one short essay without a span said nothing about the checkpoint, yet got the warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="feedback_ner"):
+        predict([silent], {"one": "Hello."})
+    assert not any("predicts no span" in r.getMessage() for r in caplog.records)
+
+
+def test_a_rescorer_of_two_runs_is_refused_for_one_of_them_by_weights(runs, corpus_dir, gt, tmp_path):
+    """Found by probing: a rescorer fitted on an ensemble of runs b and c is refused for b's checkpoints alone, but
+    given all four folds with weights 1, 1, 0, 0 it decoded b's probabilities alone, silently. The checkpoints that
+    make the probabilities are those with a weight above 0."""
+    from conftest import quick_rescorer
+
+    from feedback_ner.rescore import trained_on
+    from feedback_ner.rescoring import Rescorer
+
+    oof = tmp_path / "ens" / "oof.npz"
+    code = ensemble_cli.main(["--oof", str(runs["longformer"] / "oof.npz"), str(runs["deberta-v2"] / "oof.npz"),
+                              "--gt", str(corpus_dir / "train.csv"), "--out", str(tmp_path / "ens" / "ensemble.json"),
+                              "--trials", "2", "--oof-out", str(oof)])
+    assert code == 0
+    folder = quick_rescorer(oof, corpus_dir, tmp_path / "rescorer")
+    rescorer = Rescorer.load(folder)
+    rescorer.trained_on = trained_on(oof)
+    rescorer.save(folder)
+    models = folds_of(runs["longformer"]) + folds_of(runs["deberta-v2"])
+    assert len(predict(models, corpus_dir / "test", rescore=folder).columns) == 3  # both runs: it fits
+    with pytest.raises(FeedbackError, match="a rescorer trained on the out-of-fold probabilities of run"):
+        predict(models, corpus_dir / "test", weights=[1, 1, 0, 0], rescore=folder)

@@ -114,11 +114,28 @@ def _other_checkpoint(folder: Path, tmp_path: Path) -> Path:
     ({"texts": "word " * 400}, r"looks like an essay's text"),
     ({"texts": pd.DataFrame({"id": [7.0, 8.0], "text": ["one", "two"]})}, r"id column holds numbers \(float64"),
     ({"postprocess": [1, 2]}, r"postprocess \[1, 2\]: give a JSON file's path, a dict or a PostprocessConfig"),
+    # found by probing (2026-12-01): these got a TypeError/AttributeError, or nothing ("no" turned bf16 on)
+    ({"models": 5}, r"models: 5 is a int; give checkpoint folders"),
+    ({"cpu_bf16": "no"}, r"cpu_bf16='no': give True or False"),
+    ({"timings": []}, r"timings: a list; give a dict"),
 ])
 def test_bad_arguments_are_one_clear_error(bert_run: Path, corpus_dir: Path, kwargs, match):
-    args = {"texts": corpus_dir / "test", **kwargs}
+    args = {"models": bert_run, "texts": corpus_dir / "test", **kwargs}
     with pytest.raises(InvalidInputError, match=match):
-        predict(bert_run, **args)
+        predict(**args)
+
+
+def test_what_is_not_an_essay_or_a_second_copy_is_refused(bert_run: Path, corpus_dir: Path):
+    """Found by probing: a CSV given as texts was predicted as one essay; a list holding a folder was called "no
+    such essay file"; a run folder and one of its folds weighed that fold double, silently."""
+    cases = [
+        ({"texts": corpus_dir / "train.csv"}, r"train.csv: not an essay file \(<id>.txt\)"),
+        ({"texts": [corpus_dir / "test"]}, r"test: a folder in a list of essay files"),
+        ({"models": [bert_run, bert_run / "fold_0" / "model"]}, r"fold_0/model is given twice"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(FeedbackError, match=match):
+            predict(**{"models": bert_run, "texts": corpus_dir / "test", **kwargs})
 
 
 def test_an_ensemble_of_two_runs_with_the_same_settings_keeps_both(bert_run: Path, tmp_path: Path):
