@@ -4,6 +4,7 @@ decoding with a span rescorer (issue 13) given as its RESCORE_DIR parameter."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -85,9 +86,14 @@ def test_notebook_installs_from_wheels_and_writes_the_submission(tmp_path, monke
         monkeypatch.setenv(key, str(value))
     output.parent.mkdir()
     # an ensemble file one folder down in the models dataset (runs/ensemble.json, where `ensemble --out` put it):
-    # found, not silently passed over for every checkpoint at equal weight
+    # found, not silently passed over for every checkpoint at equal weight. It was written on the training machine,
+    # whose folders are not in the dataset: the notebook relocates it to the checkpoints found (found by probing:
+    # it passed no models, and predict named a folder the notebook user cannot give)
+    training = tmp_path / "training-machine"
+    shutil.copytree(checkpoints / "runs", training / "runs")
     ensemble = checkpoints / "runs" / "ensemble.json"
-    save_ensemble(ensemble, EnsembleSpec(sorted(checkpoints.rglob("fold_*/model")), [1.0]))
+    save_ensemble(ensemble, EnsembleSpec(sorted(training.rglob("fold_*/model")), [1.0]))
+    shutil.rmtree(training)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert "parameters" in nb.cells[1].metadata.get("tags", [])
     work = tmp_path / "kernel-cwd"  # not the repository root, whose feedback_ner/ would shadow the install
@@ -98,6 +104,7 @@ def test_notebook_installs_from_wheels_and_writes_the_submission(tmp_path, monke
     assert f"feedback_ner from {target / 'feedback_ner' / '__init__.py'}" in printed
     assert (target / "feedback_ner" / "predict.py").is_file()
     assert "1 checkpoint(s)" in printed and f"ensemble: {ensemble}" in printed
+    assert "names folders that are not here: using the 1 checkpoint(s) found instead" in printed
     assert f"post-processing: span rescorer {rescorer} (explicit)" in printed
 
     written = pd.read_csv(output, dtype=str)
