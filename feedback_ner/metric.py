@@ -95,14 +95,15 @@ class SpanTable:
         """Encode a frame with ``id``, ``class_column`` and ``predictionstring`` (``name`` is used in errors)."""
         missing = [c for c in ("id", class_column, "predictionstring") if c not in df.columns]
         if missing:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{name} lacks column(s) {', '.join(repr(c) for c in missing)}; "
                 f"it needs id, {class_column}, predictionstring (has: {', '.join(map(str, df.columns))})"
             )
         for column in ("id", class_column):
             missing_rows = np.flatnonzero(df[column].isna().to_numpy())
             if len(missing_rows):
-                raise ValueError(f"{name} row {missing_rows[0] + 1}: {column} is missing ({len(missing_rows)} rows)")
+                raise InvalidInputError(
+                    f"{name} row {missing_rows[0] + 1}: {column} is missing ({len(missing_rows)} rows)")
         essay, ids = _factorize(df["id"])
         cls_codes, class_names = _factorize(df[class_column])
         start, end, size, text_key, sets = parse_predictionstrings(df["predictionstring"], name=name, ids=df["id"])
@@ -159,6 +160,11 @@ def score(pred: pd.DataFrame | SpanTable, gt: pd.DataFrame | SpanTable) -> Score
 
     Either side may be a prepared :class:`SpanTable` (e.g. a ground truth encoded once and scored many times).
     """
+    for side, value in (("pred", pred), ("gt", gt)):
+        if not isinstance(value, (pd.DataFrame, SpanTable)):
+            raise InvalidInputError(f"score: {side} is a {type(value).__name__}; give a DataFrame (e.g. "
+                                    "pd.read_csv(path, dtype={'id': str})) or a SpanTable; for files, use "
+                                    "python -m feedback_ner.score")
     if isinstance(gt, pd.DataFrame):
         gt = ground_truth_table(gt)
     if isinstance(pred, pd.DataFrame):
@@ -172,7 +178,7 @@ def ground_truth_table(gt: pd.DataFrame) -> SpanTable:
     once, for scoring many times with :func:`score`."""
     gt_class = next((c for c in GT_CLASS_COLUMNS if c in gt.columns), None)
     if gt_class is None:
-        raise ValueError(
+        raise InvalidInputError(
             "ground truth lacks a class column: it needs id, discourse_type (or class), predictionstring "
             f"(has: {', '.join(map(str, gt.columns))})"
         )

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import ScoreResult, SpanTable, parse_predictionstrings, score
 from feedback_ner.score import main as score_main
@@ -317,15 +318,20 @@ def test_span_table_from_arrays_scores_like_strings():
 
 
 def test_bad_input_is_named():
+    """Each mistake is one FeedbackError naming it (found by probing: a path for ``gt`` got an AttributeError)."""
     gt = frame([("a", "Claim", "1 2")], gt=True)
-    with pytest.raises(ValueError, match="predictions lacks column.*'predictionstring'"):
+    with pytest.raises(FeedbackError, match="predictions lacks column.*'predictionstring'"):
         score(pd.DataFrame({"id": ["a"], "class": ["Claim"]}), gt)
-    with pytest.raises(ValueError, match=r"predictions row 2 \(id b\): predictionstring '3 x'"):
+    with pytest.raises(FeedbackError, match=r"predictions row 2 \(id b\): predictionstring '3 x'"):
         score(frame([("a", "Claim", "1 2"), ("b", "Claim", "3 x")]), gt)
-    with pytest.raises(ValueError, match=r"ground truth lacks a class column.*\(has: id, predictionstring\)"):
+    with pytest.raises(FeedbackError, match=r"ground truth lacks a class column.*\(has: id, predictionstring\)"):
         score(frame([]), gt.drop(columns="discourse_type"))
-    with pytest.raises(ValueError, match="ground truth has no rows"):
+    with pytest.raises(FeedbackError, match="ground truth has no rows"):
         score(frame([]), gt.iloc[:0])
+    with pytest.raises(FeedbackError, match="score: gt is a str; give a DataFrame"):
+        score(frame([]), "train.csv")
+    with pytest.raises(FeedbackError, match=r"predictions row 1: id is missing \(1 rows\)"):
+        score(pd.DataFrame({"id": [None], "class": ["Claim"], "predictionstring": ["1"]}), gt)
 
 
 def test_cli_prints_table_and_names_bad_files(tmp_path, capsys):
