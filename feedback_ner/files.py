@@ -50,13 +50,18 @@ def check_output(
 ) -> Path | None:
     """Refuses, before any work, an output path that cannot be written (a folder, under a file, not writable), that
     is one of the command's ``inputs``, or that holds a file of another ``kind`` than the command writes
-    (``"submission"``, ``"json"``, ``"npz"``; see :func:`_looks_like`): a re-run replaces its own output, never a
-    file the user has that is something else (a train.csv given as ``--out``)."""
+    (``"submission"``, ``"json"``, ``"npz"``, ``"png"``, ``"html"``, ``"csv:<first column>"``; see
+    :func:`_looks_like`): a re-run replaces its own output, never a file the user has that is something else (a
+    train.csv given as ``--out``). A ``png`` output must be named ``*.png`` (the image format follows the name)."""
     if path is None:
         return None
     path = Path(path)
     if path.is_dir():
-        raise InvalidInputError(f"{what} {path}: is a folder; give a file name, e.g. {path / 'submission.csv'}")
+        example = {"png": "chart.png", "html": "report.html", "json": "ensemble.json", "npz": "oof.npz"}.get(
+            kind or "", "table.csv" if (kind or "").startswith("csv:") else "submission.csv")
+        raise InvalidInputError(f"{what} {path}: is a folder; give a file name, e.g. {path / example}")
+    if kind == "png" and path.suffix.lower() != ".png":
+        raise InvalidInputError(f"{what} {path}: a PNG image is written; give a name ending in .png")
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise InvalidInputError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
@@ -67,7 +72,8 @@ def check_output(
             if other is not None and Path(other).is_file() and path.samefile(other):
                 raise InvalidInputError(f"{what} {path}: is also an input of this command; write to another file")
         if kind is not None and not _looks_like(path, kind):
-            raise InvalidInputError(f"{what} {path}: exists and is not a {kind} file this command wrote; it would be "
+            name = "CSV table" if kind.startswith("csv:") else {"html": "HTML page", "png": "PNG"}.get(kind, kind)
+            raise InvalidInputError(f"{what} {path}: exists and is not a {name} file this command wrote; it would be "
                                     "lost: choose another path, or delete it first")
     return path
 
@@ -93,13 +99,20 @@ def _looks_like(path: Path, kind: str) -> bool:
         if kind == "npz":
             return zipfile.is_zipfile(path)
         with path.open("rb") as f:
-            head = f.read(4096).decode("utf-8", errors="replace")
+            raw = f.read(4096)
     except OSError:
         return False
+    head = raw.decode("utf-8", errors="replace")
     if kind == "submission":
         return head.lstrip("\ufeff").split("\n", 1)[0].strip().replace(" ", "") == "id,class,predictionstring"
     if kind == "json":
         return head.lstrip().startswith("{")
+    if kind == "png":
+        return raw.startswith(b"\x89PNG\r\n\x1a\n")
+    if kind == "html":
+        return head.lstrip().lower().startswith(("<!doctype html", "<html"))
+    if kind.startswith("csv:"):  # a table of ours: its header's first column
+        return head.lstrip("\ufeff").split("\n", 1)[0].split(",", 1)[0].strip() == kind[4:]
     raise ValueError(f"unknown output kind {kind!r}")
 
 

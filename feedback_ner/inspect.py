@@ -17,6 +17,7 @@ from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import load_train
 from feedback_ner.errorpage import Predictions, load_predictions, page_data, write_page
 from feedback_ner.errors import FeedbackError
+from feedback_ner.files import check_distinct_outputs, check_output
 from feedback_ner.report import format_table
 from feedback_ner.scorefiles import coverage
 
@@ -66,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     default_dir = source if source.is_dir() else source.parent
     out = Path(args.out) if args.out else default_dir / "report.html"
     csv_path = Path(args.csv) if args.csv else out.with_name("errors.csv")
-    for target in (out, csv_path):
-        if target.exists() and target.is_dir():
-            raise FeedbackError(f"{target}: is a folder; give a file name")
+    check_distinct_outputs({"--out": out, "--csv": csv_path})
+    check_output(out, "--out", [source], kind="html")  # never over train.csv, oof.npz or another file of the user's
+    check_output(csv_path, "--csv", [source], kind="csv:class")
     preds = load_predictions(source, args.data, args.postprocess)
     skip_bad = preds.skip_bad if args.skip_bad is None else args.skip_bad
     corpus = load_train(preds.data_dir, skip_bad=skip_bad)

@@ -39,13 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = make_parser().parse_args(argv)
     setup_logging()
-    if Path(args.png).is_dir():
-        raise FeedbackError(f"--png {args.png}: is a folder; give a .png file name")
-    if args.csv and Path(args.csv).is_dir():
-        raise FeedbackError(f"--csv {args.csv}: is a folder; give a .csv file name")
     check_distinct_outputs({"--png": args.png, "--csv": args.csv})
-    check_output(args.png, "--png")
-    check_output(args.csv, "--csv")
+    check_output(args.png, "--png", kind="png")  # never over a file of the user's (a run's cv.csv, train.csv)
+    check_output(args.csv, "--csv", kind="csv:run")
+    if args.data not in (None, "none") and not (Path(args.data) / "train.csv").is_file():
+        raise FeedbackError(f"--data {args.data}: no train.csv there; give the Kaggle folder the runs trained on, "
+                            "or --data none to leave the tuned_file column out")
     try:
         runs = load_runs(args.folders, args.data)
     except FileNotFoundError as err:

@@ -9,6 +9,7 @@ from conftest import assert_one_line_error, run_cli
 def cases(tmp, corpus_dir):
     (tmp / "empty").mkdir(exist_ok=True)
     (tmp / "bad.csv").write_text("id,label\nx,y\n")
+    _user_files(tmp, corpus_dir)
     return [
         ("inspect", [str(tmp / "nope")], ["nope", "run folder"]),
         ("inspect", [str(tmp / "empty")], ["empty", "oof.npz"]),
@@ -19,10 +20,36 @@ def cases(tmp, corpus_dir):
         ("lengths", ["--data", str(tmp / "empty"), "--model", "x"], ["empty", ".txt"]),
         ("lengths", ["--data", str(corpus_dir), "--model", str(tmp / "no-model")], ["--model", "no-model"]),
         ("lengths", ["--data", str(corpus_dir), "--model", "x", "--lengths", "8"], ["--lengths 8"]),
+        # found by probing (2026-12-01): outputs written over the user's files, a CSV measured as one essay, an image
+        # format from the name (a traceback), a missing --data accepted
+        ("inspect", [str(tmp / "empty"), "--csv", str(tmp / "train.csv")], ["--csv", "train.csv", "not a CSV table"]),
+        ("inspect", [str(tmp / "empty"), "--out", str(tmp / "notes.txt")], ["--out", "notes.txt", "not a HTML page"]),
+        ("runs", [str(tmp / "empty"), "--csv", str(tmp / "train.csv")], ["--csv", "train.csv", "not a CSV table"]),
+        ("runs", [str(tmp / "empty"), "--png", str(tmp / "notes.txt")], ["--png", "notes.txt", "ending in .png"]),
+        ("runs", [str(tmp / "empty"), "--png", str(tmp / "old.png")], ["--png", "old.png", "not a PNG"]),
+        ("runs", [str(tmp / "empty"), "--data", str(tmp / "nope")], ["--data", "nope", "train.csv"]),
+        ("lengths", ["--data", str(corpus_dir), "--model", "x", "--png", str(tmp / "h.txt")], ["--png", ".png"]),
+        ("lengths", ["--data", str(tmp / "train.csv"), "--model", "x"], ["train.csv", "not an essay file"]),
     ]
 
 
-@pytest.mark.parametrize("index", range(9))
+def test_the_users_files_are_left_as_they_were(tmp_path, corpus_dir):
+    """The refused outputs above were not touched."""
+    before = {name: (tmp_path / name).read_bytes() for name in _user_files(tmp_path, corpus_dir)}
+    for index in range(9, len(cases(tmp_path, corpus_dir))):
+        command, args, _ = cases(tmp_path, corpus_dir)[index]
+        run_cli(f"feedback_ner.{command}", *args)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
+def _user_files(tmp, corpus_dir) -> list[str]:
+    (tmp / "train.csv").write_bytes((corpus_dir / "train.csv").read_bytes())
+    (tmp / "notes.txt").write_text("my notes\n")
+    (tmp / "old.png").write_text("not an image of ours\n")
+    return ["train.csv", "notes.txt", "old.png"]
+
+
+@pytest.mark.parametrize("index", range(17))
 def test_one_line_errors(tmp_path, corpus_dir, index):
     command, args, needles = cases(tmp_path, corpus_dir)[index]
     done = run_cli(f"feedback_ner.{command}", *args)
