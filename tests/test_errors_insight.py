@@ -33,15 +33,6 @@ def cases(tmp, corpus_dir):
     ]
 
 
-def test_the_users_files_are_left_as_they_were(tmp_path, corpus_dir):
-    """The refused outputs above were not touched."""
-    before = {name: (tmp_path / name).read_bytes() for name in _user_files(tmp_path, corpus_dir)}
-    for index in range(9, len(cases(tmp_path, corpus_dir))):
-        command, args, _ = cases(tmp_path, corpus_dir)[index]
-        run_cli(f"feedback_ner.{command}", *args)
-    assert {name: (tmp_path / name).read_bytes() for name in before} == before
-
-
 def _user_files(tmp, corpus_dir) -> list[str]:
     (tmp / "train.csv").write_bytes((corpus_dir / "train.csv").read_bytes())
     (tmp / "notes.txt").write_text("my notes\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 
 from feedback_ner.analysis import GT_KINDS, NONE, PRED_KINDS, analyse, length_f1, span_length_bin
 from feedback_ner.errorpage import page_data, render
@@ -264,3 +264,16 @@ def test_inspect_on_a_csv_counts_the_essays_it_has_no_row_for(run_dir, corpus_di
         printed = float(re.search(r"macro F1 ([0-9.]+)", done.stdout).group(1))
         assert printed == pytest.approx(score(pred, truth).f1, abs=1e-4)
         assert ("have no prediction" in done.stderr) == (not flag)
+
+
+def test_inspect_never_writes_over_the_users_files(run_dir, corpus_dir, tmp_path):
+    """Found by probing: `inspect RUN --csv train.csv` replaced the competition's labels with the breakdown table and
+    `--out RUN/oof.npz` the run's probabilities with the page. Both are refused, and the files stay as they were."""
+    labels = tmp_path / "train.csv"
+    labels.write_bytes((corpus_dir / "train.csv").read_bytes())
+    probs = (run_dir / "oof.npz").read_bytes()
+    for flag, target in (("--csv", labels), ("--out", run_dir / "oof.npz")):
+        done = run_cli("feedback_ner.inspect", str(run_dir), "--data", str(corpus_dir), flag, str(target))
+        assert_one_line_error(done, "inspect", flag, target.name, "would be lost")
+    assert labels.read_bytes() == (corpus_dir / "train.csv").read_bytes()
+    assert (run_dir / "oof.npz").read_bytes() == probs
