@@ -81,7 +81,8 @@ def _resolve_data(run_dir: Path, data_dir: str | os.PathLike | None) -> Path:
 
 
 def _checkpoint_postprocess(run_dir: Path) -> tuple[PostprocessConfig, str]:
-    for model_dir in sorted(run_dir.glob("fold_*/model")):
+    """The post-processing of the run's (or, for a fold folder, the fold's) checkpoint: what its CV was scored with."""
+    for model_dir in [run_dir / "model", *sorted(run_dir.glob("fold_*/model"))]:
         try:
             config = InferenceConfig.load(model_dir)
         except (FileNotFoundError, ValueError):

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     check_output(out, "--out", [source], kind="html")  # never over train.csv, oof.npz or another file of the user's
     check_output(csv_path, "--csv", [source], kind="csv:class")
     preds = load_predictions(source, args.data, args.postprocess)
+    print(f"post-processing: {preds.postprocess}")
     skip_bad = preds.skip_bad if args.skip_bad is None else args.skip_bad
     corpus = load_train(preds.data_dir, skip_bad=skip_bad)
     ids = set(preds.ids)

@@ -3,6 +3,7 @@ the terminal table and CSV of ``feedback_ner.inspect``."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -277,3 +278,15 @@ def test_inspect_never_writes_over_the_users_files(run_dir, corpus_dir, tmp_path
         assert_one_line_error(done, "inspect", flag, target.name, "would be lost")
     assert labels.read_bytes() == (corpus_dir / "train.csv").read_bytes()
     assert (run_dir / "oof.npz").read_bytes() == probs
+
+
+def test_inspect_on_a_fold_folder_prints_the_folds_f1(run_dir, tmp_path):
+    """Found by probing: `inspect RUN/fold_0` decoded with the baseline defaults (no fold_*/model inside a fold) and
+    printed 0.0000 where the fold's eval_f1 was 0.0338, without naming the post-processing. A fold folder decodes
+    with its own checkpoint's, and the terminal names it."""
+    fold = run_dir / "fold_0"
+    done = run_cli("feedback_ner.inspect", str(fold), "--out", str(tmp_path / "f.html"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = float(re.search(r"macro F1 ([0-9.]+)", done.stdout).group(1))
+    assert printed == pytest.approx(json.loads((fold / "metrics.json").read_text())["eval_f1"], abs=1e-4)
+    assert f"post-processing: {fold / 'model'} (the checkpoint's)" in done.stdout
