@@ -9,8 +9,8 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from feedback_ner.errors import FeedbackError
 
@@ -98,10 +98,38 @@ def _quiet_third_party() -> None:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` whose errors are one line: ``<prog>: error: <message> (--help lists ...)``."""
+    """``argparse.ArgumentParser`` whose errors are one line: ``<prog>: error: <message> (--help lists ...)``.
+
+    Options are never abbreviated (``--learning_rat`` is not ``--learning_rate``, ``--fold`` not ``--folds``), and an
+    option given twice is refused (:func:`repeated_option`): argparse would keep the last value silently."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        twice = repeated_option(argv)
+        if twice:
+            self.error(f"{twice} is given twice; give it once (a list option takes several values: {twice} A B)")
+        return super().parse_known_args(argv, namespace)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
+def repeated_option(argv: Sequence[str]) -> str | None:
+    """The first ``--option`` that ``argv`` gives twice (``--x 1`` or ``--x=1``; up to a bare ``--``), else None."""
+    seen: set[str] = set()
+    for token in argv:
+        if token == "--":
+            break
+        if token.startswith("--") and len(token) > 2:
+            name = token.split("=", 1)[0]
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
 
 
 _PATH_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,

@@ -330,8 +330,9 @@ class _FieldParser(HfArgumentParser):
 
 
 def make_parser() -> HfArgumentParser:
-    """The parser over the three dataclasses (every field is a ``--flag``)."""
-    return _FieldParser(DATACLASSES, prog="feedback_ner.train")
+    """The parser over the three dataclasses (every field is a ``--flag``, never abbreviated: ``--learning_rat``
+    is an unknown field, as in a config file)."""
+    return _FieldParser(DATACLASSES, prog="feedback_ner.train", allow_abbrev=False)
 
 
 def declared_type(name: str) -> str:

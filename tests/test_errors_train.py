@@ -146,6 +146,13 @@ CASES = [
     ("output-dir-is-a-file", "train", lambda tmp, c, m: _values_case(output_dir=str(_yaml(tmp / "..", "x")))(
         tmp, c, m), ["output_dir", "is a file"]),
     ("fold-flag-out-of-range", "train", _flags_case("--folds", "-1"), ["fold -1", "out of range"]),
+    # found by probing (2026-12-01): the last of two --folds won silently; abbreviations were taken for fields
+    ("flag-given-twice", "train", _flags_case("--folds", "0", "--folds", "1"), ["--folds is given twice"]),
+    ("field-flag-given-twice", "train", _flags_case("--learning_rate", "1e-3", "--learning_rate=2e-3"),
+     ["--learning_rate is given twice"]),
+    ("config-given-twice", "train", _flags_case("--config", "other.yaml"), ["--config is given twice"]),
+    ("flag-abbreviated", "train", _flags_case("--learning_rat", "0.1"), ["--learning_rat", "did you mean"]),
+    ("folds-abbreviated", "train", _flags_case("--fold", "1"), ["--fold'", "did you mean --folds"]),
     ("prepare-missing-data", "prepare", lambda tmp, c, m: ["--data", str(tmp / "nodata"), "--out", str(tmp / "o")],
      ["nodata"]),
     ("demo-too-few-essays", "demo", lambda tmp, c, m: ["--out", str(tmp / "d"), "--n", "3"], ["--n 3"]),
