@@ -20,7 +20,7 @@ from feedback_ner.cli import COMMANDS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "feedback_ner"
 MAX_LINES = 650
-COMMAND_MODULES = {module for module, _ in COMMANDS.values()} | {"feedback_ner.cli"}
+COMMAND_MODULES = {module for module, _ in COMMANDS.values()} | {"feedback_ner.cli", "feedback_ner.__main__"}
 SYNTHETIC = "feedback_ner.synthetic"
 LOGGING_SETUP_CALLS = {"basicConfig", "dictConfig", "fileConfig", "addHandler", "setup_logging", "set_verbosity"}
 

@@ -33,6 +33,10 @@ def test_python_dash_m_entry_point_works():
         [sys.executable, "-m", "feedback_ner.train", "--help"], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0 and "--config" in done.stdout
+    # python -m feedback_ner <command>: the console script's dispatcher (was "No module named feedback_ner.__main__")
+    done = subprocess.run([sys.executable, "-m", "feedback_ner", "score", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "--only-predicted-essays" in done.stdout
 
 
 def test_unknown_command_is_a_one_line_error(capsys):
