@@ -148,10 +148,13 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
     changes = ""
     if isinstance(old_flat, dict):
         old, new = fingerprint_fields(old_flat), fingerprint_fields(flat)
-        diff = [f"{k} {_shown(old, k)} -> {_shown(new, k)}"
-                for k in sorted(set(old) | set(new)) if old.get(k, ...) != new.get(k, ...)]
+        # by how each value is written: 2 and 2.0, or a folder written as another path, make other fingerprints
+        diff = [f"{k} {_shown(old, k)} -> {_shown(new, k)}" for k in sorted(set(old) | set(new))
+                if _shown(old, k) != _shown(new, k)]
         if diff:
             changes = " (" + ", ".join(diff[:4]) + (", ..." if len(diff) > 4 else "") + ")"
+            if all(old.get(k, ...) == new.get(k, ...) for k in set(old) | set(new)):
+                changes += ": the same values written another way; write them as the run did"
     raise FeedbackError(
         f"{run_dir} holds a run with other settings{changes}; use another output_dir, or --overwrite_output_dir "
         "to delete its folds and start over."
