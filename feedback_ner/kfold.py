@@ -372,13 +372,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
     Every mistake that can be seen before the work (model folder, data folder, folds, a run folder of other
     settings) is a one-line :class:`FeedbackError` raised before any model or corpus is loaded.
     """
-    check_model(resolve_model_path(model_args.model_name_or_path))
-    check_data_dir(data_args)
-    folds = list(train_args.folds) or list(range(data_args.num_folds))
-    wrong = [f for f in folds if not 0 <= f < data_args.num_folds]
-    if wrong:
-        raise FeedbackError(f"fold {wrong[0]} is out of range: num_folds is {data_args.num_folds}, so folds are "
-                            f"0..{data_args.num_folds - 1}.")
+    folds = check_before_run(model_args, data_args, train_args)
     run_dir = Path(train_args.output_dir)
     state = PartialState()
     with contextlib.ExitStack() as stack:
@@ -390,6 +384,20 @@ def run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedba
 
         _main_process_check(state, hold_run_dir)
         return _run(model_args, data_args, train_args, folds, run_dir, state)
+
+
+def check_before_run(model_args: ModelArguments, data_args: DataArguments,
+                     train_args: FeedbackTrainingArguments) -> list[int]:
+    """The checks of a config that need no model or corpus loaded (model folder, data folder, folds); returns the
+    folds to train. ``train`` runs them on every config of a queue before the first one trains."""
+    check_model(resolve_model_path(model_args.model_name_or_path))
+    check_data_dir(data_args)
+    folds = list(train_args.folds) or list(range(data_args.num_folds))
+    wrong = [f for f in folds if not 0 <= f < data_args.num_folds]
+    if wrong:
+        raise FeedbackError(f"fold {wrong[0]} is out of range: num_folds is {data_args.num_folds}, so folds are "
+                            f"0..{data_args.num_folds - 1}.")
+    return folds
 
 
 def _main_process_check(state: PartialState, check: Callable[[], None]) -> None:

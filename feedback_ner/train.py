@@ -12,7 +12,8 @@ from pathlib import Path
 
 from feedback_ner.cli import ArgumentParser, command, is_main_process, setup_logging
 from feedback_ner.config import parse_config
-from feedback_ner.kfold import OOF_FILE, run
+from feedback_ner.errors import FeedbackError
+from feedback_ner.kfold import OOF_FILE, check_before_run, run
 from feedback_ner.report import format_table
 
 
@@ -43,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     if known.folds is not None:
         flags += ["--folds", *map(str, known.folds)]
     setup_logging()
-    # Every config of the queue is read first: a mistake in the last one stops the queue before any training.
-    configs = [parse_config(path, flags) for path in known.config or [None]]
+    # Every config of the queue is read and checked first: a mistake in the last one stops the queue before any
+    # training, naming its file
+    paths = known.config or [None]
+    configs = [parse_config(path, flags) for path in paths]
+    if len(configs) > 1:
+        _check_queue(paths, configs)
     for model_args, data_args, train_args in configs:
         cv = run(model_args, data_args, train_args)
         if is_main_process():
@@ -55,6 +60,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nsaved: {run_dir / 'cv.csv'}, {run_dir / 'cv.png'}, {run_dir / OOF_FILE}, "
                   f"best checkpoints in {run_dir}/fold_*/model")
     return 0
+
+
+def _check_queue(paths: list[str], configs: list[tuple]) -> None:
+    """Each config's pre-run checks (``kfold.check_before_run``), and one output_dir per config."""
+    writes: dict[Path, str] = {}
+    for path, (model_args, data_args, train_args) in zip(paths, configs, strict=True):
+        try:
+            check_before_run(model_args, data_args, train_args)
+        except FeedbackError as err:
+            raise FeedbackError(f"{path}: {err}") from None
+        out = Path(train_args.output_dir).resolve()
+        if out in writes:
+            raise FeedbackError(f"{writes[out]} and {path} both write to output_dir {train_args.output_dir} (a flag "
+                                "applies to every config of the queue); give each config its own output_dir")
+        writes[out] = path
 
 
 if __name__ == "__main__":

@@ -99,6 +99,20 @@ def _flags_case(*flags: str):
     return make
 
 
+def _queue_case(second_model: str | None = None, *flags: str):
+    """A queue of two configs: a good one, then one whose model is ``second_model`` (a missing folder), ``flags`` on
+    top of both. Found by probing: the first config trained in full before the second's mistake was seen."""
+
+    def make(tmp, corpus, model):
+        first, second = tmp / "first.yaml", tmp / "second.yaml"
+        first.write_text(yaml.safe_dump(_good(tmp, corpus, model)))
+        bad = tmp / second_model if second_model else model
+        second.write_text(yaml.safe_dump(_good(tmp, corpus, bad, output_dir=str(tmp / "run2"))))
+        return ["--config", str(first), str(second), *(f.replace("{tmp}", str(tmp)) for f in flags)]
+
+    return make
+
+
 # (id, command, argv maker(tmp, corpus, model) -> args, needles in the error line; "{tmp}" is replaced)
 CASES = [
     ("missing-yaml", "train", lambda tmp, c, m: ["--config", str(tmp / "nope.yaml")], ["nope.yaml", "not found"]),
@@ -147,6 +161,9 @@ CASES = [
         tmp, c, m), ["output_dir", "is a file"]),
     ("fold-flag-out-of-range", "train", _flags_case("--folds", "-1"), ["fold -1", "out of range"]),
     # found by probing (2026-12-01): the last of two --folds won silently; abbreviations were taken for fields
+    ("queue-second-model-missing", "train", _queue_case("nope"), ["second.yaml", "model_name_or_path", "nope"]),
+    ("queue-one-output-dir", "train", _queue_case(None, "--output_dir", "{tmp}/one-dir"),
+     ["first.yaml and", "second.yaml both write to output_dir", "its own output_dir"]),
     ("flag-given-twice", "train", _flags_case("--folds", "0", "--folds", "1"), ["--folds is given twice"]),
     ("field-flag-given-twice", "train", _flags_case("--learning_rate", "1e-3", "--learning_rate=2e-3"),
      ["--learning_rate is given twice"]),
