@@ -46,15 +46,18 @@ from feedback_ner.postprocess_defaults import learn_postprocess
 from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the run folder's names, also kfold's)
     DATA_FILE,
     METRICS_FILE,
+    MODEL_FILE,
     OOF_FILE,
     check_data_dir,
     check_data_unchanged,
     check_fold_settings,
     check_model,
+    check_model_unchanged,
     check_run_dir,
     data_digest,
     finished_folds,
     last_good_checkpoint,
+    model_digest,
     rescorer_folders,
 )
 from feedback_ner.probs import load_word_probs, save_word_probs
@@ -430,10 +433,14 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
             check_fold_settings(run_dir / f"fold_{fold}", fingerprint)
 
     _main_process_check(state, finished_folds_match)
+    model_hash = model_digest(resolve_model_path(model_args.model_name_or_path)) if state.is_main_process else ""
+    _main_process_check(state, lambda: check_model_unchanged(run_dir, model_hash, data_args.num_folds))
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_text(run_dir / FINGERPRINT_FILE, fingerprint + "\n")  # first: what marks a run folder (preflight)
         _write_text(run_dir / RUN_CONFIG_FILE, yaml.safe_dump(flat, sort_keys=False))
+        if model_hash:
+            _write_text(run_dir / MODEL_FILE, model_hash + "\n")
     state.wait_for_everyone()
     if "wandb" in (train_args.report_to or []):
         os.environ.setdefault("WANDB_RUN_GROUP", run_dir.name)

@@ -30,12 +30,14 @@ from feedback_ner.config import fingerprint as config_fingerprint
 from feedback_ner.errors import FeedbackError
 from feedback_ner.modelcard import CARD_FILE
 from feedback_ner.trainer import checkpoint_folders
+from feedback_ner.windows import content_hasher
 
 logger = logging.getLogger("feedback_ner.preflight")
 
 METRICS_FILE = "metrics.json"  # a fold's last file: the fold is finished
 OOF_FILE = "oof.npz"
 DATA_FILE = "data.txt"  # the digest of the essays, labels and folds a run's folds were trained on
+MODEL_FILE = "model.txt"  # the digest of the model folder (weights, config, tokenizer) a run's folds started from
 
 
 def check_data_dir(data_args: DataArguments) -> None:
@@ -168,8 +170,9 @@ def _shown(settings: dict[str, Any], key: str) -> str:
 
 # What the commands write into a run folder besides the folds: train's own files, tune's post-processing (beside
 # the run, where predict picks it up), inspect's page. A subfolder holding a rescorer (rescore --out RUN/rescore) too.
-RUN_FILES = (OOF_FILE, "cv.csv", "cv.png", RUN_CONFIG_FILE, FINGERPRINT_FILE, DATA_FILE, CARD_FILE, POSTPROCESS_FILE,
-             "postprocess.png", "postprocess.optuna.db", "postprocess.tuned_on.json", "report.html", "errors.csv")
+RUN_FILES = (OOF_FILE, "cv.csv", "cv.png", RUN_CONFIG_FILE, FINGERPRINT_FILE, DATA_FILE, MODEL_FILE, CARD_FILE,
+             POSTPROCESS_FILE, "postprocess.png", "postprocess.optuna.db", "postprocess.tuned_on.json", "report.html",
+             "errors.csv")
 
 
 def derived_files(run_dir: Path) -> list[Path]:
@@ -273,6 +276,34 @@ def data_digest(table: pd.DataFrame) -> str:
         digest.update(row.text.encode("utf-8", "surrogatepass"))
         digest.update(np.asarray(row.labels, dtype=np.int64).tobytes())
     return digest.hexdigest()[:16]
+
+
+def model_digest(folder: str | os.PathLike) -> str:
+    """A digest of the model folder a run starts from: each file's name and content (weights, config, tokenizer).
+    "" for a name that is not a local folder (a Hub name not downloaded: nothing to compare)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return ""
+    digest = content_hasher()
+    for f in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(f.name.encode() + b"\x00")
+        with f.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 24), b""):  # noqa: B023 (read in this loop)
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def check_model_unchanged(run_dir: Path, digest: str, num_folds: int) -> None:
+    """Finished folds join the CV table only if they started from the model folder there is now: a folder replaced
+    in place (another checkpoint, another tokenizer, at the same path) would mix two models in one CV."""
+    recorded = run_dir / MODEL_FILE
+    if not digest or not recorded.is_file() or not finished_folds(run_dir, num_folds):
+        return
+    before = recorded.read_text(encoding="utf-8").strip()
+    if before and before != digest:
+        raise FeedbackError(f"{run_dir}: its folds started from another model (digest {before}, model_name_or_path "
+                            f"now {digest}): the model folder changed since; use another output_dir, or "
+                            "--overwrite_output_dir (or delete the folder) to train again from this model")
 
 
 def check_data_unchanged(run_dir: Path, digest: str, num_folds: int) -> None:

@@ -348,7 +348,7 @@ class _Essays:
 
     def digest(self) -> str:
         """Content hash of the essays, words and labels."""
-        h = _hasher()
+        h = content_hasher()
         h.update("\x00".join(self.texts).encode("utf-8", "surrogatepass"))
         for arr in (self.n_words, self.word_start, self.word_end, self.n_labels, self.labels):
             h.update(b"|" if arr is None else np.ascontiguousarray(arr, np.int64))
@@ -387,7 +387,7 @@ def _cached_files(out_dir: Path, key: str) -> list[str]:
     return []
 
 
-def _hasher() -> Any:
+def content_hasher() -> Any:
     try:  # xxhash comes with datasets and is ~10x faster on the ~100 MB of a full corpus
         import xxhash
 
@@ -456,7 +456,7 @@ def tokenize_windows(
     maker = _WindowMaker(encoder, prefix, suffix, content_len, int(stride), label_all_subtokens, newline_id, has_labels,
                          ids=essays.ids)
     features = WINDOW_FEATURES if has_labels else Features({k: v for k, v in WINDOW_FEATURES.items() if k != "labels"})
-    key_hash = _hasher()
+    key_hash = content_hasher()
     for part in (WINDOWS_VERSION, backend.to_str(), repr((prefix, suffix, newline_id, int(max_length), int(stride),
                                                           bool(label_all_subtokens))), essays.digest()):
         key_hash.update(part.encode() + b"\x00")

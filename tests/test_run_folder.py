@@ -342,3 +342,17 @@ def test_a_tuned_postprocess_records_its_folds_and_is_flagged_once_they_change(t
     assert caplog.text.count("was tuned on folds [0, 1]; the run now has folds [0]") == 2
     check_run_dir(copy, "other", {}, overwrite=True)  # the record goes with the run's other tuned files
     assert not (copy / "postprocess.tuned_on.json").exists()
+
+
+def test_a_run_whose_model_folder_was_replaced_is_refused(tmp_path: Path, corpus_dir: Path, tiny_models):
+    """Found by probing: the model folder replaced in place (another tokenizer and weights at the same path) between
+    `train --folds 0` and `--folds 1` gave one CV table over two models, without a word."""
+    model = Path(shutil.copytree(tiny_models("bert"), tmp_path / "encoder"))
+    config = small_config(corpus_dir, model, tmp_path / "run", folds=[0], tune_trials=0)
+    run(*parse_config(None, overrides=config))
+    assert (tmp_path / "run" / "model.txt").is_file()
+    run(*parse_config(None, overrides={**config, "folds": [0]}))  # the same model: resumes (nothing to train)
+    shutil.rmtree(model)
+    shutil.copytree(tiny_models("deberta-v2"), model)
+    with pytest.raises(Exception, match=r"its folds started from another model .*the model folder changed since"):
+        run(*parse_config(None, overrides={**config, "folds": [1]}))
