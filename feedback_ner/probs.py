@@ -71,8 +71,14 @@ def save_word_probs(
 
 
 def _open(path: Path) -> np.lib.npyio.NpzFile:
+    if path.is_dir():
+        hint = f"; give its {path / 'oof.npz'}" if (path / "oof.npz").is_file() else ""
+        raise MissingFileError(f"{path}: is a folder, not a word-probabilities .npz{hint}")
     if not path.is_file():
         raise MissingFileError(f"{path}: no such word-probabilities file (written by save_word_probs / predict)")
+    if not zipfile.is_zipfile(path):  # numpy's own message would suggest unpickling it
+        raise ProbsFileError(f"{path}: not a word-probabilities .npz (an oof.npz train writes, or predict's "
+                             "--probs-out); check the path")
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:

@@ -111,6 +111,10 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
     if gt.empty:
         raise FeedbackError(f"none of the {len(probs)} essays of {args.oof} occurs in {data / 'train.csv'}; "
                             "are the probabilities and the data from the same corpus?")
+    no_file = [i for i in probs if i not in corpus.texts and not (data / "train" / f"{i}.txt").is_file()]
+    if no_file:
+        raise FeedbackError(f"{len(no_file)} of the {len(probs)} essays of {args.oof} have no essay file in "
+                            f"{data / 'train'} (e.g. {no_file[0]}.txt); is --data the corpus the run was trained on?")
     missing = [i for i in probs if i not in corpus.texts]
     if missing:
         logger.warning("%d of the %d essays of %s have no kept rows in %s (e.g. %s): each counts as an essay with "

@@ -82,6 +82,19 @@ def test_predict_rescore_reproduces_the_folds_cross_fitted_f1(rescored, corpus_d
     assert score(predicted, gt0).f1 == pytest.approx(expected, abs=1e-9)
 
 
+def _without_essays(tmp: Path, corpus_dir: Path, probs: dict) -> Path:
+    """A copy of the corpus without ``probs``' first essays (their files and rows): another corpus."""
+    other = tmp / "other-corpus"
+    if not other.exists():
+        shutil.copytree(corpus_dir, other, ignore=shutil.ignore_patterns(".cache*"))
+        gone = list(probs)[:3]
+        for essay_id in gone:
+            (other / "train" / f"{essay_id}.txt").unlink()
+        rows = pd.read_csv(other / "train.csv", dtype=str, keep_default_na=False)
+        rows[~rows["id"].isin(gone)].to_csv(other / "train.csv", index=False)
+    return other
+
+
 def _bad_inputs(tmp: Path, corpus_dir: Path, trained_run: Path) -> dict[str, tuple[list[str], list[str]]]:
     lone = tmp / "lone" / "oof.npz"  # an OOF file with no fold files beside it (as an ensemble's)
     probs = load_word_probs(trained_run / "oof.npz")
@@ -97,10 +110,14 @@ def _bad_inputs(tmp: Path, corpus_dir: Path, trained_run: Path) -> dict[str, tup
         "overlap": (["--oof", oof, "--data", str(corpus_dir), "--out", str(tmp / "o"), "--overlap", "2"],
                     ["--overlap", "2"]),
         "out is a file": (["--oof", oof, "--data", str(corpus_dir), "--out", oof], ["--out", "is a file"]),
+        # found by probing: "No such file or directory; choose another path (or free space)"
+        "essays not in --data": (["--oof", oof, "--data", str(_without_essays(tmp, corpus_dir, probs)), "--out",
+                                  str(tmp / "o")], ["have no essay file in", "is --data the corpus"]),
     }
 
 
-@pytest.mark.parametrize("case", ["missing oof", "no train.csv", "no folds", "overlap", "out is a file"])
+@pytest.mark.parametrize("case", ["missing oof", "no train.csv", "no folds", "overlap", "out is a file",
+                                  "essays not in --data"])
 def test_rescore_bad_inputs_are_one_line(case, tmp_path, corpus_dir, trained_run):
     args, needles = _bad_inputs(tmp_path, corpus_dir, trained_run)[case]
     assert_one_line_error(run_cli("feedback_ner.rescore", *args), "rescore", *needles)

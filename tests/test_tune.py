@@ -205,11 +205,17 @@ def test_bad_inputs_get_one_line_errors(oof, tmp_path, capsys, corpus_dir):
     with pytest.raises(ValueError, match="n_trials"):
         tune(probs, gt, n_trials=0)
     empty = save_word_probs(tmp_path / "empty.npz", {})
+    run_dir = empty.parent / "run"
+    save_word_probs(run_dir / "oof.npz", {})
+    (tmp_path / "train.csv").write_text("id,discourse_type,predictionstring\n")
+    # found by probing: a CSV got numpy's advice to unpickle it, a run folder "no such file"
     for oof_file, message in ((tmp_path / "missing.npz", "no such word-probabilities file"),
-                              (empty, "no word probabilities")):
+                              (empty, "no word probabilities"),
+                              (tmp_path / "train.csv", "train.csv: not a word-probabilities .npz"),
+                              (run_dir, f"is a folder, not a word-probabilities .npz; give its {run_dir / 'oof.npz'}")):
         code = main(["--oof", str(oof_file), "--gt", str(corpus_dir / "train.csv"), "--out", str(tmp_path / "x.json")])
         err = capsys.readouterr().err
-        assert code == 2 and message in err and err.count("\n") == 1
+        assert code == 2 and message in err and err.count("\n") == 1 and "pickle" not in err
 
 
 def _two_fold_run(corpus_dir: Path, tmp_path: Path) -> tuple[Path, dict, pd.DataFrame]:
