@@ -357,6 +357,10 @@ class Rescorer:
         if not folder.is_dir():
             raise FeedbackError(f"{folder}: no such rescorer folder (written by feedback_ner.rescore --out)")
         if not path.is_file():
+            inside = sorted(p.parent.name for p in folder.glob(f"*/{CONFIG_FILE}"))
+            if inside or (folder / "oof.npz").is_file():  # a run folder (rescore --out RUN/rescore) or a parent
+                hint = f"its rescorer is {folder / inside[0]}" if inside else "run feedback_ner.rescore on its oof.npz"
+                raise FeedbackError(f"{folder}: not a rescorer folder (no {CONFIG_FILE}); {hint}")
             raise FeedbackError(f"{path}: missing; the rescorer folder is incomplete, run feedback_ner.rescore again")
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))

@@ -47,6 +47,10 @@ CASES = [
     ("ensemble-rescore-missing", "ensemble",
      ["--oof", "{oof}", "--gt", "{gt}", "--out", "{root}/out.json", "--rescore", "{root}/missing"],
      ["--rescore", "{root}/missing", "no such rescorer folder"]),
+    # found by probing: a run folder given as the rescorer was "incomplete"
+    ("ensemble-rescore-run-folder", "ensemble",
+     ["--oof", "{oof}", "--gt", "{gt}", "--out", "{root}/out.json", "--rescore", "{root}/run"],
+     ["{root}/run: not a rescorer folder", "run feedback_ner.rescore on its oof.npz"]),
     ("ensemble-rescore-corrupt", "ensemble",
      ["--oof", "{oof}", "--gt", "{gt}", "--out", "{root}/out.json", "--rescore", "{root}/corrupt"],
      ["--rescore", "{root}/corrupt/rescorer.json", "corrupt rescorer settings"]),
