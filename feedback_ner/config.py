@@ -410,6 +410,9 @@ def parse_config(
         values[key] = value
     parser.set_defaults(**values)
     source = f"{path}: " if path is not None else ""
+    if source and flags:  # a value checked after merging may come from either: name both (found by probing)
+        given = " ".join(flags)
+        source = f"{path} with {given if len(given) <= 80 else given[:77] + '...'}: "
     try:
         model_args, data_args, train_args, rest = parser.parse_args_into_dataclasses(
             args=list(flags or []), return_remaining_strings=True

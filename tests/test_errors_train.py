@@ -164,6 +164,8 @@ CASES = [
     ("queue-second-model-missing", "train", _queue_case("nope"), ["second.yaml", "model_name_or_path", "nope"]),
     ("queue-one-output-dir", "train", _queue_case(None, "--output_dir", "{tmp}/one-dir"),
      ["first.yaml and", "second.yaml both write to output_dir", "its own output_dir"]),
+    ("flag-makes-the-config-wrong", "train", _flags_case("--max_length", "32"),
+     ["cfg.yaml with --max_length 32: stride=32"]),
     ("flag-given-twice", "train", _flags_case("--folds", "0", "--folds", "1"), ["--folds is given twice"]),
     ("field-flag-given-twice", "train", _flags_case("--learning_rate", "1e-3", "--learning_rate=2e-3"),
      ["--learning_rate is given twice"]),
