@@ -25,7 +25,7 @@ from feedback_ner.artifacts import (
     RUN_CONFIG_FILE,
     InferenceConfig,
 )
-from feedback_ner.config import DataArguments, fingerprint_fields
+from feedback_ner.config import DataArguments, field_default, fingerprint_fields
 from feedback_ner.config import fingerprint as config_fingerprint
 from feedback_ner.errors import FeedbackError
 from feedback_ner.modelcard import CARD_FILE
@@ -150,12 +150,13 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
     changes = ""
     if isinstance(old_flat, dict):
         old, new = fingerprint_fields(old_flat), fingerprint_fields(flat)
+        keys = sorted(set(old) | set(new))
         # by how each value is written: 2 and 2.0, or a folder written as another path, make other fingerprints
-        diff = [f"{k} {_shown(old, k)} -> {_shown(new, k)}" for k in sorted(set(old) | set(new))
-                if _shown(old, k) != _shown(new, k)]
+        diff = [f"{k} {_shown(old, k)} -> {_shown(new, k)}" for k in keys
+                if repr(_value(old, k)) != repr(_value(new, k))]
         if diff:
             changes = " (" + ", ".join(diff[:4]) + (", ..." if len(diff) > 4 else "") + ")"
-            if all(old.get(k, ...) == new.get(k, ...) for k in set(old) | set(new)):
+            if all(_value(old, k) == _value(new, k) for k in keys):
                 changes += ": the same values written another way; write them as the run did"
     raise FeedbackError(
         f"{run_dir} holds a run with other settings{changes}; use another output_dir, or --overwrite_output_dir "
@@ -163,9 +164,14 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
     )
 
 
+def _value(settings: dict[str, Any], key: str) -> Any:
+    """A setting of a flat config; the field's default where the config leaves it out."""
+    return settings[key] if key in settings else field_default(key)
+
+
 def _shown(settings: dict[str, Any], key: str) -> str:
-    """A setting as the refusal line names it; "(not recorded)" for one an older config.yaml lacks."""
-    return repr(settings[key]) if key in settings else "(not recorded)"
+    """A setting as the refusal line names it: its value, "(default)" after one the config leaves out."""
+    return repr(settings[key]) if key in settings else f"{field_default(key)!r} (default)"
 
 
 # What the commands write into a run folder besides the folds: train's own files, tune's post-processing (beside

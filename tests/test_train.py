@@ -343,6 +343,9 @@ def test_run_folder_belongs_to_one_configuration(trained_run, tmp_path):
         run(*parse_config(cfg, ["--learning_rate", "1e-3"]))
     with pytest.raises(FeedbackError, match=r"max_length 128 -> 256"):
         run(*parse_config(cfg, ["--max_length", "256"]))
+    # found by probing: a setting the run left at its default was "(not recorded)"
+    with pytest.raises(FeedbackError, match=r"label_smoothing_factor 0.0 \(default\) -> 0.1"):
+        run(*parse_config(cfg, ["--label_smoothing_factor", "0.1"]))
     # found by probing: a value written another way (the flag's float for the file's int) was refused naming nothing
     with pytest.raises(FeedbackError, match=r"num_train_epochs 2 -> 2.0\): the same values written another way"):
         run(*parse_config(cfg, ["--num_train_epochs", "2"]))
