@@ -105,6 +105,7 @@ class EvalLogCallback(TrainerCallback):
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
         self.best: tuple[float, float] | None = None  # (value of the best metric, its epoch)
+        self.logged = 0  # entries of the log history that an earlier line has covered
 
     @staticmethod
     def _key(args: Any) -> str:
@@ -113,7 +114,8 @@ class EvalLogCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
         """Start from the resumed state's best (``state.best_metric``), not from nothing."""
-        self.best = None
+        evaluated = [i for i, h in enumerate(state.log_history) if any(k.startswith("eval_") for k in h)]
+        self.best, self.logged = None, evaluated[-1] + 1 if evaluated else 0  # a resume: since its last evaluation
         if state.best_metric is None:
             return
         key = self._key(args)
@@ -135,7 +137,10 @@ class EvalLogCallback(TrainerCallback):
             note = "new best, kept as the best checkpoint" if keeps else "new best"
         else:
             note = "not better, best checkpoint unchanged" if keeps else "not better"
-        losses = [h["loss"] for h in state.log_history if "loss" in h]
+        # the last training loss logged since the previous line: with fewer steps per epoch than logging_steps there
+        # is none, and an older one would pass for this epoch's
+        losses = [h["loss"] for h in state.log_history[self.logged:] if "loss" in h]
+        self.logged = len(state.log_history)
         train_loss = f" | loss {losses[-1]:.4f}" if losses else ""
         best_name = key.removeprefix("eval_")
         logger.info(
