@@ -132,7 +132,7 @@ class WordProbAccumulator:
             uncovered = np.nonzero(counts == 0)[0]
             essay_of = np.searchsorted(self.offsets, uncovered, side="right") - 1
             _continue_previous(out, counts > 0, uncovered, self.offsets[essay_of])
-            logger.warning(
+            logger.info(  # the windows' warning has said it once per tokenizer; this is per checkpoint
                 "%d words in %d essays have no token in any window (first: essay %r); each continues the word "
                 "before it (O at an essay's start): the tokenizer drops all their characters (see its warning)",
                 self.n_uncovered,

@@ -263,7 +263,8 @@ def _warn_untokenized(
         rows = essay_index[np.unique(np.searchsorted(np.cumsum(n_words), missing, side="right"))]
         named = [ids[r] for r in rows[:5]] if ids is not None else rows[:5].tolist()
         logger.warning("%d words in %d essays have no token: the tokenizer drops all their characters (e.g. "
-                       "control or zero-width characters), so they are predicted O; essays: %s%s", len(missing),
+                       "control or zero-width characters), so each takes the prediction of the word before it (O at "
+                       "an essay's start); essays: %s%s", len(missing),
                        len(rows), ", ".join(map(str, named)), " ..." if len(rows) > 5 else "")
 
 

@@ -113,7 +113,7 @@ def test_uncovered_words_continue_the_word_before_them(caplog):
     rng = np.random.default_rng(4)
     acc = WordProbAccumulator([4, 2])
     acc.add(np.array([0]), np.array([[-1, 0, 1, -1]]), probs_of(rng, 4)[None])
-    with caplog.at_level(logging.WARNING, logger="feedback_ner.decode"):
+    with caplog.at_level(logging.INFO, logger="feedback_ner.decode"):  # the windows warn; this says it per model
         out = acc.result(["x", "y"])
     assert acc.n_uncovered == 4
     assert "4 words in 2 essays" in caplog.text and "continues the word before it" in caplog.text
