@@ -14,6 +14,7 @@ from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import DataError
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import check_output
+from feedback_ner.inference import offline
 from feedback_ner.modeling import load_tokenizer
 from feedback_ner.report import format_table
 from feedback_ner.texts import load_texts
@@ -54,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         texts = load_texts(folder)
     except DataError as err:
         raise FeedbackError(str(err)) from None
-    lengths = [token_lengths(Path(m).name or m, load_tokenizer(m, "--model"), texts, args.keep_newlines)
-               for m in args.model]
+    with offline():  # local files only: a name that is not a folder fails at once, not after the Hub's retries
+        tokenizers = [load_tokenizer(m, "--model") for m in args.model]
+    lengths = [token_lengths(Path(m).name or m, tok, texts, args.keep_newlines)
+               for m, tok in zip(args.model, tokenizers, strict=True)]
     table = summary(lengths, args.lengths, args.stride)
     lowered = table[table["stride"] < args.stride]
     for (name, length), used in lowered.groupby(["tokenizer", "max_length"])["stride"].first().items():
