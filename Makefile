@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help install services browser test test-fast lint demo bench bench-quality sweep predict wheels clean
+.PHONY: help install services browser test test-fast lint demo bench bench-quality sweep predict predict-args wheels clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -64,8 +64,12 @@ sweep: install ## Optuna sweep on the embedded default (SWEEP_ARGS="--n-trials 3
 	$(PY) -m feedback_ner.sweep --config configs/demo.yaml --space sweeps/demo.yaml \
 		--data_dir $(DEMO_DIR)/corpus --model_name_or_path $(DEMO_DIR)/tiny-longformer $(SWEEP_ARGS)
 
-predict: install ## predict essays: make predict MODEL="ckpt1 ckpt2" TEXTS=dir OUT=submission.csv
+predict: predict-args install ## predict essays: make predict MODEL="ckpt1 ckpt2" TEXTS=dir OUT=submission.csv
 	$(PY) -m feedback_ner.predict --model $(MODEL) --texts $(TEXTS) --out $(or $(OUT),submission.csv)
+
+predict-args:
+	@if [ -z "$(MODEL)" ] || [ -z "$(TEXTS)" ]; then \
+		echo 'make predict: set MODEL (checkpoint or run folders) and TEXTS (a folder of .txt essays), e.g. make predict MODEL="runs/x" TEXTS=data/test'; exit 2; fi
 
 wheels: install ## build the folder of wheels the offline Kaggle notebook installs from
 	$(PY) -m feedback_ner.wheels --out wheels
