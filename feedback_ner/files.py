@@ -52,7 +52,8 @@ def check_output(
     is one of the command's ``inputs``, or that holds a file of another ``kind`` than the command writes
     (``"submission"``, ``"json"``, ``"npz"``, ``"png"``, ``"html"``, ``"csv:<first column>"``; see
     :func:`_looks_like`): a re-run replaces its own output, never a file the user has that is something else (a
-    train.csv given as ``--out``). A ``png`` output must be named ``*.png`` (the image format follows the name)."""
+    train.csv given as ``--out``). A ``png``, ``html`` or ``json`` output must have that suffix (a PNG's format
+    follows its name)."""
     if path is None:
         return None
     path = Path(path)
@@ -60,8 +61,6 @@ def check_output(
         example = {"png": "chart.png", "html": "report.html", "json": "ensemble.json", "npz": "oof.npz"}.get(
             kind or "", "table.csv" if (kind or "").startswith("csv:") else "submission.csv")
         raise InvalidInputError(f"{what} {path}: is a folder; give a file name, e.g. {path / example}")
-    if kind == "png" and path.suffix.lower() != ".png":
-        raise InvalidInputError(f"{what} {path}: a PNG image is written; give a name ending in .png")
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise InvalidInputError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
@@ -75,6 +74,10 @@ def check_output(
             name = "CSV table" if kind.startswith("csv:") else {"html": "HTML page", "png": "PNG"}.get(kind, kind)
             raise InvalidInputError(f"{what} {path}: exists and is not a {name} file this command wrote; it would be "
                                     "lost: choose another path, or delete it first")
+    suffixes = {"png": (".png",), "html": (".html", ".htm"), "json": (".json",)}.get(kind or "")
+    if suffixes and path.suffix.lower() not in suffixes:  # a chart, page or settings file under another name
+        name = {"png": "a PNG image", "html": "an HTML page", "json": "JSON"}[kind]
+        raise InvalidInputError(f"{what} {path}: {name} is written; give a name ending in {suffixes[0]}")
     return path
 
 

@@ -25,11 +25,12 @@ def cases(tmp, corpus_dir):
         ("inspect", [str(tmp / "empty"), "--csv", str(tmp / "train.csv")], ["--csv", "train.csv", "not a CSV table"]),
         ("inspect", [str(tmp / "empty"), "--out", str(tmp / "notes.txt")], ["--out", "notes.txt", "not a HTML page"]),
         ("runs", [str(tmp / "empty"), "--csv", str(tmp / "train.csv")], ["--csv", "train.csv", "not a CSV table"]),
-        ("runs", [str(tmp / "empty"), "--png", str(tmp / "notes.txt")], ["--png", "notes.txt", "ending in .png"]),
+        ("runs", [str(tmp / "empty"), "--png", str(tmp / "table.txt")], ["--png", "table.txt", "ending in .png"]),
         ("runs", [str(tmp / "empty"), "--png", str(tmp / "old.png")], ["--png", "old.png", "not a PNG"]),
         ("runs", [str(tmp / "empty"), "--data", str(tmp / "nope")], ["--data", "nope", "train.csv"]),
         ("lengths", ["--data", str(corpus_dir), "--model", "x", "--png", str(tmp / "h.txt")], ["--png", ".png"]),
         ("lengths", ["--data", str(tmp / "train.csv"), "--model", "x"], ["train.csv", "not an essay file"]),
+        ("inspect", [str(tmp / "empty"), "--out", str(tmp / "page.png")], ["--out", "page.png", "ending in .html"]),
     ]
 
 
@@ -40,7 +41,7 @@ def _user_files(tmp, corpus_dir) -> list[str]:
     return ["train.csv", "notes.txt", "old.png"]
 
 
-@pytest.mark.parametrize("index", range(17))
+@pytest.mark.parametrize("index", range(18))
 def test_one_line_errors(tmp_path, corpus_dir, index):
     command, args, needles = cases(tmp_path, corpus_dir)[index]
     done = run_cli(f"feedback_ner.{command}", *args)
