@@ -217,6 +217,10 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
                 raise DataError(f"{txt_dir}: two files for essay {entry.name[:-4]!r} (.txt in two cases); keep one")
             files[entry.name[:-4]] = entry.path
     report.n_essay_files = len(files)
+    if not files:  # e.g. the essays one folder down (train/train/*.txt, as some unzips leave them)
+        inner = sorted(p.parent for p in txt_dir.glob("*/*.txt"))
+        where = f"; they are in {inner[0]}: move them up, or point data_dir at the folder holding them" if inner else ""
+        raise DataError(f"{txt_dir}: no .txt essay files{where}")
 
     check = _RowChecker(df, lines, csv_path, skip_bad, report)
     ids = df["id"].to_numpy(dtype=object)
@@ -226,7 +230,8 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
     check.reject(
         "missing_essay",
         ~has_file,
-        lambda i: f"id: no essay file train/{ids[i]}.txt",
+        lambda i: f"id: no essay file train/{ids[i]!r}.txt" if ids[i] != str(ids[i]).strip() else
+        f"id: no essay file train/{ids[i]}.txt",  # an id with spaces around it: shown quoted
         f"add the file to {txt_dir} or remove its rows",
     )
 

@@ -383,3 +383,25 @@ def test_malformed_csv_is_one_line_error(data: Path):
         load_train(data, skip_bad=True)
     msg = str(info.value)
     assert "\n" not in msg and str(data / "train.csv") in msg and "not a readable CSV" in msg and "line 5" in msg
+
+
+def test_essays_one_folder_down_are_named(corpus_dir: Path, tmp_path: Path):
+    """Found by probing: essays unzipped into train/train/ gave "no essay file train/<id>.txt (178 more such rows)"
+    for row 1, not that train/ holds no essay at all, nor where they are."""
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    shutil.copy(corpus_dir / "train.csv", data / "train.csv")
+    shutil.copytree(corpus_dir / "train", data / "train" / "train")
+    with pytest.raises(DataError, match=r"train: no .txt essay files; they are in .*train/train: move them up"):
+        load_train(data)
+
+
+def test_an_id_with_spaces_around_it_is_shown_quoted(corpus_dir: Path, tmp_path: Path):
+    """Found by probing: "no essay file train/ 025B8A9A021E .txt": the spaces were hard to see."""
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "data", ignore=shutil.ignore_patterns(".cache*")))
+    rows = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    first = rows["id"].iat[0]
+    rows.loc[0, "id"] = f" {first} "
+    rows.to_csv(data / "train.csv", index=False)
+    with pytest.raises(DataError, match=f"no essay file train/' {first} '.txt"):
+        load_train(data)
