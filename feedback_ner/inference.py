@@ -135,6 +135,12 @@ def offline() -> Iterator[None]:
             hf_constants.HF_HUB_OFFLINE = saved_flag
 
 
+def check_batch_size(batch_size: Any) -> None:
+    """A batch size must be a positive whole number (not "8", 2.5 or True): one :class:`InvalidInputError`."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InvalidInputError(f"batch_size={batch_size!r}: use a positive whole number of windows per batch")
+
+
 def read_texts(texts: str | os.PathLike | pd.DataFrame | Mapping[str, str]) -> dict[str, str]:
     """Essays as ``{id: text}`` from a folder of ``<id>.txt``, a DataFrame ``id, text`` or a dict.
 
@@ -389,8 +395,7 @@ def _predict(
 ) -> pd.DataFrame:
     t_start = time.perf_counter()
     timings = timings if timings is not None else {}
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InvalidInputError(f"batch_size={batch_size!r}: use a positive whole number of windows per batch")
+    check_batch_size(batch_size)
     if not isinstance(cpu_bf16, (bool, np.bool_)):  # "no" would be true
         raise InvalidInputError(f"cpu_bf16={cpu_bf16!r}: give True or False")
     if not isinstance(timings, dict):

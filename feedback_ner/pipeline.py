@@ -7,8 +7,9 @@ other runs). Both accept one text (-> a list of spans) or a list of texts (-> a 
 
 A span is ``{"class", "words" (word indices of text.split()), "start", "end" (character offsets into the text as
 given), "text", "score"}``. The path is :func:`predict.predict`'s: the checkpoint's windows
-(:func:`predict.predict_word_probs`), weighted word-level average, then the post-processing of the first checkpoint
-(``feedback_ner.json``) through :func:`postprocess.filter_spans`, so the spans are those ``predict`` writes.
+(:func:`predict.predict_word_probs`), weighted word-level average, then the post-processing ``predict`` chooses
+(:func:`artifacts.choose_postprocess`) through :func:`postprocess.filter_spans`, so the spans are those ``predict``
+writes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ import torch
 
 from feedback_ner.artifacts import InferenceConfig, choose_postprocess, plan_prediction, run_dir_of
 from feedback_ner.errors import InvalidInputError
-from feedback_ner.inference import Checkpoint, load_checkpoint, predict_word_probs, read_texts, resolve_device
+from feedback_ner.inference import (
+    Checkpoint,
+    check_batch_size,
+    load_checkpoint,
+    predict_word_probs,
+    read_texts,
+    resolve_device,
+)
 from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
 from feedback_ner.wordtable import test_word_table
 
@@ -69,8 +77,7 @@ class SpanPredictor:
 
     def word_probs(self, texts: Mapping[str, str], batch_size: int = 8) -> tuple[Any, dict[str, np.ndarray]]:
         """The word table of ``texts`` (``{id: text}``) and their weighted word probabilities."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise InvalidInputError(f"batch_size={batch_size!r}: use a positive whole number of windows per batch")
+        check_batch_size(batch_size)
         table = test_word_table(read_texts(dict(texts)))
         ids = table["id"].tolist()
         total: dict[str, np.ndarray] = {}

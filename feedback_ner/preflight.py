@@ -302,11 +302,8 @@ def model_digest(folder: str | os.PathLike) -> str:
 def check_model_unchanged(run_dir: Path, digest: str, num_folds: int) -> None:
     """Finished folds join the CV table only if they started from the model folder there is now: a folder replaced
     in place (another checkpoint, another tokenizer, at the same path) would mix two models in one CV."""
-    recorded = run_dir / MODEL_FILE
-    if not digest or not recorded.is_file() or not finished_folds(run_dir, num_folds):
-        return
-    before = recorded.read_text(encoding="utf-8").strip()
-    if before and before != digest:
+    before = _changed_since(run_dir / MODEL_FILE, digest, num_folds)
+    if before:
         raise FeedbackError(f"{run_dir}: its folds started from another model (digest {before}, model_name_or_path "
                             f"now {digest}): the model folder changed since; use another output_dir, or "
                             "--overwrite_output_dir (or delete the folder) to train again from this model")
@@ -316,11 +313,17 @@ def check_data_unchanged(run_dir: Path, digest: str, num_folds: int) -> None:
     """Finished folds join the CV table only if the data they were trained and scored on is the data now: a
     train.csv or essays edited since would be scored with labels the models never saw (and the table look
     current). Runs from before the digest was recorded are not checked."""
-    recorded = run_dir / DATA_FILE
-    if not recorded.is_file() or not finished_folds(run_dir, num_folds):
-        return
-    before = recorded.read_text(encoding="utf-8").strip()
-    if before and before != digest:
+    before = _changed_since(run_dir / DATA_FILE, digest, num_folds)
+    if before:
         raise FeedbackError(f"{run_dir}: its folds were trained on other data (essays, labels or folds; digest "
                             f"{before}, the data now {digest}): data_dir changed since; use another output_dir, or "
                             "--overwrite_output_dir (or delete the folder) to train again on this data")
+
+
+def _changed_since(record: Path, digest: str, num_folds: int) -> str | None:
+    """The digest a run recorded in ``record`` where it differs from ``digest`` and finished folds depend on it;
+    None where nothing is recorded (older runs), nothing finished, or nothing to compare (an empty digest)."""
+    if not digest or not record.is_file() or not finished_folds(record.parent, num_folds):
+        return None
+    before = record.read_text(encoding="utf-8").strip()
+    return before if before and before != digest else None

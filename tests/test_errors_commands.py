@@ -114,7 +114,8 @@ def test_runs_csv_makes_its_folder_and_counts_unfinished_runs(runs_dir, tmp_path
 def test_runs_refuses_an_output_under_a_file_before_reading_runs(runs_dir, tmp_path, option):
     (tmp_path / "afile").write_text("x")
     out = tmp_path / "afile" / f"x{option.replace('--', '.')}"
-    args = ["--png", str(tmp_path / "r.png"), "--csv", str(tmp_path / "r.csv"), option, str(out)]
+    outputs = {"--png": str(tmp_path / "r.png"), "--csv": str(tmp_path / "r.csv"), option: str(out)}
+    args = [token for pair in outputs.items() for token in pair]
     done = run_cli("feedback_ner.runs", str(runs_dir), *args, "--data", "none")
     assert_one_line_error(done, "runs", option, "afile is a file, not a folder")
     assert done.stdout == "" and not (tmp_path / "r.png").exists()

@@ -87,6 +87,18 @@ def base_args(tmp_path, corpus_dir, tiny_models) -> list[str]:
     return ["--config", str(config), "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / "out")]
 
 
+def _override(base: list[str], extra: list[str]) -> list[str]:
+    """``base`` with ``extra`` on top: an option already in ``base`` takes the new value (an option may be given
+    once), any other is appended."""
+    out = list(base)
+    for i, token in enumerate(extra):
+        if token.startswith("--") and token in out and i + 1 < len(extra):
+            out[out.index(token) + 1] = extra[i + 1]
+        elif not (i > 0 and extra[i - 1].startswith("--") and extra[i - 1] in base):
+            out.append(token)
+    return out
+
+
 @pytest.mark.parametrize("case, change, needles", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line(case, change, needles, base_args, tmp_path, capsys, monkeypatch):
     if "space" in change:
@@ -106,7 +118,7 @@ def test_bad_input_is_one_line(case, change, needles, base_args, tmp_path, capsy
         config, space = Path(base_args[1]), load_space(base_args[3])
         study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path}/stamped.db")
         study.set_user_attr(STUDY_ATTR, study_stamp(parse_config(config, change["stamp"]), space, [0]))
-    done = sweep_cli(base_args + args, capsys)
+    done = sweep_cli(_override(base_args, args), capsys)
     assert_one_line_error(done, "sweep", *[n.replace("{tmp}", str(tmp_path)) for n in needles])
     assert not (tmp_path / "out").exists(), "found before any file is made"
 
