@@ -34,6 +34,9 @@ def read_csv_columns(
     ``one_of``: alternatives of which the first present is read (e.g. ``discourse_type`` or ``class``).
     """
     path = Path(path)
+    if path.is_dir():
+        inside = next((path / n for n in ("train.csv", "submission.csv") if (path / n).is_file()), None)
+        raise MissingFileError(f"{what} {path}: is a folder; give a CSV file" + (f", e.g. {inside}" if inside else ""))
     if not path.is_file():
         raise MissingFileError(f"{what} {path}: no such file")
     source = _csv_source(path)

@@ -82,6 +82,8 @@ CASES = [
      ["{root}/nothing.json", "no such ensemble file"]),
     ("predict-postprocess-typo", "predict", ["--model", "{ckpt}", "--texts", "{texts}", "--postprocess",
                                              "{root}/typo.json"], ["typo.json", "proba_tresh"]),
+    # found by probing: a folder given as --gt was "no such file"
+    ("score-gt-is-a-folder", "score", ["--gt", "{root}", "--pred", "{root}/other.csv"], ["{root}: is a folder"]),
     ("ensemble-missing-oof", "ensemble", ["--oof", "{root}/nothing.npz", "--gt", "{gt}"],
      ["{root}/nothing.npz", "no such word-probabilities file"]),
     ("ensemble-corrupt-oof", "ensemble", ["--oof", "{root}/corrupt.npz", "--gt", "{gt}"], ["corrupt.npz"]),
