@@ -10,9 +10,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import check_distinct_outputs, check_output
+from feedback_ner.labels import CLASSES
 from feedback_ner.report import format_table
 from feedback_ner.runtable import comparison_table, find_configless, find_unfinished, load_runs, table_png
 
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     table, differ = comparison_table(runs)
     shown = table.drop(columns=["time_source"]).copy()
     shown["run"] = [Path(r).name for r in shown["run"]]
+    scores = {"CV", "tuned", "tuned_file", "rescored", *CLASSES}
+    for column in [c for c in shown.columns if c not in scores and pd.api.types.is_float_dtype(shown[c])]:
+        # settings and seconds as written (5 epochs, 0.0003), not as scores with 4 decimals (5.0000, 0.0003)
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:g}")
     marked = {c: f"{c}*" for c in differ if c in shown.columns}
     if "model_name_or_path" in differ:
         marked["model"] = "model*"

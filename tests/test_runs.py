@@ -44,7 +44,11 @@ def test_runs_command_prints_both_rows_and_a_png(two_runs, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert "learning_rate*" in lines[0] and "max_length*" not in lines[0]
-    assert sum(line.startswith(("fast ", "slow ")) for line in lines) == 2
+    rows = [line.split() for line in lines if line.startswith(("fast ", "slow "))]
+    assert len(rows) == 2
+    # found by probing: settings printed as scores ("num_train_epochs 5.0000"); as written now
+    column = lines[0].split().index("learning_rate*")
+    assert sorted(row[column] for row in rows) == ["0.001", "0.003"]
     assert png.is_file() and png.stat().st_size > 5_000
 
 
