@@ -549,7 +549,7 @@ def plan_prediction(
     spec = load_ensemble(ensemble) if ensemble is not None else None
     if isinstance(models, (str, os.PathLike)):
         models = [models]
-    given = resolve_model_dirs(models) if models else []
+    given = resolve_model_dirs(models) if models is not None else []  # (an array of paths has no truth value)
     for f in given or (spec.models if spec is not None else []):  # before matching: a missing folder is named so
         check_checkpoint(f)
     if spec is None:

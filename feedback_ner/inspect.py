@@ -75,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     skip_bad = preds.skip_bad if args.skip_bad is None else args.skip_bad
     corpus = load_train(preds.data_dir, skip_bad=skip_bad)
     ids = set(preds.ids)
+    if not ids & set(corpus.elements["id"]):
+        raise FeedbackError(f"{source}: none of its {len(ids)} essays is in {preds.data_dir}/train.csv; "
+                            "is --data the corpus the run was trained on?")
     if preds.word_probs is None and not args.only_predicted_essays:
         # a CSV names only essays with a span; the others' elements are missed, as `score` counts them
         ids = set(corpus.elements["id"])
     gt = corpus.elements[corpus.elements["id"].isin(ids)].reset_index(drop=True)
-    if gt.empty:
-        raise FeedbackError(f"{source}: none of its {len(ids)} essays is in {preds.data_dir}/train.csv; "
-                            "is --data the corpus the run was trained on?")
     _check_words(preds, corpus.texts)
     for warning in coverage(preds.pred, gt).warnings():  # e.g. classes in another case: those rows match nothing
         logger.warning("%s: %s", source, warning)

@@ -154,9 +154,14 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
         # by how each value is written: 2 and 2.0, or a folder written as another path, make other fingerprints
         diff = [f"{k} {_shown(old, k)} -> {_shown(new, k)}" for k in keys
                 if repr(_value(old, k)) != repr(_value(new, k))]
+        same_values = all(_value(old, k) == _value(new, k) for k in keys)
+        if not diff:  # an older run's config.yaml lacks a field this version records (its default or not)
+            diff = [f"{k} not recorded by the run (an older version) -> {_shown(new, k)}" for k in keys
+                    if (k in old) != (k in new)]
+            same_values = False
         if diff:
             changes = " (" + ", ".join(diff[:4]) + (", ..." if len(diff) > 4 else "") + ")"
-            if all(_value(old, k) == _value(new, k) for k in keys):
+            if same_values:
                 changes += ": the same values written another way; write them as the run did"
     raise FeedbackError(
         f"{run_dir} holds a run with other settings{changes}; use another output_dir, or --overwrite_output_dir "

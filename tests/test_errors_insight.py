@@ -31,6 +31,8 @@ def cases(tmp, corpus_dir):
         ("lengths", ["--data", str(corpus_dir), "--model", "x", "--png", str(tmp / "h.txt")], ["--png", ".png"]),
         ("lengths", ["--data", str(tmp / "train.csv"), "--model", "x"], ["train.csv", "not an essay file"]),
         ("inspect", [str(tmp / "empty"), "--out", str(tmp / "page.png")], ["--out", "page.png", "ending in .html"]),
+        ("inspect", [str(tmp / "other.csv"), "--data", str(corpus_dir), "--out", str(tmp / "p.html")],
+         ["other.csv", "none of its 1 essays is in", "is --data the corpus"]),
     ]
 
 
@@ -38,10 +40,11 @@ def _user_files(tmp, corpus_dir) -> list[str]:
     (tmp / "train.csv").write_bytes((corpus_dir / "train.csv").read_bytes())
     (tmp / "notes.txt").write_text("my notes\n")
     (tmp / "old.png").write_text("not an image of ours\n")
+    (tmp / "other.csv").write_text("id,class,predictionstring\nnot_an_essay,Claim,1 2 3\n")
     return ["train.csv", "notes.txt", "old.png"]
 
 
-@pytest.mark.parametrize("index", range(18))
+@pytest.mark.parametrize("index", range(19))
 def test_one_line_errors(tmp_path, corpus_dir, index):
     command, args, needles = cases(tmp_path, corpus_dir)[index]
     done = run_cli(f"feedback_ner.{command}", *args)

@@ -125,6 +125,14 @@ def test_bad_arguments_are_one_clear_error(bert_run: Path, corpus_dir: Path, kwa
         predict(**args)
 
 
+def test_models_as_an_array_of_paths(bert_run: Path, corpus_dir: Path):
+    """Review: `if models` on a numpy array or a Series of paths raised "truth value ... ambiguous"."""
+    folds = sorted(str(p) for p in bert_run.glob("fold_*/model"))
+    expected = predict(folds, corpus_dir / "test")
+    for given in (np.array(folds), pd.Series(folds)):
+        pd.testing.assert_frame_equal(predict(given, corpus_dir / "test"), expected)
+
+
 def test_what_is_not_an_essay_or_a_second_copy_is_refused(bert_run: Path, corpus_dir: Path):
     """Found by probing: a CSV given as texts was predicted as one essay; a list holding a folder was called "no
     such essay file"; a run folder and one of its folds weighed that fold double, silently."""

@@ -356,3 +356,21 @@ def test_a_run_whose_model_folder_was_replaced_is_refused(tmp_path: Path, corpus
     shutil.copytree(tiny_models("deberta-v2"), model)
     with pytest.raises(Exception, match=r"its folds started from another model .*the model folder changed since"):
         run(*parse_config(None, overrides={**config, "folds": [1]}))
+
+
+def test_a_field_an_older_run_did_not_record_is_named(tmp_path: Path):
+    """Review: a config.yaml written before a field was recorded gave another fingerprint and a refusal naming
+    nothing; the field is named."""
+    import yaml
+
+    from feedback_ner.config import fingerprint
+    from feedback_ner.errors import FeedbackError
+    from feedback_ner.preflight import check_run_dir
+
+    old, new = {"learning_rate": 2e-5}, {"learning_rate": 2e-5, "label_smoothing_factor": 0.0}
+    (tmp_path / "fold_0").mkdir()
+    (tmp_path / "fold_0" / "metrics.json").write_text("{}")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    (tmp_path / "fingerprint.txt").write_text(fingerprint(old))
+    with pytest.raises(FeedbackError, match=r"label_smoothing_factor not recorded by the run \(an older version\)"):
+        check_run_dir(tmp_path, fingerprint(new), new, False)
