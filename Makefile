@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= demo
 SWEEP_ARGS ?=
+# an option may be given once: change the sweep's config or space with these, not in SWEEP_ARGS
+SWEEP_CONFIG ?= configs/demo.yaml
+SWEEP_SPACE ?= sweeps/demo.yaml
 PYTEST_ARGS ?=
 # the suite runs on every core (pytest-xdist); PYTEST_WORKERS=0 runs it in one process
 PYTEST_WORKERS ?= auto
@@ -59,9 +62,9 @@ bench-quality: install ## quality vs a run_ner baseline, per recipe (ROWS=baseli
 	$(PY) -m pip install -q -e ".[offline-encoder]"
 	$(PY) -m benchmarks.bench_quality $(if $(ROWS),--rows $(ROWS)) $(BENCH_QUALITY_ARGS)
 
-sweep: install ## Optuna sweep on the embedded default (SWEEP_ARGS="--n-trials 3 --storage ... --study ...")
+sweep: install ## Optuna sweep on the embedded default (SWEEP_ARGS="--n-trials 3 --storage ... --study ..."; SWEEP_CONFIG, SWEEP_SPACE)
 	$(PY) -m feedback_ner.demo --out $(DEMO_DIR) --setup-only
-	$(PY) -m feedback_ner.sweep --config configs/demo.yaml --space sweeps/demo.yaml \
+	$(PY) -m feedback_ner.sweep --config $(SWEEP_CONFIG) --space $(SWEEP_SPACE) \
 		--data_dir $(DEMO_DIR)/corpus --model_name_or_path $(DEMO_DIR)/tiny-longformer $(SWEEP_ARGS)
 
 predict: predict-args install ## predict essays: make predict MODEL="ckpt1 ckpt2" TEXTS=dir OUT=submission.csv

@@ -119,16 +119,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def repeated_option(argv: Sequence[str]) -> str | None:
-    """The first ``--option`` that ``argv`` gives twice (``--x 1`` or ``--x=1``; up to a bare ``--``), else None."""
+    """The first ``--option`` that ``argv`` gives twice (``--x 1`` or ``--x=1``, or ``--x`` and its ``--no-x`` /
+    ``--no_x``; up to a bare ``--``), else None."""
     seen: set[str] = set()
     for token in argv:
         if token == "--":
             break
         if token.startswith("--") and len(token) > 2:
             name = token.split("=", 1)[0]
-            if name in seen:
+            key = "--" + name[5:] if name.startswith(("--no-", "--no_")) else name
+            if key in seen:
                 return name
-            seen.add(name)
+            seen.add(key)
     return None
 
 

@@ -218,7 +218,7 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
             files[entry.name[:-4]] = entry.path
     report.n_essay_files = len(files)
     if not files:  # e.g. the essays one folder down (train/train/*.txt, as some unzips leave them)
-        inner = sorted(p.parent for p in txt_dir.glob("*/*.txt"))
+        inner = sorted(p.parent for p in txt_dir.glob("*/*") if is_essay_file(p))
         where = f"; they are in {inner[0]}: move them up, or point data_dir at the folder holding them" if inner else ""
         raise DataError(f"{txt_dir}: no .txt essay files{where}")
 

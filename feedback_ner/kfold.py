@@ -434,7 +434,7 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
 
     _main_process_check(state, finished_folds_match)
     model_hash = model_digest(resolve_model_path(model_args.model_name_or_path)) if state.is_main_process else ""
-    _main_process_check(state, lambda: check_model_unchanged(run_dir, model_hash, data_args.num_folds))
+    _main_process_check(state, lambda: check_model_unchanged(run_dir, model_hash))
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_text(run_dir / FINGERPRINT_FILE, fingerprint + "\n")  # first: what marks a run folder (preflight)
@@ -448,7 +448,7 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
     with TokenCache(tokenizer) as tokens:  # each essay tokenised once for all folds
         table, gt = load_data(data_args, token_cache=tokens)
         digest = data_digest(table)
-        _main_process_check(state, lambda: check_data_unchanged(run_dir, digest, data_args.num_folds))
+        _main_process_check(state, lambda: check_data_unchanged(run_dir, digest))
         if state.is_main_process:
             _write_text(run_dir / DATA_FILE, digest + "\n")
         if data_args.normalize_spelling:  # once per run: the marked table is not normalised again per fold

@@ -289,14 +289,20 @@ def data_digest(table: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
+# the files transformers loads from a model folder (config, tokenizer, weights, remote code): a README edited or a
+# TF/Flax copy added changes no model
+MODEL_SUFFIXES = frozenset({".json", ".safetensors", ".bin", ".model", ".txt", ".py", ".tiktoken"})
+
+
 def model_digest(folder: str | os.PathLike) -> str:
-    """A digest of the model folder a run starts from: each file's name and content (weights, config, tokenizer).
+    """A digest of the model folder a run starts from: the name and content of each file transformers loads
+    (``MODEL_SUFFIXES``: weights, config, tokenizer).
     "" for a name that is not a local folder (a Hub name not downloaded: nothing to compare)."""
     folder = Path(folder)
     if not folder.is_dir():
         return ""
     digest = content_hasher()
-    for f in sorted(p for p in folder.iterdir() if p.is_file()):
+    for f in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES):
         digest.update(f.name.encode() + b"\x00")
         with f.open("rb") as stream:
             for block in iter(lambda: stream.read(1 << 24), b""):  # noqa: B023 (read in this loop)
@@ -304,31 +310,32 @@ def model_digest(folder: str | os.PathLike) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_model_unchanged(run_dir: Path, digest: str, num_folds: int) -> None:
+def check_model_unchanged(run_dir: Path, digest: str) -> None:
     """Finished folds join the CV table only if they started from the model folder there is now: a folder replaced
     in place (another checkpoint, another tokenizer, at the same path) would mix two models in one CV."""
-    before = _changed_since(run_dir / MODEL_FILE, digest, num_folds)
+    before = _changed_since(run_dir / MODEL_FILE, digest)
     if before:
         raise FeedbackError(f"{run_dir}: its folds started from another model (digest {before}, model_name_or_path "
                             f"now {digest}): the model folder changed since; use another output_dir, or "
                             "--overwrite_output_dir (or delete the folder) to train again from this model")
 
 
-def check_data_unchanged(run_dir: Path, digest: str, num_folds: int) -> None:
+def check_data_unchanged(run_dir: Path, digest: str) -> None:
     """Finished folds join the CV table only if the data they were trained and scored on is the data now: a
     train.csv or essays edited since would be scored with labels the models never saw (and the table look
     current). Runs from before the digest was recorded are not checked."""
-    before = _changed_since(run_dir / DATA_FILE, digest, num_folds)
+    before = _changed_since(run_dir / DATA_FILE, digest)
     if before:
         raise FeedbackError(f"{run_dir}: its folds were trained on other data (essays, labels or folds; digest "
                             f"{before}, the data now {digest}): data_dir changed since; use another output_dir, or "
                             "--overwrite_output_dir (or delete the folder) to train again on this data")
 
 
-def _changed_since(record: Path, digest: str, num_folds: int) -> str | None:
-    """The digest a run recorded in ``record`` where it differs from ``digest`` and finished folds depend on it;
-    None where nothing is recorded (older runs), nothing finished, or nothing to compare (an empty digest)."""
-    if not digest or not record.is_file() or not finished_folds(record.parent, num_folds):
+def _changed_since(record: Path, digest: str) -> str | None:
+    """The digest a run recorded in ``record`` where it differs from ``digest`` and folds depend on it (finished, or
+    holding a checkpoint a fold would resume from); None where nothing is recorded (older runs), no fold has
+    anything, or there is nothing to compare (an empty digest)."""
+    if not digest or not record.is_file() or not _has_results(record.parent):  # a checkpoint to resume from too
         return None
     before = record.read_text(encoding="utf-8").strip()
     return before if before and before != digest else None

@@ -40,7 +40,7 @@ from feedback_ner.postprocess import submission_from_probs
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
 from feedback_ner.span_features import candidate_recall, fit_candidate_config, span_length_limits, stack_words
-from feedback_ner.texts import read_text
+from feedback_ner.texts import essay_files, read_text
 
 logger = logging.getLogger("feedback_ner.rescore")
 
@@ -111,7 +111,8 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
     if gt.empty:
         raise FeedbackError(f"none of the {len(probs)} essays of {args.oof} occurs in {data / 'train.csv'}; "
                             "are the probabilities and the data from the same corpus?")
-    no_file = [i for i in probs if i not in corpus.texts and not (data / "train" / f"{i}.txt").is_file()]
+    files = {f.stem: f for f in essay_files(data / "train")} if any(i not in corpus.texts for i in probs) else {}
+    no_file = [i for i in probs if i not in corpus.texts and i not in files]
     if no_file:
         raise FeedbackError(f"{len(no_file)} of the {len(probs)} essays of {args.oof} have no essay file in "
                             f"{data / 'train'} (e.g. {no_file[0]}.txt); is --data the corpus the run was trained on?")
@@ -119,7 +120,7 @@ def _inputs(args: argparse.Namespace) -> tuple[dict, pd.DataFrame, dict | None, 
     if missing:
         logger.warning("%d of the %d essays of %s have no kept rows in %s (e.g. %s): each counts as an essay with "
                        "nothing to find", len(missing), len(probs), args.oof, data / "train.csv", missing[0])
-    texts = None if args.no_texts else {i: corpus.texts.get(i) or read_text(data / "train" / f"{i}.txt")
+    texts = None if args.no_texts else {i: corpus.texts[i] if i in corpus.texts else read_text(files[i])
                                         for i in probs}
     return probs, gt, texts, corpus.elements
 

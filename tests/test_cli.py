@@ -88,3 +88,15 @@ def test_ctrl_c_is_one_line_and_exit_130(capsys):
     assert interrupted([]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["feedback-ner train: interrupted; the same command resumes where it stopped"]
+
+
+def test_an_option_is_given_once():
+    """Found by probing (and the review): the last of two --folds, --config or --nested/--no-nested won silently."""
+    from feedback_ner.cli import repeated_option
+
+    assert repeated_option(["--folds", "0", "--folds", "1"]) == "--folds"
+    assert repeated_option(["--lr=1", "--lr", "2"]) == "--lr"
+    assert repeated_option(["--nested", "--no-nested"]) == "--no-nested"
+    assert repeated_option(["--skip_bad", "true", "--no_skip_bad"]) == "--no_skip_bad"
+    assert repeated_option(["--model", "a", "b", "--texts", "t", "--", "--model"]) is None
+    assert repeated_option(["--no-texts", "--out", "x"]) is None

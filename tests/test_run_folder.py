@@ -356,6 +356,14 @@ def test_a_run_whose_model_folder_was_replaced_is_refused(tmp_path: Path, corpus
     shutil.copytree(tiny_models("deberta-v2"), model)
     with pytest.raises(Exception, match=r"its folds started from another model .*the model folder changed since"):
         run(*parse_config(None, overrides={**config, "folds": [1]}))
+    # review: a fold not finished (it would resume from its files) counts too; a README is not the model
+    (tmp_path / "run" / "fold_0" / "metrics.json").unlink()
+    with pytest.raises(Exception, match=r"its folds started from another model"):
+        run(*parse_config(None, overrides=config))
+    shutil.rmtree(model)
+    shutil.copytree(tiny_models("bert"), model)
+    (model / "README.md").write_text("notes of mine\n")
+    run(*parse_config(None, overrides=config))  # the first model again: fold 0 trains and finishes
 
 
 def test_a_field_an_older_run_did_not_record_is_named(tmp_path: Path):
