@@ -12,7 +12,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from feedback_ner.errors import FeedbackError, InvalidInputError
 
@@ -44,6 +44,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+class _Kind(NamedTuple):
+    """What :func:`check_output` says of an output kind: its name, an example file name, the suffixes it needs."""
+
+    name: str
+    example: str
+    suffixes: tuple[str, ...] = ()
+
+
+_KINDS = {
+    "submission": _Kind("submission", "submission.csv"),
+    "npz": _Kind("npz", "oof.npz"),
+    "json": _Kind("json", "ensemble.json", (".json",)),
+    "png": _Kind("PNG", "chart.png", (".png",)),  # the image format follows the name
+    "html": _Kind("HTML page", "report.html", (".html", ".htm")),
+    "csv": _Kind("CSV table", "table.csv"),  # csv:<first column>
+}
+
+
 def check_output(
     path: str | os.PathLike | None, what: str, inputs: Sequence[str | os.PathLike | None] = (),
     kind: str | None = None,
@@ -52,15 +70,13 @@ def check_output(
     is one of the command's ``inputs``, or that holds a file of another ``kind`` than the command writes
     (``"submission"``, ``"json"``, ``"npz"``, ``"png"``, ``"html"``, ``"csv:<first column>"``; see
     :func:`_looks_like`): a re-run replaces its own output, never a file the user has that is something else (a
-    train.csv given as ``--out``). A ``png``, ``html`` or ``json`` output must have that suffix (a PNG's format
-    follows its name)."""
+    train.csv given as ``--out``). A ``png``, ``html`` or ``json`` output must have that suffix."""
     if path is None:
         return None
     path = Path(path)
+    about = _KINDS[kind.split(":", 1)[0]] if kind is not None else _KINDS["submission"]
     if path.is_dir():
-        example = {"png": "chart.png", "html": "report.html", "json": "ensemble.json", "npz": "oof.npz"}.get(
-            kind or "", "table.csv" if (kind or "").startswith("csv:") else "submission.csv")
-        raise InvalidInputError(f"{what} {path}: is a folder; give a file name, e.g. {path / example}")
+        raise InvalidInputError(f"{what} {path}: is a folder; give a file name, e.g. {path / about.example}")
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise InvalidInputError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
@@ -71,13 +87,10 @@ def check_output(
             if other is not None and Path(other).is_file() and path.samefile(other):
                 raise InvalidInputError(f"{what} {path}: is also an input of this command; write to another file")
         if kind is not None and not _looks_like(path, kind):
-            name = "CSV table" if kind.startswith("csv:") else {"html": "HTML page", "png": "PNG"}.get(kind, kind)
-            raise InvalidInputError(f"{what} {path}: exists and is not a {name} file this command wrote; it would be "
-                                    "lost: choose another path, or delete it first")
-    suffixes = {"png": (".png",), "html": (".html", ".htm"), "json": (".json",)}.get(kind or "")
-    if suffixes and path.suffix.lower() not in suffixes:  # a chart, page or settings file under another name
-        name = {"png": "a PNG image", "html": "an HTML page", "json": "JSON"}[kind]
-        raise InvalidInputError(f"{what} {path}: {name} is written; give a name ending in {suffixes[0]}")
+            raise InvalidInputError(f"{what} {path}: exists and is not a {about.name} file this command wrote; it "
+                                    "would be lost: choose another path, or delete it first")
+    if about.suffixes and path.suffix.lower() not in about.suffixes:  # a chart or page under another name
+        raise InvalidInputError(f"{what} {path}: a {about.name} is written; give a name ending in {about.suffixes[0]}")
     return path
 
 
