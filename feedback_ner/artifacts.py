@@ -547,9 +547,7 @@ def plan_prediction(
     check_distinct_outputs({"out": out, "probs_out": probs_out})
     out, probs_out = check_output(out, "out", kind="submission"), check_output(probs_out, "probs_out", kind="npz")
     spec = load_ensemble(ensemble) if ensemble is not None else None
-    if isinstance(models, (str, os.PathLike)):
-        models = [models]
-    given = resolve_model_dirs(models) if models is not None else []  # (an array of paths has no truth value)
+    given = resolve_model_dirs(models) if models is not None else []  # one path, paths, an array of paths
     for f in given or (spec.models if spec is not None else []):  # before matching: a missing folder is named so
         check_checkpoint(f)
     if spec is None:

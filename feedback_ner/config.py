@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -461,6 +462,12 @@ def fingerprint(flat: dict[str, Any]) -> str:
 def field_default(name: str) -> Any:
     """A config field's default (what a flat config that leaves the field out means); None for unknown names."""
     return next((_default_of(f) for cls in DATACLASSES for f in fields(cls) if f.name == name), None)
+
+
+def setting(flat: Mapping[str, Any], name: str) -> Any:
+    """A setting of a flat config (``to_flat_dict``, a run's ``config.yaml``: non-default fields only): its value,
+    or the field's default where the config leaves it out."""
+    return flat[name] if name in flat else field_default(name)
 
 
 def _default_of(f: Any) -> Any:

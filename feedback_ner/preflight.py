@@ -25,7 +25,7 @@ from feedback_ner.artifacts import (
     RUN_CONFIG_FILE,
     InferenceConfig,
 )
-from feedback_ner.config import DataArguments, field_default, fingerprint_fields
+from feedback_ner.config import DataArguments, field_default, fingerprint_fields, setting
 from feedback_ner.config import fingerprint as config_fingerprint
 from feedback_ner.errors import FeedbackError
 from feedback_ner.modelcard import CARD_FILE
@@ -153,8 +153,8 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
         keys = sorted(set(old) | set(new))
         # by how each value is written: 2 and 2.0, or a folder written as another path, make other fingerprints
         diff = [f"{k} {_shown(old, k)} -> {_shown(new, k)}" for k in keys
-                if repr(_value(old, k)) != repr(_value(new, k))]
-        same_values = all(_value(old, k) == _value(new, k) for k in keys)
+                if repr(setting(old, k)) != repr(setting(new, k))]
+        same_values = all(setting(old, k) == setting(new, k) for k in keys)
         if not diff:  # an older run's config.yaml lacks a field this version records (its default or not)
             diff = [f"{k} not recorded by the run (an older version) -> {_shown(new, k)}" for k in keys
                     if (k in old) != (k in new)]
@@ -167,11 +167,6 @@ def check_run_dir(run_dir: Path, fingerprint: str, flat: dict[str, Any], overwri
         f"{run_dir} holds a run with other settings{changes}; use another output_dir, or --overwrite_output_dir "
         "to delete its folds and start over."
     )
-
-
-def _value(settings: dict[str, Any], key: str) -> Any:
-    """A setting of a flat config; the field's default where the config leaves it out."""
-    return settings[key] if key in settings else field_default(key)
 
 
 def _shown(settings: dict[str, Any], key: str) -> str:

@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from feedback_ner.artifacts import FINGERPRINT_FILE
-from feedback_ner.config import field_default, fingerprint
+from feedback_ner.config import fingerprint, setting
 from feedback_ner.corpus import load_train
 from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
@@ -268,7 +268,7 @@ def differing_settings(runs: list[Run]) -> list[str]:
     for key in keys:
         if key in IGNORED:
             continue
-        values = {json.dumps(run.config.get(key, field_default(key)), sort_keys=True, default=str) for run in runs}
+        values = {json.dumps(setting(run.config, key), sort_keys=True, default=str) for run in runs}
         if len(values) > 1:
             out.append(key)
     return out
@@ -284,7 +284,7 @@ def comparison_table(runs: list[Run]) -> tuple[pd.DataFrame, list[str]]:
     for run in runs:
         row: dict[str, Any] = {"run": str(run.path), "model": Path(str(run.config.get("model_name_or_path", "?"))).name}
         for key in settings:
-            value = run.config.get(key, field_default(key))  # config.yaml holds the non-default fields only
+            value = setting(run.config, key)  # config.yaml holds the non-default fields only
             row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
         row["epochs"] = "/".join(_fmt_epoch(e) for e in run.epochs)
         row["best_epoch"] = "/".join(_fmt_epoch(e) for e in run.best_epochs)

@@ -389,6 +389,7 @@ def _cached_files(out_dir: Path, key: str) -> list[str]:
 
 
 def content_hasher() -> Any:
+    """A fast 128-bit content hash (xxh3, else blake2b): the windows' cache key, and the model folder's digest."""
     try:  # xxhash comes with datasets and is ~10x faster on the ~100 MB of a full corpus
         import xxhash
 
