@@ -33,6 +33,7 @@ from feedback_ner.errors import FeedbackError, InvalidInputError, MissingFileErr
 from feedback_ner.files import atomic_write, check_distinct_outputs, check_output
 from feedback_ner.labels import LABELS
 from feedback_ner.postprocess import PostprocessConfig
+from feedback_ner.probs import load_meta
 
 logger = logging.getLogger("feedback_ner.artifacts")
 
@@ -406,12 +407,42 @@ def choose_postprocess(
         return ChosenPostprocess(load_postprocess(ensemble.postprocess), f"ensemble file ({ensemble.source})")
     if run_dir is not None and (Path(run_dir) / POSTPROCESS_FILE).is_file():
         path = Path(run_dir) / POSTPROCESS_FILE
+        stale = stale_tuning(path, Path(run_dir) / "oof.npz")
+        if stale:  # kept (the user's file), said: predict, SpanPredictor, the pipeline and ensemble all come here
+            logger.warning("%s: it decodes all the same; tune it again on the run's oof.npz", stale)
         return ChosenPostprocess(PostprocessConfig.load(path), f"run's tuned {path}")
     if checkpoint is not None:
         post = InferenceConfig.load(checkpoint).postprocess
         if post is not None:
             return ChosenPostprocess(load_postprocess(post), f"checkpoint {checkpoint}")
     return ChosenPostprocess(PostprocessConfig(), "defaults")
+
+
+def tuned_on_path(postprocess_json: str | os.PathLike) -> Path:
+    """Where ``tune`` records what a tuned post-processing was tuned on: ``<name>.tuned_on.json`` beside it."""
+    path = Path(postprocess_json)
+    return path.with_name(path.stem + ".tuned_on.json")
+
+
+def oof_folds(oof: str | os.PathLike) -> list[int]:
+    """The folds a run-level ``oof.npz`` covers (its meta), sorted; [] when its meta names none."""
+    return sorted(int(k) for k in load_meta(oof).get("folds") or [])
+
+
+def stale_tuning(postprocess_json: str | os.PathLike, oof: str | os.PathLike) -> str | None:
+    """Why a run's tuned ``postprocess.json`` no longer fits its ``oof.npz`` (tuned on other folds, per ``tune``'s
+    record), or None (it fits, or nothing was recorded)."""
+    record, oof = tuned_on_path(postprocess_json), Path(oof)
+    if not record.is_file() or not oof.is_file():
+        return None
+    try:
+        before = sorted(int(k) for k in json.loads(record.read_text(encoding="utf-8")).get("folds") or [])
+        now = oof_folds(oof)
+    except (ValueError, TypeError, OSError, AttributeError):
+        return None
+    if before and now and before != now:
+        return f"{postprocess_json} was tuned on folds {before}; the run now has folds {now}"
+    return None
 
 
 @dataclass

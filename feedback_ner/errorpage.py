@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from feedback_ner.analysis import GT_KINDS, PRED_KINDS, ErrorAnalysis, length_f1
-from feedback_ner.artifacts import InferenceConfig, read_run_config, run_skip_bad
+from feedback_ner.artifacts import choose_postprocess, read_run_config, run_skip_bad
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import B_IDS, CLASSES, LABEL2ID, word_offsets
-from feedback_ner.oofruns import check_oof_origin
+from feedback_ner.oofruns import check_oof_origin, oof_postprocess, run_checkpoint
 from feedback_ner.postprocess import PostprocessConfig, candidate_spans, filter_spans
 from feedback_ner.probs import load_word_probs
 from feedback_ner.scorefiles import read_submission
@@ -80,17 +80,6 @@ def _resolve_data(run_dir: Path, data_dir: str | os.PathLike | None) -> Path:
     raise FeedbackError(f"{run_dir}: no config.yaml naming data_dir; pass --data with the Kaggle folder")
 
 
-def _checkpoint_postprocess(run_dir: Path) -> tuple[PostprocessConfig, str]:
-    """The post-processing of the run's (or, for a fold folder, the fold's) checkpoint: what its CV was scored with."""
-    for model_dir in [run_dir / "model", *sorted(run_dir.glob("fold_*/model"))]:
-        try:
-            config = InferenceConfig.load(model_dir)
-        except (FileNotFoundError, ValueError):
-            continue
-        return PostprocessConfig.from_dict(config.postprocess or {}), f"{model_dir} (the checkpoint's)"
-    return PostprocessConfig(), "the baseline defaults (no checkpoint found)"
-
-
 def _from_run(run_dir: Path, data_dir: str | os.PathLike | None, postprocess: str | os.PathLike | None) -> Predictions:
     oof = run_dir / "oof.npz"
     if not oof.is_file():
@@ -118,8 +107,9 @@ def _from_probs(
         if not Path(postprocess).is_file():
             raise FeedbackError(f"{postprocess}: no such post-processing JSON; give the file tune wrote")
         config, how = PostprocessConfig.load(postprocess), str(postprocess)
-    else:
-        config, how = _checkpoint_postprocess(run_dir)
+    else:  # what the CV table (and tune, rescore) decode with: one rule for runs, folds and ensembles
+        chosen = oof_postprocess(oof) if oof.is_file() else choose_postprocess(checkpoint=run_checkpoint(oof))
+        config, how = chosen.config, chosen.source
     spans = filter_spans(candidate_spans(probs), config)
     pred = spans[["id", "class", "predictionstring", "score"]].reset_index(drop=True)
     return Predictions(pred, list(probs), probs, cv, _resolve_data(run_dir, data_dir), str(oof), how,

@@ -30,13 +30,12 @@ import torch
 from tqdm.auto import tqdm
 
 import feedback_ner.modeling  # noqa: F401  (registers our custom heads with the Auto classes before loading)
-from feedback_ner.artifacts import POSTPROCESS_FILE, InferenceConfig, check_checkpoint, plan_prediction, run_dir_of
+from feedback_ner.artifacts import InferenceConfig, check_checkpoint, plan_prediction
 from feedback_ner.decode import WordProbAccumulator
 from feedback_ner.errors import InvalidInputError
 from feedback_ner.files import atomic_write
 from feedback_ner.labels import NUM_LABELS, O_ID
 from feedback_ner.modeling import encoder_config, model_inputs, trim_to, varied_length_attention
-from feedback_ner.oofruns import stale_tuning
 from feedback_ner.postprocess import SUBMISSION_COLUMNS, PostprocessConfig, submission_from_probs
 from feedback_ner.probs import save_word_probs
 from feedback_ner.rescoring import Rescorer
@@ -406,11 +405,6 @@ def _predict(
     rescorer: Rescorer | None = plan.rescorer
     dev = resolve_device(device)
     logger.info("%s", plan.decoder.describe())
-    if rescorer is None and chosen.source.startswith("run's tuned"):
-        run_dir = run_dir_of(folders[0])
-        stale = stale_tuning(run_dir / POSTPROCESS_FILE, run_dir / "oof.npz") if run_dir is not None else None
-        if stale:
-            logger.warning("%s: it decodes these essays all the same; tune it again on the run's oof.npz", stale)
 
     essays = read_texts(texts)
     if not essays:

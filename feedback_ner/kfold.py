@@ -27,7 +27,13 @@ import yaml
 from accelerate import PartialState
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
-from feedback_ner.artifacts import FINGERPRINT_FILE, POSTPROCESS_FILE, RUN_CONFIG_FILE, InferenceConfig
+from feedback_ner.artifacts import (
+    FINGERPRINT_FILE,
+    POSTPROCESS_FILE,
+    RUN_CONFIG_FILE,
+    InferenceConfig,
+    oof_folds,
+)
 from feedback_ner.config import (
     DataArguments,
     FeedbackTrainingArguments,
@@ -40,7 +46,7 @@ from feedback_ner.files import atomic_write, folder_lock
 from feedback_ner.metric import score
 from feedback_ner.modelcard import best_epoch, write_fold_card, write_run_card
 from feedback_ner.modeling import build_model, encoder_config, load_tokenizer, resolve_model_path
-from feedback_ner.oofruns import oof_folds, run_meta
+from feedback_ner.oofruns import run_meta
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.postprocess_defaults import learn_postprocess
 from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the run folder's names, also kfold's)

@@ -5,7 +5,6 @@ its own run's folder (:func:`check_oof_origin`), and the matching of checkpoint 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -209,31 +208,3 @@ def run_checkpoint(oof: str | Path) -> Path | None:
     if models:
         return models[0]
     return parent / "model" if (parent / "model").is_dir() else None
-
-
-def tuned_on_path(postprocess_json: str | os.PathLike) -> Path:
-    """Where ``tune`` records what a tuned post-processing was tuned on: ``<name>.tuned_on.json`` beside it."""
-    path = Path(postprocess_json)
-    return path.with_name(path.stem + ".tuned_on.json")
-
-
-def oof_folds(oof: str | os.PathLike) -> list[int]:
-    """The folds a run-level ``oof.npz`` covers (its meta), sorted; [] when its meta names none."""
-    return sorted(int(k) for k in load_meta(oof).get("folds") or [])
-
-
-def stale_tuning(postprocess_json: str | os.PathLike, oof: str | os.PathLike) -> str | None:
-    """Why a run's tuned ``postprocess.json`` no longer fits its ``oof.npz`` (tuned on other folds, per ``tune``'s
-    record), or None (it fits, or nothing was recorded)."""
-    record, oof = tuned_on_path(postprocess_json), Path(oof)
-    if not record.is_file() or not oof.is_file():
-        return None
-    try:
-        before = sorted(int(k) for k in json.loads(record.read_text(encoding="utf-8")).get("folds") or [])
-        now = oof_folds(oof)
-    except (ValueError, TypeError, OSError, AttributeError):
-        return None
-    if before and now and before != now:
-        return f"{postprocess_json} was tuned on folds {before}; the run now has folds {now}"
-    return None
-

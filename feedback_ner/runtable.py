@@ -26,13 +26,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from feedback_ner.artifacts import FINGERPRINT_FILE
+from feedback_ner.artifacts import FINGERPRINT_FILE, oof_folds, stale_tuning
 from feedback_ner.config import fingerprint, setting
 from feedback_ner.corpus import load_train
 from feedback_ner.errors import FeedbackError
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import score
-from feedback_ner.oofruns import oof_folds, stale_tuning
 from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import save_figure

@@ -17,12 +17,12 @@ from typing import Any
 import pandas as pd
 
 from feedback_ner import tuning
-from feedback_ner.artifacts import run_skip_bad
+from feedback_ner.artifacts import oof_folds, run_skip_bad, tuned_on_path
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write, check_output
 from feedback_ner.metric import score
-from feedback_ner.oofruns import check_oof_origin, oof_folds, oof_postprocess, tuned_on_path
+from feedback_ner.oofruns import check_oof_origin, oof_postprocess
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.probs import load_word_probs
 from feedback_ner.report import bar_chart, format_table
@@ -73,8 +73,9 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None, dict, pd.DataFrame, Any]:
-    """Inputs checked before any tuning work; user mistakes become one-line errors."""
+def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None, str, dict, pd.DataFrame, Any]:
+    """Inputs checked before any tuning work (user mistakes become one-line errors): the start point and its name,
+    the word probabilities, the ground truth and the opened storage."""
     storage = tuning.storage_url(args.storage, out)
     if args.trials < 1 or args.rounds < 1:
         raise FeedbackError(f"--trials {args.trials} --rounds {args.rounds}: use at least 1 of each")
@@ -82,10 +83,10 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
         raise FeedbackError(f"--out {out}: is a folder; give the JSON file to write")
     check_output(out, "--out", inputs=(args.gt, args.oof), kind="json")  # --start is read before: it may be --out
     try:
-        start = PostprocessConfig.load(args.start) if args.start else None
+        start, start_name = (PostprocessConfig.load(args.start), "--start") if args.start else (None, "")
         word_probs = load_word_probs(args.oof)
         if start is None:  # the run's own post-processing: tuning never ends below what the run decodes with
-            start, args.start_name = _run_postprocess(args.oof)
+            start, start_name = _run_postprocess(args.oof)
     except (FileNotFoundError, ValueError) as err:
         raise FeedbackError(str(err)) from None
     if not word_probs:
@@ -94,7 +95,7 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
     skip_bad = run_skip_bad(Path(args.oof).parent, args.skip_bad)  # the ground truth read as the run read it
     gt = check_words_cover(word_probs, read_ground_truth(args.gt, "--gt", skip_bad), str(args.oof), skip_bad)
     # opened here: a database that cannot be created or reached is one line before the work
-    return start, word_probs, gt, open_storage(storage) if storage is not None else None
+    return start, start_name, word_probs, gt, open_storage(storage) if storage is not None else None
 
 
 def _run_postprocess(oof: str | Path) -> tuple[PostprocessConfig | None, str]:
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
     out = Path(args.out) if args.out else Path(args.oof).parent / POSTPROCESS_FILE
-    start, word_probs, gt, storage = _load(args, out)
+    start, start_name, word_probs, gt, storage = _load(args, out)
     fold_of = tuning.essay_folds(args.oof, list(word_probs), args.folds) if args.cross_fit else None
     if fold_of is not None and len(set(fold_of.values())) < 2:
         print(f"note: the essays of {args.oof} are all in one fold: no cross-fitted figure (train more folds)")
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     macro = report.loc["macro"]
     print(f"\nmacro F1 {macro['F1 before']:.4f} -> {macro['F1 after']:.4f} "
-          f"({'--start' if args.start else args.start_name} -> tuned, in-sample: tuned and scored on the same "
+          f"({start_name} -> tuned, in-sample: tuned and scored on the same "
           "essays)")
     if crossed is not None:
         essays_gt = gt[gt["id"].astype(str).isin(set(map(str, word_probs)))]

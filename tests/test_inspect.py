@@ -289,4 +289,4 @@ def test_inspect_on_a_fold_folder_prints_the_folds_f1(run_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     printed = float(re.search(r"macro F1 ([0-9.]+)", done.stdout).group(1))
     assert printed == pytest.approx(json.loads((fold / "metrics.json").read_text())["eval_f1"], abs=1e-4)
-    assert f"post-processing: {fold / 'model'} (the checkpoint's)" in done.stdout
+    assert f"post-processing: checkpoint {fold / 'model'}" in done.stdout

@@ -153,3 +153,31 @@ def test_rescore_on_an_ensemble_oof_starts_from_the_ensembles_post_processing(se
     ensembles = score(submission_from_probs(probs, post), gt).f1
     assert report.loc["macro", "default"] == pytest.approx(ensembles, abs=1e-9)
     assert ensembles != pytest.approx(score(submission_from_probs(probs, PostprocessConfig()), gt).f1, abs=1e-6)
+
+
+def test_inspect_on_an_ensemble_oof_decodes_as_tune_and_rescore_do(setup, bert_run, corpus_dir):
+    """Reading the code: ``inspect`` decoded an ensemble's OOF file with the package defaults (its own rule: the
+    first checkpoint beside the file, else the defaults) while ``tune``, ``rescore`` and ``predict --ensemble``
+    decode it with the post-processing the ensemble recorded; the page's F1 was then not the ensemble's. One rule
+    (``oofruns.oof_postprocess``) now serves all of them."""
+    from feedback_ner.errorpage import load_predictions
+    from feedback_ner.postprocess import submission_from_probs
+    from feedback_ner.probs import load_word_probs
+
+    out = setup["root"] / "oof-inspect"
+    out.mkdir(parents=True, exist_ok=True)
+    post = PostprocessConfig(min_words={c: 1 for c in PostprocessConfig().min_words},
+                             proba_thresh={c: 0.2 for c in PostprocessConfig().proba_thresh})
+    post.save(out / "pp.json")
+    oof = out / "ens_oof.npz"
+    assert ensemble_cli.main(["--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+                              "--out", str(out / "ensemble.json"), "--trials", "2", "--postprocess",
+                              str(out / "pp.json"), "--oof-out", str(oof)]) == 0
+    seen = load_predictions(oof, data_dir=corpus_dir)
+    assert seen.postprocess.startswith("the ensemble's, recorded in")
+    expected = submission_from_probs(load_word_probs(oof), post)
+    got = seen.pred[["id", "class", "predictionstring"]]
+    key = ["id", "class", "predictionstring"]
+    pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
+                                  expected[key].sort_values(key).reset_index(drop=True), check_dtype=False)
+    assert len(expected) != len(submission_from_probs(load_word_probs(oof), PostprocessConfig()))

@@ -317,11 +317,13 @@ def test_a_folder_with_a_users_files_is_not_a_run_folder(tmp_path: Path, corpus_
 def test_a_tuned_postprocess_records_its_folds_and_is_flagged_once_they_change(tmp_path: Path, bert_run: Path,
                                                                                 corpus_dir: Path, caplog):
     """train's warning came once, when the fold was added; runs went on showing the stale tuned_file figure and
-    predict decoding with it silently. tune now records the folds it was tuned on."""
+    predict decoding with it silently. tune now records the folds it was tuned on. SpanPredictor, which decodes
+    with the same file, said nothing (the warning sat in predict alone)."""
     import json
     import logging
 
     from feedback_ner.inference import predict
+    from feedback_ner.pipeline import SpanPredictor
     from feedback_ner.probs import load_meta, save_word_probs
     from feedback_ner.runtable import load_run
 
@@ -339,7 +341,8 @@ def test_a_tuned_postprocess_records_its_folds_and_is_flagged_once_they_change(t
     with caplog.at_level(logging.WARNING, logger="feedback_ner"):
         assert load_run(copy, gt).tuned_file is None
         predict(copy / "fold_0" / "model", {"e": text})
-    assert caplog.text.count("was tuned on folds [0, 1]; the run now has folds [0]") == 2
+        SpanPredictor(copy / "fold_0" / "model")  # the Python API decodes with the same file: it says so too
+    assert caplog.text.count("was tuned on folds [0, 1]; the run now has folds [0]") == 3
     check_run_dir(copy, "other", {}, overwrite=True)  # the record goes with the run's other tuned files
     assert not (copy / "postprocess.tuned_on.json").exists()
 
