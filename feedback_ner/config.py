@@ -136,14 +136,16 @@ class DataArguments:
             raise ConfigError(f"subtoken_rule={self.subtoken_rule!r}: use one of {', '.join(SUBTOKEN_RULES)}.")
         if self.max_length < 16:
             raise ConfigError(f"max_length={self.max_length} is too small; use at least 16 (typical 512-2048).")
-        if stride_error(self.max_length, self.stride):
-            raise ConfigError(stride_error(self.max_length, self.stride))
+        problem = stride_error(self.max_length, self.stride)
+        if problem:
+            raise ConfigError(problem)
         if self.eval_max_length is not None:
             if self.eval_max_length < 16:
                 raise ConfigError(f"eval_max_length={self.eval_max_length} is too small; use at least 16, or leave it "
                                   "out (then max_length).")
-            if stride_error(self.eval_max_length, self.stride):
-                raise ConfigError("eval_max_length: " + stride_error(self.eval_max_length, self.stride))
+            problem = stride_error(self.eval_max_length, self.stride)
+            if problem:
+                raise ConfigError("eval_max_length: " + problem)
         if self.num_folds < 2:
             raise ConfigError(f"num_folds={self.num_folds} must be >= 2 for k-fold training.")
         if self.max_essays is not None and self.max_essays < 0:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from feedback_ner.errors import DataError
 from feedback_ner.labels import CLASSES, offsets_to_word_ranges, word_offsets, word_offsets_many
-from feedback_ner.texts import UNICODE_BOMS, is_essay_file, normalise_newlines, read_text
+from feedback_ner.texts import UNICODE_BOMS, csv_field_counts, is_essay_file, normalise_newlines, read_text
 
 logger = logging.getLogger("feedback_ner.corpus")
 
@@ -45,6 +45,7 @@ _LENIENT_RE = re.compile(r"[ \t]*[0-9]{1,9}(?:[ \t]+[0-9]{1,9})*[ \t]*")
 
 # kind -> (unit, what happened, readable description); the order is the order of the summary.
 ISSUE_KINDS: dict[str, tuple[str, str, str]] = {
+    "short_row": ("rows", "skipped", "rows with fewer fields than the header (a line cut short)"),
     "missing_essay": ("rows", "skipped", "rows whose essay file train/<id>.txt is missing"),
     "undecodable_essay": ("essays", "skipped", "essay files that are not valid UTF-8 (their rows skipped too)"),
     "duplicate_discourse_id": ("rows", "skipped", "rows repeating an earlier discourse_id (first one kept)"),
@@ -208,7 +209,7 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
     """
     data_dir = Path(data_dir)
     csv_path, txt_dir = train_paths(data_dir)
-    df, lines = _read_csv(csv_path)
+    df, lines, fields = _read_csv(csv_path)
     report = LoadReport(source=str(csv_path), n_rows=len(df))
     files: dict[str, str] = {}
     for entry in os.scandir(txt_dir):
@@ -258,6 +259,15 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
         bad_rows = check.keep & ~df["id"].isin(texts.keys()).to_numpy()
         report.add("undecodable_essay", len(bad_essays), bad_essays, rows=int(bad_rows.sum()))
         check.keep &= ~bad_rows
+    if fields is not None:  # a cut line: its missing fields would read as empty ones ("discourse_type ''")
+        needed = 1 + max(list(df.columns).index(c) for c in REQUIRED_COLUMNS)
+        check.reject(
+            "short_row",
+            fields < needed,
+            lambda i: f"only {fields[i]} of the {len(df.columns)} fields: the row ends before "
+                      f"{df.columns[fields[i]]}",
+            "complete the row (a line cut short, or commas missing)",
+        )
     _choose_line_ends(texts, df, check.keep, report)
 
     # duplicate discourse ids: the first one is kept
@@ -454,13 +464,15 @@ class _RowChecker:
         self.keep &= ~bad
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """``train.csv`` as strings (BOM dropped, universal newlines: no offset changes) and each row's line number."""
+def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+    """``train.csv`` as strings (BOM dropped, universal newlines: no offset changes), each row's line number and,
+    where a row may be cut short (pandas reads its missing fields as empty), each row's number of fields."""
     with open(path, "rb") as f:
         data: bytes | str = f.read()
     if data.startswith(codecs.BOM_UTF8) or b"\r" in data or data.startswith(tuple(b for b, _ in UNICODE_BOMS)):
         data = normalise_newlines(read_text(path))
     df = _read_csv_fast(data)  # plain UTF-8 goes to Arrow as read (Arrow checks it is valid UTF-8)
+    fields = None  # Arrow refuses a row with too few fields
     if df is None:  # pandas' parser: slower, but it names what is wrong with an odd file
         if isinstance(data, bytes):
             data = normalise_newlines(read_text(path))
@@ -469,6 +481,9 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
             msg = " ".join(str(err).split())
             raise DataError(f"{path}: not a readable CSV ({msg}); fix the file (quotes, field counts)") from None
+        if len(df.columns) and (df.iloc[:, -1] == "").any():
+            counts = [n for _, n in csv_field_counts(data)]
+            fields = np.array(counts, dtype=np.int64) if len(counts) == len(df) else None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing and "discourse_type" in missing and "class" in df.columns:
@@ -481,7 +496,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         )
     if len(df) == 0:
         raise DataError(f"{path}: no rows; train.csv needs one row per annotated element")
-    return df, _row_lines(data, df)
+    return df, _row_lines(data, df), fields
 
 
 def _read_csv_fast(data: bytes | str) -> pd.DataFrame | None:

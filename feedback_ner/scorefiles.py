@@ -21,7 +21,7 @@ from feedback_ner.corpus import load_train
 from feedback_ner.errors import DataError, InvalidInputError, MissingFileError
 from feedback_ner.labels import CLASSES
 from feedback_ner.metric import GT_CLASS_COLUMNS, PRED_COLUMNS, parse_predictionstrings
-from feedback_ner.texts import UNICODE_BOMS, read_text
+from feedback_ner.texts import UNICODE_BOMS, csv_field_counts, read_text
 
 logger = logging.getLogger("feedback_ner.metric")
 
@@ -65,7 +65,20 @@ def read_csv_columns(
         table = pd.read_csv(source, usecols=lambda c: str(c).strip() in columns, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         raise InvalidInputError(f"{what} {path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    if (table == "").to_numpy().any():  # a field pandas read as empty may be missing: a line cut short
+        _check_not_cut(source, path, what, header, needed=1 + max(header.index(c) for c in columns))
     return table.rename(columns=lambda c: str(c).strip())
+
+
+def _check_not_cut(source: Path | io.StringIO, path: Path, what: str, header: list[str], needed: int) -> None:
+    """A row that ends before one of the columns read (``needed`` fields) is a one-line error naming its line:
+    pandas reads its missing fields as empty ones, e.g. a predictionstring "" that matches nothing."""
+    text = source.getvalue() if isinstance(source, io.StringIO) else path.read_text(encoding="utf-8")
+    for line, n in csv_field_counts(text):
+        if n < needed:
+            raise InvalidInputError(f"{what} {path}: line {line}: only {n} of the {len(header)} fields, the row "
+                                    f"ends before {header[n]}; complete the row (a line cut short, or commas "
+                                    "missing)")
 
 
 def _csv_source(path: Path) -> Path | io.StringIO:

@@ -7,6 +7,8 @@ Words are ``text.split()`` of the text as read here; ``corpus`` validates ``trai
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import logging
 import os
 from collections.abc import Iterable
@@ -48,6 +50,19 @@ def read_text(path: str | os.PathLike) -> str:
 def normalise_newlines(text: str) -> str:
     """``text`` with ``\\r\\n`` and lone ``\\r`` as ``\\n`` (what Python's text mode reads); same words."""
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def csv_field_counts(text: str) -> list[tuple[int, int]]:
+    """``(line, fields)`` of each record of the CSV ``text`` after its header, in order, blank lines skipped as
+    pandas skips them; ``line`` (1-based) is where the record starts. A record with fewer fields than the header
+    reads in pandas as one whose last fields are empty: this tells a cut line from empty fields."""
+    reader = csv.reader(io.StringIO(text))
+    counts, start = [], 1
+    for i, row in enumerate(reader):
+        if row and i > 0:
+            counts.append((start, len(row)))
+        start = reader.line_num + 1
+    return counts
 
 
 def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[str, str]:

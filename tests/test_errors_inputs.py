@@ -45,6 +45,11 @@ def files(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> dict[st
     write("gt_empty_ps", gt.assign(predictionstring=gt["predictionstring"].where(gt.index != 5, "")))
     out["empty"] = root / "empty.csv"
     out["empty"].write_text("")
+    for name, frame in (("sub_cut", sub), ("gt_cut", gt.assign(discourse_text="one line"))):
+        lines = frame.to_csv(index=False).splitlines(keepends=True)  # one line per row
+        lines[2] = ",".join(lines[2].split(",")[:2]) + "\n"  # line 3 cut short after two fields
+        out[name] = root / f"{name}.csv"
+        out[name].write_text("".join(lines))
     return out
 
 
@@ -56,6 +61,9 @@ SCORE_CASES = [
     ("gt_lower", "sub", ["--gt", "gt_lower.csv", "row 1 (id ", "'lead' is not a class", "case matters"]),
     ("gt_empty_ps", "sub", ["--gt", "gt_empty_ps.csv", "row 6 (id ", "predictionstring '' is empty"]),
     ("sub_bad_ps", "sub", ["--gt", "sub_bad_ps.csv", "row 1 (id ", "'1 2 x'"]),
+    # a cut line read as empty fields: a predictionstring "" (a false positive) or a class "" ("not a class")
+    ("gt", "sub_cut", ["--pred", "sub_cut.csv", "line 3: only 2 of the 3 fields", "ends before predictionstring"]),
+    ("gt_cut", "sub", ["--gt", "gt_cut.csv", "line 3: only 2 of the 8 fields", "ends before discourse_start"]),
 ]
 
 
@@ -137,6 +145,26 @@ def test_a_blank_line_inside_train_csv_keeps_line_numbers(corpus_dir: Path, tmp_
     (data / "train.csv").write_text("".join(lines))
     done = run_cli("feedback_ner.prepare", "--data", str(data), "--out", str(tmp_path / "out"), timeout=300)
     assert_one_line_error(done, "prepare", "line 7 ", "'Hook'")
+
+
+def test_a_train_csv_line_cut_short_is_named_or_skipped_and_counted(corpus_dir: Path, tmp_path: Path):
+    """Found reading the code: a row cut short (pandas reads its missing fields as empty) was refused as
+    "discourse_type '' is not a class", or skipped as such. Empty fields with every comma in place are not cut."""
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "corpus"))
+    df = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    df["discourse_text"] = "one line"
+    df["discourse_type_num"] = ""  # an empty last-but-one field: a full row all the same
+    lines = df.to_csv(index=False).splitlines(keepends=True)
+    lines[4] = ",".join(lines[4].split(",")[:4]) + "\n"  # data row 4, line 5: id, discourse_id, start, end
+    (data / "train.csv").write_text("".join(lines))
+    done = run_cli("feedback_ner.prepare", "--data", str(data), "--out", str(tmp_path / "out"), timeout=300)
+    assert_one_line_error(done, "prepare", "train.csv", f"line 5 (discourse_id {df['discourse_id'][3]})",
+                          "only 4 of the 8 fields", "ends before discourse_text", "--skip-bad")
+    from feedback_ner.corpus import load_train
+
+    corpus = load_train(data, skip_bad=True)
+    assert corpus.report.issues["short_row"].count == 1 and corpus.report.n_rows_kept == len(df) - 1
+    assert set(corpus.report.issues) <= {"short_row", "overlapping_elements", "offsets_disagree"}
 
 
 ODD_SPACES = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u2028\u2029\u3000"
