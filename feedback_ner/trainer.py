@@ -338,8 +338,12 @@ class FeedbackTrainer(Trainer):
         self.recipes.create_optimizer(self, model)  # layer-wise LR decay, when on
         return super().create_optimizer(model)
 
+    def get_batch_samples(self, epoch_iterator, num_batches, device):  # noqa: ANN001
+        # token masking and cutmix (training batches only) before the Trainer counts the labelled tokens that
+        # divide the summed loss: cutmix moves labels with their tokens, and so the count
+        return super().get_batch_samples(map(self.recipes.augment, epoch_iterator), num_batches, device)
+
     def training_step(self, model, inputs, num_items_in_batch=None):  # noqa: ANN001
-        inputs = self.recipes.augment(inputs)  # token masking, cutmix (training batches only)
         # forward and backward alike: gradient checkpointing recomputes the forward inside the backward
         with varied_length_attention(self.args.device):
             loss = super().training_step(model, inputs, num_items_in_batch)

@@ -168,6 +168,22 @@ def test_cutmix_moves_tokens_with_their_labels_and_keeps_special_tokens():
     assert torch.equal(batch["input_ids"], ids), "the caller's batch is not modified"
 
 
+def test_the_loss_is_divided_by_the_labelled_tokens_of_the_augmented_batch(fold, tmp_path):
+    """Noted in review: cutmix ran in training_step, after the Trainer had counted the labelled tokens (which divide
+    the summed loss) of the batch before cutmix moved labels with their tokens, so each step's loss was scaled by
+    the count of another batch. Training batches are now augmented before they are counted."""
+    cfg, tok, data = fold
+    model_args, data_args, train_args = parse_config(
+        None, overrides={**cfg, **STEPS, "output_dir": str(tmp_path / "out"), **RECIPES["cutmix"]}
+    )
+    trainer = build_trainer(model_args, data_args, train_args, data, tok, PostprocessConfig())
+    batch = next(iter(trainer.get_train_dataloader()))
+    torch.manual_seed(0)
+    [got], count = trainer.get_batch_samples(iter([batch]), 1, trainer.args.device)
+    assert not torch.equal(got["input_ids"], batch["input_ids"])  # augmented before counting
+    assert int(count) == int((got["labels"] != -100).sum()) != int((batch["labels"] != -100).sum())
+
+
 def test_layerwise_lr_decay_groups():
     from transformers import BertConfig, BertForTokenClassification
 
