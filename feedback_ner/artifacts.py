@@ -576,7 +576,7 @@ def plan_prediction(
     the decoder :func:`choose_decoder` (its rescorer is loaded here, so a bad folder fails before any model runs).
     """
     check_distinct_outputs({"out": out, "probs_out": probs_out})
-    out, probs_out = check_output(out, "out", kind="submission"), check_output(probs_out, "probs_out", kind="npz")
+    out, probs_out = check_output(out, "out", kind="submission"), check_output(probs_out, "probs_out", kind="npz:probs")
     spec = load_ensemble(ensemble) if ensemble is not None else None
     given = resolve_model_dirs(models) if models is not None else []  # one path, paths, an array of paths
     for f in given or (spec.models if spec is not None else []):  # before matching: a missing folder is named so

@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     inputs = [*args.oof, args.gt, args.postprocess]
     check_distinct_outputs({"--out": args.out, "--oof-submission": args.oof_submission, "--oof-out": args.oof_out,
                             "--oof-out's folds file": folds_file_of(args.oof_out) if args.oof_out else None})
-    out = check_output(args.out, "--out", inputs, kind="json")
+    out = check_output(args.out, "--out", inputs, kind="json:models")
     oof_sub = check_output(args.oof_submission, "--oof-submission", inputs, kind="submission")
-    oof_out = check_output(args.oof_out, "--oof-out", inputs, kind="npz")
+    oof_out = check_output(args.oof_out, "--oof-out", inputs, kind="npz:ensemble-oof")
     if oof_out is not None and oof_out.suffix != ".npz":
         raise FeedbackError(f"--oof-out {oof_out}: name an .npz file (word probabilities)")
     rescorer = None

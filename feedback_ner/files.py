@@ -54,7 +54,8 @@ class _Kind(NamedTuple):
 
 _KINDS = {
     "submission": _Kind("submission", "submission.csv"),
-    "npz": _Kind("npz", "oof.npz"),
+    "npz:probs": _Kind("word-probabilities .npz", "probs.npz"),
+    "npz:ensemble-oof": _Kind("ensemble out-of-fold .npz", "ensemble_oof.npz"),
     "json": _Kind("json", "ensemble.json", (".json",)),
     "png": _Kind("PNG", "chart.png", (".png",)),  # the image format follows the name
     "html": _Kind("HTML page", "report.html", (".html", ".htm")),
@@ -68,13 +69,14 @@ def check_output(
 ) -> Path | None:
     """Refuses, before any work, an output path that cannot be written (a folder, under a file, not writable), that
     is one of the command's ``inputs``, or that holds a file of another ``kind`` than the command writes
-    (``"submission"``, ``"json"``, ``"npz"``, ``"png"``, ``"html"``, ``"csv:<first column>"``; see
-    :func:`_looks_like`): a re-run replaces its own output, never a file the user has that is something else (a
-    train.csv given as ``--out``). A ``png``, ``html`` or ``json`` output must have that suffix."""
+    (``"submission"``, ``"json:<key>"``, ``"npz:probs"`` / ``"npz:ensemble-oof"``, ``"png:<maker>"``, ``"html"``,
+    ``"csv:<first column>"``; see :func:`_looks_like`): a re-run replaces its own output, never a file the user has
+    that is something else (a train.csv given as ``--out``, a Kaggle zip as ``--probs-out``, a run's ``oof.npz``, a
+    model's ``config.json``, a run's ``cv.png``). A ``png``, ``html`` or ``json`` output must have that suffix."""
     if path is None:
         return None
     path = Path(path)
-    about = _KINDS[kind.split(":", 1)[0]] if kind is not None else _KINDS["submission"]
+    about = _KINDS.get(kind or "submission") or _KINDS[str(kind).split(":", 1)[0]]
     if path.is_dir():
         raise InvalidInputError(f"{what} {path}: is a folder; give a file name, e.g. {path / about.example}")
     parent = next((p for p in path.parents if p.exists()), None)
@@ -109,27 +111,68 @@ def check_distinct_outputs(outputs: dict[str, str | os.PathLike | None]) -> None
         seen[key] = what
 
 
+OUT_OF_FOLD_KEYS = ("folds", "fold", "ensemble_of")  # the meta of out-of-fold word probabilities (train, ensemble)
+
+
 def _looks_like(path: Path, kind: str) -> bool:
-    """Whether an existing file is of the ``kind`` a command writes (so replacing it loses nothing of the user's)."""
+    """Whether an existing file is of the ``kind`` a command writes (so replacing it loses nothing of the user's):
+    ``npz:probs`` test-essay word probabilities of ``predict`` (not a run's out-of-fold file, not any zip),
+    ``npz:ensemble-oof`` an ensemble's out-of-fold file, ``json:<key>`` a JSON object holding ``key``,
+    ``png:<maker>`` a chart that :func:`report.save_figure` tagged with that maker."""
     try:
-        if kind == "npz":
-            return zipfile.is_zipfile(path)
+        if kind.startswith("npz:"):
+            meta = _word_probs_meta(path)
+            if meta is None:
+                return False
+            out_of_fold = any(k in meta for k in OUT_OF_FOLD_KEYS)
+            return not out_of_fold if kind == "npz:probs" else "ensemble_of" in meta
+        if kind.startswith("json:"):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(data, dict) and kind[5:] in data
         with path.open("rb") as f:
             raw = f.read(4096)
-    except OSError:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return False
     head = raw.decode("utf-8", errors="replace")
     if kind == "submission":
         return head.lstrip("\ufeff").split("\n", 1)[0].strip().replace(" ", "") == "id,class,predictionstring"
-    if kind == "json":
-        return head.lstrip().startswith("{")
-    if kind == "png":
-        return raw.startswith(b"\x89PNG\r\n\x1a\n")
+    if kind.startswith("png:"):
+        return raw.startswith(b"\x89PNG\r\n\x1a\n") and png_source(raw) == f"{PNG_SOURCE} {kind[4:]}"
     if kind == "html":
         return head.lstrip().lower().startswith(("<!doctype html", "<html"))
     if kind.startswith("csv:"):  # a table of ours: its header's first column
         return head.lstrip("\ufeff").split("\n", 1)[0].split(",", 1)[0].strip() == kind[4:]
     raise ValueError(f"unknown output kind {kind!r}")
+
+
+def _word_probs_meta(path: Path) -> dict | None:
+    """The meta of a word-probabilities file of this package (``probs.save_word_probs``); None for another file."""
+    import numpy as np
+
+    with zipfile.ZipFile(path) as z:
+        if not {"probs.npy", "offsets.npy", "ids.npy", "meta.npy"} <= set(z.namelist()):
+            return None
+        with z.open("meta.npy") as f:
+            meta = json.loads(str(np.load(f)))
+    return meta if isinstance(meta, dict) else None
+
+
+PNG_SOURCE = "feedback_ner"  # a chart's PNG "Source" text: "feedback_ner <maker>" (report.save_figure)
+
+
+def png_source(raw: bytes) -> str | None:
+    """The ``Source`` text of a PNG's header chunks (before its image data), None where it has none."""
+    pos = 8
+    while pos + 8 <= len(raw):
+        size, chunk = int.from_bytes(raw[pos : pos + 4], "big"), raw[pos + 4 : pos + 8]
+        if chunk == b"IDAT":
+            break
+        if chunk == b"tEXt":
+            key, _, value = raw[pos + 8 : pos + 8 + size].partition(b"\0")
+            if key == b"Source":
+                return value.decode("latin-1")
+        pos += 12 + size
+    return None
 
 
 @contextlib.contextmanager

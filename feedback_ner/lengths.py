@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         raise FeedbackError(f"--lengths {bad[0]}: window lengths must be at least 16 tokens")
     if args.stride < 0:
         raise FeedbackError(f"--stride {args.stride}: use 0 or more tokens of overlap")
-    check_output(args.png, "--png", kind="png")
+    check_output(args.png, "--png", kind="png:lengths")
     data = Path(args.data)
     folder = data / "train" if (data / "train").is_dir() else data
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from feedback_ner.files import atomic_write
+from feedback_ner.files import PNG_SOURCE, atomic_write
 
 
 def format_table(df: pd.DataFrame, floatfmt: str = ".4f", index_name: str | None = None) -> str:
@@ -47,13 +47,16 @@ def bar_chart(df: pd.DataFrame, path: str | os.PathLike, title: str, ylabel: str
     return save_figure(fig, path)
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:  # noqa: ANN001 (a matplotlib Figure)
-    """Lay out ``fig``, write it as a PNG at ``path`` (folders created), close it; the path written."""
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110, maker: str = "chart") -> Path:  # noqa: ANN001
+    """Lay out ``fig`` (a matplotlib Figure), write it as a PNG at ``path`` (folders created), close it; the path
+    written. The PNG's ``Source`` text says ``feedback_ner <maker>``: a command whose ``--png`` is a file of another
+    maker (a run's ``cv.png``) refuses to replace it (:func:`files.check_output`)."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))  # an interrupted write keeps the old chart
+    tag = {"metadata": {"Source": f"{PNG_SOURCE} {maker}"}} if str(path).lower().endswith(".png") else {}
+    try:  # an interrupted write keeps the old chart
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, **tag))
     finally:
         plt.close(fig)
     return Path(path)

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
     check_distinct_outputs({"--png": args.png, "--csv": args.csv})
-    check_output(args.png, "--png", kind="png")  # never over a file of the user's (a run's cv.csv, train.csv)
+    check_output(args.png, "--png", kind="png:runs")  # never over a file of the user's (a run's cv.csv, train.csv)
     check_output(args.csv, "--csv", kind="csv:run")
     if args.data not in (None, "none") and not (Path(args.data) / "train.csv").is_file():
         raise FeedbackError(f"--data {args.data}: no train.csv there; give the Kaggle folder the runs trained on, "

@@ -345,7 +345,7 @@ def table_png(table: pd.DataFrame, differ: list[str], path: str | os.PathLike, t
             cell.set_facecolor("#fff2cc")
         elif name == "CV" and r == 1:
             cell.set_text_props(weight="bold")
-    return save_figure(fig, path, dpi=120)
+    return save_figure(fig, path, dpi=120, maker="runs")
 
 
 def _cell(value: Any, name: str = "") -> str:

@@ -130,4 +130,4 @@ def histogram_png(
     ax.set_ylabel("essays")
     ax.set_title("Essay lengths in tokens")
     ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    return save_figure(fig, path, maker="lengths")

@@ -81,7 +81,8 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
         raise FeedbackError(f"--trials {args.trials} --rounds {args.rounds}: use at least 1 of each")
     if out.is_dir():
         raise FeedbackError(f"--out {out}: is a folder; give the JSON file to write")
-    check_output(out, "--out", inputs=(args.gt, args.oof), kind="json")  # --start is read before: it may be --out
+    # a post-processing JSON (never a model's config.json); --start is read before, so it may be --out
+    check_output(out, "--out", inputs=(args.gt, args.oof), kind="json:min_words")
     try:
         start, start_name = (PostprocessConfig.load(args.start), "--start") if args.start else (None, "")
         word_probs = load_word_probs(args.oof)

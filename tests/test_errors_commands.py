@@ -108,6 +108,9 @@ def test_runs_csv_makes_its_folder_and_counts_unfinished_runs(runs_dir, tmp_path
     assert csv.is_file()
     assert "2 run(s)" in done.stdout
     assert "left out 3 unfinished run folder(s)" in done.stdout and "late1, late2, late3" in done.stdout
+    again = run_cli("feedback_ner.runs", str(runs_dir), "--png", str(tmp_path / "r.png"), "--csv", str(csv),
+                    "--data", "none")  # its own chart and table are replaced
+    assert again.returncode == 0, again.stderr[-3000:]
 
 
 @pytest.mark.parametrize("option", ["--csv", "--png"])

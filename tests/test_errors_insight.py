@@ -33,6 +33,12 @@ def cases(tmp, corpus_dir):
         ("inspect", [str(tmp / "empty"), "--out", str(tmp / "page.png")], ["--out", "page.png", "ending in .html"]),
         ("inspect", [str(tmp / "other.csv"), "--data", str(corpus_dir), "--out", str(tmp / "p.html")],
          ["other.csv", "none of its 1 essays is in", "is --data the corpus"]),
+        # found by probing (2026-12-01, later): any PNG counted as the command's own chart (a run's cv.png), any
+        # JSON object as tune's post-processing (a model's config.json)
+        ("runs", [str(tmp / "empty"), "--png", str(tmp / "cv.png")], ["--png", "cv.png", "not a PNG"]),
+        ("lengths", ["--data", str(corpus_dir), "--model", "x", "--png", str(tmp / "cv.png")], ["cv.png", "not a PNG"]),
+        ("tune", ["--oof", str(tmp / "empty" / "oof.npz"), "--gt", str(tmp / "train.csv"), "--out",
+                  str(tmp / "config.json")], ["--out", "config.json", "not a json file this command wrote"]),
     ]
 
 
@@ -41,10 +47,17 @@ def _user_files(tmp, corpus_dir) -> list[str]:
     (tmp / "notes.txt").write_text("my notes\n")
     (tmp / "old.png").write_text("not an image of ours\n")
     (tmp / "other.csv").write_text("id,class,predictionstring\nnot_an_essay,Claim,1 2 3\n")
+    (tmp / "config.json").write_text('{"model_type": "bert"}\n')
+    if not (tmp / "cv.png").exists():  # a chart of the package's own, of another command (train's CV chart)
+        import pandas as pd
+
+        from feedback_ner.report import bar_chart
+
+        bar_chart(pd.DataFrame({"fold_0": [0.5]}, index=["Claim"]), tmp / "cv.png", title="CV F1")
     return ["train.csv", "notes.txt", "old.png"]
 
 
-@pytest.mark.parametrize("index", range(19))
+@pytest.mark.parametrize("index", range(22))
 def test_one_line_errors(tmp_path, corpus_dir, index):
     command, args, needles = cases(tmp_path, corpus_dir)[index]
     done = run_cli(f"feedback_ner.{command}", *args)

@@ -35,6 +35,43 @@ def test_two_outputs_of_one_command_may_not_be_the_same_file(bert_run: Path, cor
     assert not (tmp_path / "e.json").exists()
 
 
+def test_a_file_of_the_same_format_but_not_this_commands_output_is_not_replaced(bert_run: Path, tmp_path: Path):
+    """Found probing from outside: any zip passed for an npz output (`predict --probs-out` over the Kaggle download
+    feedback-prize-2021.zip), any JSON object for a JSON output (`tune --out` over a model's config.json) and a run's
+    own oof.npz were replaced. Now only a file of the kind the command writes is: a predict probabilities file, an
+    ensemble's out-of-fold file, a JSON with the command's own key."""
+    import zipfile
+
+    from feedback_ner.files import check_output
+
+    (tmp_path / "kaggle").mkdir()
+    (tmp_path / "kaggle" / "train.csv").write_text("id\n")
+    shutil.make_archive(str(tmp_path / "feedback-prize-2021"), "zip", tmp_path / "kaggle")
+    assert zipfile.is_zipfile(tmp_path / "feedback-prize-2021.zip")
+    probs = load_word_probs(bert_run / "oof.npz")
+    save_word_probs(tmp_path / "test_probs.npz", probs, meta={"models": ["m"], "weights": [1.0]})  # predict's
+    save_word_probs(tmp_path / "ens_oof.npz", probs, meta={"ensemble_of": [str(bert_run / "oof.npz")]})
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    (tmp_path / "pp.json").write_text(json.dumps({"min_words": {}, "proba_thresh": {}}))
+    (tmp_path / "ens.json").write_text(json.dumps({"models": [], "weights": []}))
+    refused = [("feedback-prize-2021.zip", "npz:probs"), (bert_run / "oof.npz", "npz:probs"),
+               (bert_run / "fold_0" / "oof.npz", "npz:probs"), ("ens_oof.npz", "npz:probs"),
+               (bert_run / "oof.npz", "npz:ensemble-oof"), ("test_probs.npz", "npz:ensemble-oof"),
+               ("config.json", "json:min_words"), ("config.json", "json:models"), ("ens.json", "json:min_words"),
+               ("pp.json", "json:models")]
+    for name, kind in refused:
+        with pytest.raises(Exception, match="exists and is not a .* file this command wrote; it would be lost"):
+            check_output(tmp_path / name, "--out", kind=kind)
+    for name, kind in [("test_probs.npz", "npz:probs"), ("ens_oof.npz", "npz:ensemble-oof"),
+                       ("pp.json", "json:min_words"), ("ens.json", "json:models")]:
+        assert check_output(tmp_path / name, "--out", kind=kind) == tmp_path / name
+    before = (bert_run / "oof.npz").read_bytes()
+    done = run_cli("feedback_ner.predict", "--model", str(bert_run), "--texts", str(tmp_path / "kaggle"), "--out",
+                   str(tmp_path / "s.csv"), "--probs-out", str(bert_run / "oof.npz"), timeout=300)
+    assert_one_line_error(done, "predict", "oof.npz", "not a word-probabilities .npz file this command wrote")
+    assert (bert_run / "oof.npz").read_bytes() == before
+
+
 def _retag(run: Path, fingerprint: str, oof_only: bool = False) -> Path:
     """The run's files saying they belong to a run of another fingerprint: only its oof.npz (a file copied in from
     another run), or every file (another run of other settings)."""
