@@ -216,9 +216,12 @@ def fold_class_counts(table: pd.DataFrame, elements: pd.DataFrame) -> pd.DataFra
 
 
 def fingerprint(data_dir: str | os.PathLike, k: int, seed: int, skip_bad: bool) -> dict:
-    """What the prepared files depend on: sizes + mtimes of train.csv and every train/*.txt, and the parameters."""
+    """What the prepared files depend on: the content of train.csv (the file users edit: an edit that keeps its size
+    and time, as ``cp -p``, ``rsync -a`` or an unpacked archive leave it, is seen too), sizes + mtimes of every
+    train/*.txt, and the parameters."""
     csv_path, txt_dir = train_paths(data_dir)
-    csv_stat = csv_path.stat()
+    with open(csv_path, "rb") as f:
+        csv_digest = hashlib.file_digest(f, "sha1").hexdigest()  # ~0.1 s for the competition's train.csv
     digest = hashlib.sha1()
     n_txt = 0
     for entry in sorted(os.scandir(txt_dir), key=lambda e: e.name):
@@ -228,7 +231,7 @@ def fingerprint(data_dir: str | os.PathLike, k: int, seed: int, skip_bad: bool) 
             n_txt += 1
     return {
         "format_version": FORMAT_VERSION,
-        "train_csv": [csv_stat.st_size, csv_stat.st_mtime_ns],
+        "train_csv": csv_digest,
         "train_txt": [n_txt, digest.hexdigest()],
         "k": int(k),
         "seed": int(seed),

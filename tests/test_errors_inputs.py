@@ -252,3 +252,23 @@ def test_the_word_table_cache_sees_every_essay_file_load_train_reads(corpus_dir:
     before = fingerprint(data, 5, 42, False)
     (data / "train" / "EXTRA.TXT").write_text("an essay with an upper-case extension\n")
     assert fingerprint(data, 5, 42, False) != before
+
+
+def test_the_word_table_cache_sees_a_train_csv_edit_that_keeps_its_size_and_time(corpus_dir: Path, tmp_path: Path):
+    """Found probing from outside: the cache was keyed on train.csv's size and mtime, so labels edited to words of
+    the same length and the time kept (``cp -p``, ``rsync -a``, ``touch -r``, an unpacked archive) trained and were
+    scored on the old labels, "inputs unchanged"."""
+    from feedback_ner.wordtable import load_word_table
+
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "corpus"))
+    csv = data / "train.csv"
+    _, elements = load_word_table(data, tmp_path / "cache")
+    text, stat = csv.read_text(), csv.stat()
+    edited = text.replace(",Position,Position", ",Evidence,Position", 3)  # two class names of 8 characters
+    assert edited != text and len(edited) == len(text)
+    csv.write_text(edited)
+    os.utime(csv, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert csv.stat().st_size == stat.st_size and csv.stat().st_mtime_ns == stat.st_mtime_ns
+    _, again = load_word_table(data, tmp_path / "cache")
+    counts = again["discourse_type"].value_counts()
+    assert counts["Evidence"] == elements["discourse_type"].value_counts()["Evidence"] + 3
