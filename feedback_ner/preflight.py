@@ -24,6 +24,7 @@ from feedback_ner.artifacts import (
     RESCORER_FILE,
     RUN_CONFIG_FILE,
     InferenceConfig,
+    read_fingerprint,
 )
 from feedback_ner.config import DataArguments, field_default, fingerprint_fields, setting
 from feedback_ner.config import fingerprint as config_fingerprint
@@ -193,9 +194,22 @@ def derived_files(run_dir: Path) -> list[Path]:
 
 
 def rescorer_folders(run_dir: Path) -> list[Path]:
-    """The rescorer folders a run folder holds (``rescore --out RUN/rescore``: a subfolder with ``rescorer.json``;
-    a fold's own ``fold_k/`` is not one), sorted."""
-    return sorted(p.parent for p in run_dir.glob(f"*/{RESCORER_FILE}") if not p.parent.name.startswith("fold_"))
+    """The rescorer folders made from this run's out-of-fold probabilities (``rescore --out RUN/rescore``: a
+    subfolder with ``rescorer.json`` whose ``trained_on`` names the run's fingerprint alone, or, with none recorded,
+    its ``oof.npz``), sorted. A rescorer of another run or of an ensemble kept in the folder is the user's: never
+    deleted by ``overwrite_output_dir`` (a fold's own ``fold_k/`` is not a rescorer folder)."""
+    mine, oof = read_fingerprint(run_dir), (run_dir / OOF_FILE).resolve()
+    found = []
+    for path in sorted(run_dir.glob(f"*/{RESCORER_FILE}")):
+        try:
+            trained_on = json.loads(path.read_text(encoding="utf-8")).get("trained_on") or {}
+            fingerprints, source = set(trained_on.get("fingerprints") or []), trained_on.get("oof")
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue  # not readable as a rescorer of ours: left alone
+        ours = fingerprints == {mine} if fingerprints else source is not None and Path(source).resolve() == oof
+        if ours and not path.parent.name.startswith("fold_"):
+            found.append(path.parent)
+    return found
 
 
 def _has_results(run_dir: Path) -> bool:

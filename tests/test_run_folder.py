@@ -61,18 +61,28 @@ def test_training_some_folds_keeps_every_finished_fold_in_the_run_files(tmp_path
 
 def test_overwrite_deletes_everything_derived_from_the_old_run(tmp_path: Path, bert_run: Path, corpus_dir: Path,
                                                                 tiny_models):
+    """Found probing from outside (2026-12-01, later): every subfolder holding a rescorer.json went, rescorers of
+    other runs and of ensembles kept in the folder too. Only those trained on this run's probabilities go."""
+    import json
+
     copy = Path(shutil.copytree(bert_run, tmp_path / "run"))
     (copy / "postprocess.json").write_text("{}\n")  # what tune writes beside the run, where predict finds it
     (copy / "postprocess.optuna.db").write_bytes(b"")
-    (copy / "rescore").mkdir()
-    (copy / "rescore" / "rescorer.json").write_text("{}\n")
+    mine = (copy / "fingerprint.txt").read_text().strip()
+    rescorers = {"rescore": {"oof": "/elsewhere/oof.npz", "fingerprints": [mine]},  # this run's, moved since
+                 "rescore_v1": {"oof": str(copy / "oof.npz")},  # this run's, no fingerprint recorded
+                 "from_run_a": {"oof": "/runs/a/oof.npz", "fingerprints": ["0123456789abcdef"]},
+                 "ensemble": {"oof": "/ens/oof.npz", "fingerprints": sorted([mine, "0123456789abcdef"])}}
+    for name, trained_on in rescorers.items():
+        (copy / name).mkdir()
+        (copy / name / "rescorer.json").write_text(json.dumps({"trained_on": trained_on}) + "\n")
     (copy / "report.html").write_text("<html></html>\n")
     (copy / "my-notes.txt").write_text("the user's own file\n")
     (copy / "my-folder").mkdir()
     config = small_config(corpus_dir, tiny_models("bert"), copy, learning_rate=5e-4)
     flat = to_flat_dict(*parse_config(None, overrides=config))
     check_run_dir(copy, fingerprint(flat), flat, overwrite=True)
-    assert sorted(p.name for p in copy.iterdir()) == ["my-folder", "my-notes.txt"]
+    assert sorted(p.name for p in copy.iterdir()) == ["ensemble", "from_run_a", "my-folder", "my-notes.txt"]
 
 
 def test_output_dir_that_is_a_file_is_one_line(tmp_path: Path, corpus_dir: Path, tiny_models):
