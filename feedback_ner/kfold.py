@@ -56,6 +56,7 @@ from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the 
     OOF_FILE,
     check_data_dir,
     check_data_unchanged,
+    check_fold_postprocess,
     check_fold_settings,
     check_model,
     check_model_unchanged,
@@ -435,8 +436,11 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
         check_run_dir(run_dir, fingerprint, flat, train_args.overwrite_output_dir and state.is_main_process)
 
     def finished_folds_match() -> None:  # the folds the CV table will include
+        given = load_postprocess(train_args) if train_args.postprocess not in (None, BASELINE_POSTPROCESS) else None
         for fold in finished_folds(run_dir, data_args.num_folds):
             check_fold_settings(run_dir / f"fold_{fold}", fingerprint)
+            if given is not None:  # a file: its path is in the fingerprint, its content is checked here
+                check_fold_postprocess(run_dir / f"fold_{fold}", given, str(train_args.postprocess))
 
     _main_process_check(state, finished_folds_match)
     model_hash = model_digest(resolve_model_path(model_args.model_name_or_path)) if state.is_main_process else ""

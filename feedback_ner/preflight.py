@@ -30,6 +30,7 @@ from feedback_ner.config import DataArguments, field_default, fingerprint_fields
 from feedback_ner.config import fingerprint as config_fingerprint
 from feedback_ner.errors import FeedbackError
 from feedback_ner.modelcard import CARD_FILE
+from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.trainer import checkpoint_folders
 from feedback_ner.windows import content_hasher
 
@@ -229,6 +230,20 @@ def check_fold_settings(fold_dir: Path, fingerprint: str) -> None:
         raise FeedbackError(f"{fold_dir} was trained with other settings than this run's (fingerprint {recorded}, "
                             f"the run's {fingerprint}): it cannot join this run's CV; delete {fold_dir} to train it "
                             "again with these settings, or use another output_dir")
+
+
+def check_fold_postprocess(fold_dir: Path, postprocess: PostprocessConfig, source: str) -> None:
+    """A finished fold joins the run's CV table only if its best epoch was chosen with the post-processing the run's
+    ``postprocess`` file (``source``) holds now: the path is in the fingerprint, the file's content is checked here
+    against what the fold's checkpoint recorded."""
+    try:
+        recorded = InferenceConfig.load(fold_dir / "model").postprocess
+    except FeedbackError:
+        return  # a damaged checkpoint is named by the commands that load it
+    if recorded is not None and PostprocessConfig.from_dict(recorded) != postprocess:
+        raise FeedbackError(f"{fold_dir} was evaluated (its best epoch chosen) with another post-processing than "
+                            f"{source} holds now: the file changed since; restore it, or use another output_dir, "
+                            "or --overwrite_output_dir to train the folds again with it")
 
 
 def checkpoint_problem(folder: Path) -> str | None:

@@ -309,6 +309,25 @@ def test_a_run_whose_data_changed_since_is_refused(tmp_path: Path, corpus_dir: P
     assert "Evidence" not in set(cv.dropna(how="all").index) or np.isnan(cv.loc["Evidence", "fold_0"])
 
 
+def test_a_run_whose_postprocess_file_changed_since_is_refused(tmp_path: Path, corpus_dir: Path, tiny_models):
+    """Found probing from outside: with ``postprocess: my.json``, fold 0 trained, my.json edited, then fold 1 trained
+    with the new thresholds, and one CV table mixed folds whose best epochs were chosen with different decoders
+    (the fingerprint holds the path, not the content). The file's content is now checked against each fold's."""
+    from feedback_ner.postprocess import PostprocessConfig
+
+    pp = tmp_path / "my.json"
+    PostprocessConfig().save(pp)
+    config = small_config(corpus_dir, tiny_models("bert"), tmp_path / "run", folds=[0], tune_trials=0,
+                          postprocess=str(pp), cache_dir=str(tmp_path / "cache"))
+    run(*parse_config(None, overrides=config))
+    run(*parse_config(None, overrides=config))  # unchanged: resumes (nothing to train)
+    PostprocessConfig(min_words={c: 1 for c in PostprocessConfig().min_words}).save(pp)
+    with pytest.raises(Exception, match=r"fold_0 was evaluated .* with another post-processing than .*my.json "
+                                        r"holds now: the file changed since"):
+        run(*parse_config(None, overrides={**config, "folds": [1]}))
+    assert not (tmp_path / "run" / "fold_1").exists()
+
+
 def test_a_folder_with_a_users_files_is_not_a_run_folder(tmp_path: Path, corpus_dir: Path, tiny_models):
     """output_dir a folder of the user's (a project folder, '.'): its README.md and config.yaml were replaced by
     the run's model card and settings without a word."""
