@@ -284,15 +284,25 @@ def load_ensemble(source: str | os.PathLike | Mapping[str, Any]) -> EnsembleSpec
 
 
 def checkpoint_identity(folder: str | os.PathLike) -> str | None:
-    """What a fold checkpoint is wherever it was copied: ``<run fingerprint>/fold_<k>`` from its
-    ``feedback_ner.json``; None for a checkpoint that does not record them."""
+    """What a fold checkpoint is wherever it was copied: ``<run fingerprint>/fold_<k>@<training id>`` from its
+    ``feedback_ner.json`` (a fold retrained in place, same settings or not, is another checkpoint; checkpoints of
+    older versions have no ``@`` part); None for a checkpoint that does not record them."""
     try:
         extra = InferenceConfig.load(folder).extra or {}
     except FeedbackError:
         return None
     if extra.get("fingerprint") is None or extra.get("fold") is None:
         return None
-    return f"{extra['fingerprint']}/fold_{extra['fold']}"
+    trained = f"@{extra['trained']}" if extra.get("trained") else ""
+    return f"{extra['fingerprint']}/fold_{extra['fold']}{trained}"
+
+
+def _as_recorded(identity: str | None, wanted: Sequence[str | None]) -> str | None:
+    """``identity`` as an ensemble file recorded identities: without the training id for a file written before
+    checkpoints had one."""
+    if identity is None or any(w is not None and "@" in w for w in wanted):
+        return identity
+    return identity.split("@", 1)[0]
 
 
 def _relocate(given: list[Path], spec: EnsembleSpec) -> list[Path]:
@@ -310,7 +320,7 @@ def _relocate(given: list[Path], spec: EnsembleSpec) -> list[Path]:
         return given  # the ensemble's own folders
     if not wanted or None in wanted or len(set(wanted)) < len(wanted):
         return given  # an older file, or two runs of the same settings (copies): by position
-    found = {checkpoint_identity(f): f for f in given}
+    found = {_as_recorded(checkpoint_identity(f), wanted): f for f in given}
     for identity, folder in found.items():
         if identity not in wanted:
             raise InvalidInputError(f"{folder}: not one of the checkpoints of {spec.source} (they are "
@@ -322,19 +332,20 @@ def _relocate(given: list[Path], spec: EnsembleSpec) -> list[Path]:
                                 "folder given twice?); give each of its checkpoints once")
     ordered = [found[w] for w in wanted]
     if ordered != given:
-        logger.info("model folders matched to %s by their run fingerprint and fold (given in another order)",
+        logger.info("model folders matched to %s by their run fingerprint, fold and training (given in another order)",
                     spec.source)
     return ordered
 
 
 def _check_identities(folders: list[Path], spec: EnsembleSpec) -> None:
     """Each folder must still be the checkpoint the ensemble recorded (``checkpoints``): a run retrained in place
-    since (``--overwrite_output_dir``) has a new fingerprint, and its weight was fitted to the old one."""
+    since (``--overwrite_output_dir``, other data or the same) is another training, and its weight and the
+    ensemble's post-processing were fitted to the old one's probabilities."""
     wanted = spec.extra.get("checkpoints")
     if not wanted or len(wanted) != len(folders):
         return
     for folder, want in zip(folders, wanted):
-        have = checkpoint_identity(folder)
+        have = _as_recorded(checkpoint_identity(folder), wanted)
         if want is not None and have is not None and have != want:
             raise InvalidInputError(
                 f"{folder}: not the checkpoint {spec.source} was made with (it recorded {want}, the folder holds "

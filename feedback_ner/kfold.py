@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -297,6 +298,7 @@ def train_fold(
             extra={
                 "fold": fold,
                 "fingerprint": run_fingerprint(model_args, data_args, train_args),
+                "trained": uuid.uuid4().hex[:12],  # this training of the fold: a retrain in place is another
                 "train_config": _jsonable(to_flat_dict(model_args, data_args)),
             },
         ).save(model_dir)

@@ -92,6 +92,27 @@ def test_an_ensemble_refuses_a_checkpoint_retrained_since(bert_run: Path, corpus
         predict(None, corpus_dir / "test", ensemble=spec_path)
 
 
+def test_an_ensemble_refuses_a_run_retrained_in_place_with_the_same_settings(corpus_dir: Path, tmp_path: Path,
+                                                                             tiny_models):
+    """Found probing from outside: a run retrained in place with unchanged settings (on edited labels, or just
+    again) kept its fingerprint, so the ensemble file decoded the new checkpoints with weights and thresholds fitted
+    to the old ones' probabilities, without a word. Each training of a fold now has its own identity."""
+    from conftest import small_config
+
+    from feedback_ner.config import parse_config
+    from feedback_ner.kfold import run
+
+    config = small_config(corpus_dir, tiny_models("bert"), tmp_path / "run", folds=[0], tune_trials=0,
+                          cache_dir=str(tmp_path / "cache"))
+    run(*parse_config(None, overrides=config))
+    model = tmp_path / "run" / "fold_0" / "model"
+    spec_path = save_ensemble(tmp_path / "ens.json", EnsembleSpec([model], [1.0]))
+    predict(None, corpus_dir / "test", ensemble=spec_path)
+    run(*parse_config(None, overrides={**config, "overwrite_output_dir": True}))  # the same settings, again
+    with pytest.raises(InvalidInputError, match=r"fold_0/model: not the checkpoint .* retrained since\?"):
+        predict(None, corpus_dir / "test", ensemble=spec_path)
+
+
 def _other_checkpoint(folder: Path, tmp_path: Path) -> Path:
     """A copy of a checkpoint that says it belongs to another run."""
     import json
