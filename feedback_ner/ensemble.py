@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     if oof_sub is not None:
         sub = submission_from_probs(mean, chosen.config)
         atomic_write(oof_sub, lambda tmp: sub.to_csv(tmp, index=False))
-        print(f"wrote {oof_sub}: the tuned ensemble's out-of-fold submission ({len(shared.ids)} essays)")
+        print(f"wrote {oof_sub}: the tuned ensemble's out-of-fold submission ({len(shared.ids)} essays; "
+              f"{sub['id'].nunique()} with a span): score it with feedback_ner.score --gt {args.gt} --pred "
+              f"{oof_sub} --essays-of {' '.join(str(r.oof) for r in runs)}")
     if oof_out is not None:
         folds = write_ensemble_oof(oof_out, mean, runs, chosen.config.to_dict())
         print(f"wrote {oof_out} and {folds}: the ensemble's out-of-fold word probabilities ({len(mean)} essays) "

@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     check_output(out, "--out", [source], kind="html")  # never over train.csv, oof.npz or another file of the user's
     check_output(csv_path, "--csv", [source], kind="csv:class")
     preds = load_predictions(source, args.data, args.postprocess)
+    if args.only_predicted_essays and preds.word_probs is not None:
+        raise FeedbackError(f"--only-predicted-essays: {source} holds word probabilities of each of its essays, all "
+                            "analysed; the option is for a submission CSV")
     print(f"post-processing: {preds.postprocess}")
     skip_bad = preds.skip_bad if args.skip_bad is None else args.skip_bad
     corpus = load_train(preds.data_dir, skip_bad=skip_bad)
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         ids = set(corpus.elements["id"])
     gt = corpus.elements[corpus.elements["id"].isin(ids)].reset_index(drop=True)
     _check_words(preds, corpus.texts)
-    for warning in coverage(preds.pred, gt).warnings():  # e.g. classes in another case: those rows match nothing
+    # e.g. classes in another case: those rows match nothing
+    for warning in coverage(preds.pred, gt, decoded=preds.word_probs is not None).warnings():
         logger.warning("%s: %s", source, warning)
     analysis = analyse(preds.pred, gt[["id", "discourse_type", "predictionstring"]])
     breakdown = analysis.breakdown()

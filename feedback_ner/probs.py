@@ -102,6 +102,18 @@ def load_meta(path: str | os.PathLike) -> dict[str, Any]:
         data.close()
 
 
+def essay_ids(path: str | os.PathLike) -> list[str]:
+    """The essay ids of a word-probabilities file, in its order (without reading the probabilities)."""
+    path = Path(path)
+    data = _open(path)
+    try:
+        return [str(x) for x in data["ids"]]
+    except (ValueError, zipfile.BadZipFile, EOFError, OSError) as err:
+        raise ProbsFileError(f"{path}: unreadable essay ids ({err}); write the file again") from err
+    finally:
+        data.close()
+
+
 def load_word_probs(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """``{essay_id: float32 [n_words, L]}`` from a file written by :func:`save_word_probs` (views of one array)."""
     path = Path(path)

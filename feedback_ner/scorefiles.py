@@ -185,15 +185,20 @@ class Coverage:
     foreign_classes: dict[str, int]
     empty_rows: int = 0  # predicted rows with no words: each a false positive
     repeated_rows: int = 0  # predicted rows repeating an earlier (id, class, words): each a false positive
+    decoded: bool = False  # the predictions decoded here from word probabilities of every essay (inspect RUN)
 
     def warnings(self) -> list[str]:
         """One sentence per problem, with counts (empty when the submission covers the ground truth cleanly)."""
         out = []
-        if self.essays_without_prediction:
+        if self.essays_without_prediction and self.decoded:  # each essay has probabilities: nothing to choose
+            out.append(f"{self.essays_without_prediction} of the {self.gt_essays} essays have no predicted span "
+                       "(the post-processing kept none): all their elements count as missed")
+        elif self.essays_without_prediction:
             out.append(
                 f"{self.essays_without_prediction} of the {self.gt_essays} essays in the ground truth have no "
                 "prediction (all their elements count as missed); to score only the "
-                f"{self.pred_essays - self.unknown_ids} predicted essays, pass --only-predicted-essays"
+                f"{self.pred_essays - self.unknown_ids} predicted essays, pass --only-predicted-essays (for "
+                "out-of-fold predictions, --essays-of with their oof.npz keeps essays left without spans)"
             )
         if self.foreign_classes:
             listed = ", ".join(f"{c!r} ({n} rows)" for c, n in self.foreign_classes.items())
@@ -215,9 +220,10 @@ class Coverage:
         return out
 
 
-def coverage(pred: pd.DataFrame, gt: pd.DataFrame) -> Coverage:
+def coverage(pred: pd.DataFrame, gt: pd.DataFrame, decoded: bool = False) -> Coverage:
     """Counts of ground-truth essays without prediction, predicted ids not in the ground truth and predicted
-    classes the ground truth does not have (``pred``: ``id, class``; ``gt``: ``id`` and a class column)."""
+    classes the ground truth does not have (``pred``: ``id, class``; ``gt``: ``id`` and a class column).
+    ``decoded``: ``pred`` was decoded from word probabilities of every essay of ``gt`` (a run's out-of-fold file)."""
     gt_class = next(c for c in GT_CLASS_COLUMNS if c in gt.columns)
     gt_ids = set(gt["id"].astype(str))
     pred_id = pred["id"].astype(str)
@@ -236,4 +242,5 @@ def coverage(pred: pd.DataFrame, gt: pd.DataFrame) -> Coverage:
         empty_rows=int((words == "").sum()) if words is not None else 0,
         repeated_rows=int(pd.DataFrame({"id": pred_id, "class": pred["class"].astype(str), "w": words})
                           .duplicated().sum()) if words is not None else 0,
+        decoded=decoded,
     )

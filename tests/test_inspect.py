@@ -290,3 +290,13 @@ def test_inspect_on_a_fold_folder_prints_the_folds_f1(run_dir, tmp_path):
     printed = float(re.search(r"macro F1 ([0-9.]+)", done.stdout).group(1))
     assert printed == pytest.approx(json.loads((fold / "metrics.json").read_text())["eval_f1"], abs=1e-4)
     assert f"post-processing: checkpoint {fold / 'model'}" in done.stdout
+
+
+def test_inspect_on_a_run_folder_says_what_its_warning_means(run_dir, tmp_path):
+    """Found probing from outside: on a run folder, essays whose spans were all filtered out got the submission
+    warning "have no prediction ... pass --only-predicted-essays", and that option was silently ignored there."""
+    done = run_cli("feedback_ner.inspect", str(run_dir), "--only-predicted-essays", "--out", str(tmp_path / "p.html"))
+    assert_one_line_error(done, "inspect", "--only-predicted-essays", "is for a submission CSV")
+    done = run_cli("feedback_ner.inspect", str(run_dir), "--out", str(tmp_path / "p.html"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--only-predicted-essays" not in done.stderr

@@ -181,3 +181,34 @@ def test_inspect_on_an_ensemble_oof_decodes_as_tune_and_rescore_do(setup, bert_r
     pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
                                   expected[key].sort_values(key).reset_index(drop=True), check_dtype=False)
     assert len(expected) != len(submission_from_probs(load_word_probs(oof), PostprocessConfig()))
+
+
+def test_score_essays_of_reproduces_the_ensembles_out_of_fold_f1(bert_run, corpus_dir, tmp_path):
+    """Found probing from outside: the README scored an ensemble's out-of-fold submission with
+    --only-predicted-essays, which drops the essays whose spans were all filtered out, and their missed elements
+    with them (0.0580 printed where ensemble had printed 0.0309). ``--essays-of`` with the runs' oof.npz scores the
+    essays ensemble scored; ensemble prints that command."""
+    import re
+
+    PostprocessConfig().save(tmp_path / "pp.json")  # the public table: the session's run has essays left spanless
+    sub = tmp_path / "oof_sub.csv"
+    done = run_cli("feedback_ner.ensemble", "--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
+                   "--out", str(tmp_path / "ens.json"), "--trials", "2", "--postprocess", str(tmp_path / "pp.json"),
+                   "--oof-submission", str(sub), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = float(re.search(r"OOF macro F1 ([0-9.]+)", done.stdout).group(1))
+    covered, with_span = map(int, re.search(r"\((\d+) essays; (\d+) with a span\)", done.stdout).groups())
+    assert with_span < covered  # essays left without a span: the case --only-predicted-essays gets wrong
+    assert f"--essays-of {bert_run / 'oof.npz'}" in done.stdout
+
+    def scored(*option: str) -> float:
+        result = run_cli("feedback_ner.score", "--gt", str(corpus_dir / "train.csv"), "--pred", str(sub), *option,
+                         timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return float(result.stdout.strip().splitlines()[-1].split()[-1])
+
+    assert scored("--essays-of", str(bert_run / "oof.npz")) == pytest.approx(printed, abs=1e-4)
+    assert scored("--only-predicted-essays") > printed  # the dropped essays' elements were missed
+    both = run_cli("feedback_ner.score", "--gt", str(corpus_dir / "train.csv"), "--pred", str(sub),
+                   "--essays-of", str(bert_run / "oof.npz"), "--only-predicted-essays", timeout=300)
+    assert_one_line_error(both, "score", "--only-predicted-essays and --essays-of")
