@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from feedback_ner.errors import FeedbackError, InvalidInputError, MissingFileError
-from feedback_ner.files import atomic_write, check_distinct_outputs, check_output
+from feedback_ner.files import atomic_write, check_distinct_outputs, check_output, file_sha1
 from feedback_ner.labels import LABELS
 from feedback_ner.postprocess import PostprocessConfig
 from feedback_ner.probs import load_meta
@@ -41,6 +41,7 @@ INFERENCE_FILE = "feedback_ner.json"
 POSTPROCESS_FILE = "postprocess.json"
 RUN_CONFIG_FILE = "config.yaml"
 FINGERPRINT_FILE = "fingerprint.txt"
+LABELS_FILE = "train_csv.txt"  # the SHA-1 of the train.csv a run was trained on: inspect and tune compare theirs
 RESCORER_FILE = "rescorer.json"  # what marks a rescorer folder (rescoring.CONFIG_FILE; see tests/test_run_folder)
 ENSEMBLE_KEYS = ("models", "weights", "postprocess", "rescore", "runs", "scores", "checkpoints")
 # What a checkpoint folder must hold besides feedback_ner.json (any one of the weight files).
@@ -427,6 +428,19 @@ def choose_postprocess(
         if post is not None:
             return ChosenPostprocess(load_postprocess(post), f"checkpoint {checkpoint}")
     return ChosenPostprocess(PostprocessConfig(), "defaults")
+
+
+def labels_changed(run_dir: Path, csv_path: str | os.PathLike) -> str | None:
+    """Why ``csv_path`` is not the train.csv the run of ``run_dir`` (or of the fold folder ``run_dir``) was trained
+    on, by content (edited since, or another file), or None (the same, or nothing recorded: an older run)."""
+    record = next((d / LABELS_FILE for d in (run_dir, run_dir.parent) if (d / LABELS_FILE).is_file()), None)
+    if record is None or not Path(csv_path).is_file():
+        return None
+    before = record.read_text(encoding="utf-8").strip()
+    if before and before != file_sha1(csv_path):
+        return (f"{csv_path} is not the train.csv the run {record.parent} was trained on (edited since, or another "
+                "file): its figures here score labels the run never saw")
+    return None
 
 
 def tuned_on_path(postprocess_json: str | os.PathLike) -> Path:

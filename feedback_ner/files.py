@@ -44,6 +44,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+def file_sha1(path: str | os.PathLike) -> str:
+    """The SHA-1 of a file's content (hex), read in blocks."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()
+
+
 class _Kind(NamedTuple):
     """What :func:`check_output` says of an output kind: its name, an example file name, the suffixes it needs."""
 

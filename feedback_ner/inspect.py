@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from feedback_ner.analysis import analyse
+from feedback_ner.artifacts import labels_changed
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.corpus import load_train
 from feedback_ner.errorpage import Predictions, load_predictions, page_data, write_page
@@ -75,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         raise FeedbackError(f"--only-predicted-essays: {source} holds word probabilities of each of its essays, all "
                             "analysed; the option is for a submission CSV")
     print(f"post-processing: {preds.postprocess}")
+    if preds.word_probs is not None:  # a run's probabilities: scored on the labels it was trained on?
+        changed = labels_changed(source if source.is_dir() else source.parent, Path(preds.data_dir) / "train.csv")
+        if changed:
+            logger.warning("%s", changed)
     skip_bad = preds.skip_bad if args.skip_bad is None else args.skip_bad
     corpus = load_train(preds.data_dir, skip_bad=skip_bad)
     ids = set(preds.ids)

@@ -30,6 +30,7 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from feedback_ner.artifacts import (
     FINGERPRINT_FILE,
+    LABELS_FILE,
     POSTPROCESS_FILE,
     RUN_CONFIG_FILE,
     InferenceConfig,
@@ -43,7 +44,7 @@ from feedback_ner.config import (
 )
 from feedback_ner.config import fingerprint as config_fingerprint
 from feedback_ner.errors import FeedbackError
-from feedback_ner.files import atomic_write, folder_lock
+from feedback_ner.files import atomic_write, file_sha1, folder_lock
 from feedback_ner.metric import score
 from feedback_ner.modelcard import best_epoch, write_fold_card, write_run_card
 from feedback_ner.modeling import build_model, encoder_config, load_tokenizer, resolve_model_path
@@ -463,6 +464,7 @@ def _run(model_args: ModelArguments, data_args: DataArguments, train_args: Feedb
         _main_process_check(state, lambda: check_data_unchanged(run_dir, digest))
         if state.is_main_process:
             _write_text(run_dir / DATA_FILE, digest + "\n")
+            _write_text(run_dir / LABELS_FILE, file_sha1(Path(data_args.data_dir) / "train.csv") + "\n")
         if data_args.normalize_spelling:  # once per run: the marked table is not normalised again per fold
             normalised = spelling_table(table, data_args)
             report_spelling(table, normalised, tokens)

@@ -20,6 +20,7 @@ import yaml
 
 from feedback_ner.artifacts import (
     FINGERPRINT_FILE,
+    LABELS_FILE,
     POSTPROCESS_FILE,
     RESCORER_FILE,
     RUN_CONFIG_FILE,
@@ -178,9 +179,9 @@ def _shown(settings: dict[str, Any], key: str) -> str:
 
 # What the commands write into a run folder besides the folds: train's own files, tune's post-processing (beside
 # the run, where predict picks it up), inspect's page. A subfolder holding a rescorer (rescore --out RUN/rescore) too.
-RUN_FILES = (OOF_FILE, "cv.csv", "cv.png", RUN_CONFIG_FILE, FINGERPRINT_FILE, DATA_FILE, MODEL_FILE, CARD_FILE,
-             POSTPROCESS_FILE, "postprocess.png", "postprocess.optuna.db", "postprocess.tuned_on.json", "report.html",
-             "errors.csv")
+RUN_FILES = (OOF_FILE, "cv.csv", "cv.png", RUN_CONFIG_FILE, FINGERPRINT_FILE, DATA_FILE, LABELS_FILE, MODEL_FILE,
+             CARD_FILE, POSTPROCESS_FILE, "postprocess.png", "postprocess.optuna.db", "postprocess.tuned_on.json",
+             "report.html", "errors.csv")
 
 
 def derived_files(run_dir: Path) -> list[Path]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from feedback_ner import tuning
-from feedback_ner.artifacts import oof_folds, run_skip_bad, tuned_on_path
+from feedback_ner.artifacts import labels_changed, oof_folds, run_skip_bad, tuned_on_path
 from feedback_ner.cli import ArgumentParser, command, setup_logging
 from feedback_ner.errors import FeedbackError
 from feedback_ner.files import atomic_write, check_output
@@ -29,6 +30,8 @@ from feedback_ner.report import bar_chart, format_table
 from feedback_ner.scorefiles import read_ground_truth
 from feedback_ner.storage import open_storage
 from feedback_ner.tuning import DEFAULT_ROUNDS, REPORT_COLUMNS, chart_path, check_words_cover, display_table, tune  # noqa: F401
+
+logger = logging.getLogger("feedback_ner.tune")
 
 POSTPROCESS_FILE = "postprocess.json"
 
@@ -93,6 +96,9 @@ def _load(args: argparse.Namespace, out: Path) -> tuple[PostprocessConfig | None
     if not word_probs:
         raise FeedbackError(f"{args.oof}: no word probabilities to tune on (the out-of-fold file is empty)")
     check_oof_origin(args.oof)  # its tuned postprocess.json goes beside it, where predict picks it up
+    changed = labels_changed(Path(args.oof).parent, args.gt)
+    if changed:  # tuned on labels the run never saw: predict would decode with it
+        logger.warning("--gt %s", changed)
     skip_bad = run_skip_bad(Path(args.oof).parent, args.skip_bad)  # the ground truth read as the run read it
     gt = check_words_cover(word_probs, read_ground_truth(args.gt, "--gt", skip_bad), str(args.oof), skip_bad)
     # opened here: a database that cannot be created or reached is one line before the work

@@ -300,3 +300,25 @@ def test_inspect_on_a_run_folder_says_what_its_warning_means(run_dir, tmp_path):
     done = run_cli("feedback_ner.inspect", str(run_dir), "--out", str(tmp_path / "p.html"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "--only-predicted-essays" not in done.stderr
+
+
+def test_a_run_scored_on_labels_it_was_not_trained_on_is_said(bert_run, corpus_dir, tmp_path):
+    """Found probing from outside: after train.csv was edited (or another one given), inspect and tune scored the
+    run's probabilities on labels it never saw without a word, and tune wrote a postprocess.json predict then used.
+    The run records its train.csv's SHA-1; both say when theirs differs."""
+    import pandas as pd
+
+    assert (bert_run / "train_csv.txt").is_file()
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "edited", ignore=shutil.ignore_patterns(".cache*")))
+    gt = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    gt.loc[gt["discourse_type"] == "Claim", "discourse_type"] = "Counterclaim"
+    gt.to_csv(data / "train.csv", index=False)
+    run = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    said = "is not the train.csv the run"
+    same = run_cli("feedback_ner.inspect", str(run), "--data", str(corpus_dir), "--out", str(tmp_path / "a.html"))
+    assert same.returncode == 0 and said not in same.stderr, same.stderr[-3000:]
+    edited = run_cli("feedback_ner.inspect", str(run), "--data", str(data), "--out", str(tmp_path / "b.html"))
+    assert edited.returncode == 0 and said in edited.stderr, edited.stderr[-3000:]
+    tuned = run_cli("feedback_ner.tune", "--oof", str(run / "oof.npz"), "--gt", str(data / "train.csv"), "--trials",
+                    "2", "--rounds", "1", "--no-cross-fit", timeout=300)
+    assert tuned.returncode == 0 and said in tuned.stderr, tuned.stderr[-3000:]
