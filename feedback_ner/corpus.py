@@ -23,7 +23,14 @@ import pandas as pd
 
 from feedback_ner.errors import DataError
 from feedback_ner.labels import CLASSES, offsets_to_word_ranges, word_offsets, word_offsets_many
-from feedback_ner.texts import UNICODE_BOMS, csv_field_counts, is_essay_file, normalise_newlines, read_text
+from feedback_ner.texts import (
+    UNICODE_BOMS,
+    csv_field_counts,
+    is_csv_record,
+    is_essay_file,
+    normalise_newlines,
+    read_text,
+)
 
 logger = logging.getLogger("feedback_ner.corpus")
 
@@ -45,6 +52,7 @@ _LENIENT_RE = re.compile(r"[ \t]*[0-9]{1,9}(?:[ \t]+[0-9]{1,9})*[ \t]*")
 
 # kind -> (unit, what happened, readable description); the order is the order of the summary.
 ISSUE_KINDS: dict[str, tuple[str, str, str]] = {
+    "empty_row": ("rows", "skipped", "rows whose every field is empty (a line of commas, e.g. a spreadsheet's)"),
     "short_row": ("rows", "skipped", "rows with fewer fields than the header (a line cut short)"),
     "missing_essay": ("rows", "skipped", "rows whose essay file train/<id>.txt is missing"),
     "undecodable_essay": ("essays", "skipped", "essay files that are not valid UTF-8 (their rows skipped too)"),
@@ -225,6 +233,9 @@ def load_train(data_dir: str | os.PathLike, skip_bad: bool = False, token_cache:
 
     check = _RowChecker(df, lines, csv_path, skip_bad, report)
     ids = df["id"].to_numpy(dtype=object)
+
+    empty = (df[list(REQUIRED_COLUMNS)].apply(lambda col: col.str.strip()) == "").all(axis=1).to_numpy()
+    check.reject("empty_row", empty, lambda i: "every field is empty", "delete the line")
 
     # rows whose essay file is missing
     has_file = df["id"].isin(files.keys()).to_numpy()
@@ -450,7 +461,8 @@ class _RowChecker:
         self._did = df["discourse_id"].to_numpy(dtype=object)
 
     def where(self, i: int) -> str:
-        return f"line {self.lines[i]} (discourse_id {self._did[i]})"
+        did = str(self._did[i]).strip()
+        return f"line {self.lines[i]} (discourse_id {did})" if did else f"line {self.lines[i]}"
 
     def reject(self, kind: str, bad: np.ndarray, reason: Callable[[int], str], fix: str) -> None:
         bad = np.asarray(bad, dtype=bool) & self.keep
@@ -551,7 +563,7 @@ def _row_lines(data: bytes | str, df: pd.DataFrame) -> np.ndarray:
     starts: list[int] = []
     prev = reader.line_num
     for row in reader:
-        if row and any(cell.strip() for cell in row):
+        if is_csv_record(row):  # a row of commas alone is one (pandas keeps it, with empty fields)
             starts.append(prev + 1)
         prev = reader.line_num
     if len(starts) != n_rows:

@@ -59,10 +59,16 @@ def csv_field_counts(text: str) -> list[tuple[int, int]]:
     reader = csv.reader(io.StringIO(text))
     counts, start = [], 1
     for i, row in enumerate(reader):
-        if row and i > 0:
+        if is_csv_record(row) and i > 0:
             counts.append((start, len(row)))
         start = reader.line_num + 1
     return counts
+
+
+def is_csv_record(row: list[str]) -> bool:
+    """Whether a line ``csv.reader`` read is a record pandas keeps: not blank nor whitespace only (a line of commas
+    alone is one, of empty fields)."""
+    return bool(row) and not (len(row) == 1 and not row[0].strip())
 
 
 def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[str, str]:

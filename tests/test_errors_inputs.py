@@ -272,3 +272,22 @@ def test_the_word_table_cache_sees_a_train_csv_edit_that_keeps_its_size_and_time
     _, again = load_word_table(data, tmp_path / "cache")
     counts = again["discourse_type"].value_counts()
     assert counts["Evidence"] == elements["discourse_type"].value_counts()["Evidence"] + 3
+
+
+def test_a_line_of_commas_alone_is_named_an_empty_row_on_its_own_line(corpus_dir: Path, tmp_path: Path):
+    """Found probing from outside: a spreadsheet's ",,,,,,," row after a blank line was refused as "id: no essay file
+    train/.txt", and every row after it was named one line early (the line walk skipped the row pandas keeps)."""
+    data = Path(shutil.copytree(corpus_dir, tmp_path / "corpus"))
+    df = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    df["discourse_text"] = "one line"
+    df.loc[6, "discourse_type"] = "Hook"  # data row 7: line 8, line 11 after the three lines below
+    lines = df.to_csv(index=False).splitlines(keepends=True)
+    lines[3:3] = ["\n", ",,,,,,,\n", "   \n"]  # blank, commas alone (line 5), whitespace only
+    (data / "train.csv").write_text("".join(lines))
+    done = run_cli("feedback_ner.prepare", "--data", str(data), "--out", str(tmp_path / "out"), timeout=300)
+    assert_one_line_error(done, "prepare", "line 5: every field is empty", "delete the line")
+    from feedback_ner.corpus import load_train
+
+    report = load_train(data, skip_bad=True).report
+    assert report.issues["empty_row"].count == 1 and report.issues["unknown_class"].count == 1
+    assert report.issues["unknown_class"].examples[0].startswith("line 11 ")
