@@ -95,9 +95,12 @@ def load_texts(dir_or_files: str | os.PathLike | Iterable[str | os.PathLike]) ->
         if not is_essay_file(f):
             raise DataError(f"{f}: not an essay file (<id>.txt); give .txt essays, or a folder of them")
     texts: dict[str, str] = {}
-    for f in sorted(files, key=lambda p: p.stem):
-        if f.stem in texts:
-            raise DataError(f"{f}: essay id {f.stem!r} given twice; pass each essay once")
+    seen: dict[str, Path] = {}
+    for f in sorted(files, key=lambda p: (p.stem, p.name)):
+        if f.stem in seen:
+            both = f"{seen[f.stem]} and {f.name}" if seen[f.stem].parent == f.parent else f"{seen[f.stem]} and {f}"
+            raise DataError(f"{both}: two files for essay {f.stem!r} (its id is the file name); keep one")
+        seen[f.stem] = f
         texts[f.stem] = read_text(f)
     return texts
 

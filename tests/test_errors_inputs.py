@@ -291,3 +291,15 @@ def test_a_line_of_commas_alone_is_named_an_empty_row_on_its_own_line(corpus_dir
     report = load_train(data, skip_bad=True).report
     assert report.issues["empty_row"].count == 1 and report.issues["unknown_class"].count == 1
     assert report.issues["unknown_class"].examples[0].startswith("line 11 ")
+
+
+def test_two_files_of_one_essay_in_a_texts_folder_are_both_named(tmp_path: Path):
+    """Found probing from outside: a.txt and a.TXT in --texts were refused naming one of them, "given twice; pass
+    each essay once" (nothing was passed twice: a folder was given)."""
+    from feedback_ner.errors import DataError
+
+    (tmp_path / "a.txt").write_text("an essay\n")
+    (tmp_path / "a.TXT").write_text("an essay\n")
+    (tmp_path / "b.txt").write_text("another essay\n")
+    with pytest.raises(DataError, match=r"a.TXT and a.txt: two files for essay 'a' .*; keep one"):
+        load_texts(tmp_path)
