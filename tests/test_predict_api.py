@@ -193,6 +193,19 @@ def test_a_missing_relocated_folder_is_named(bert_run: Path, tmp_path: Path):
         predict([copy, tmp_path / "copy_1"], {"a": "one essay"}, ensemble=spec_path)
 
 
+def test_an_ensemble_moved_apart_from_its_runs_says_how_to_relocate(bert_run: Path, tmp_path: Path):
+    """Found probing from outside: an ensemble file copied away from its runs said "no such checkpoint folder; pass
+    a fold's model folder", not that the file names it relative to itself and that the copied folders relocate it."""
+    folds = [bert_run / "fold_0" / "model", bert_run / "fold_1" / "model"]
+    spec_path = save_ensemble(tmp_path / "here" / "ens.json", EnsembleSpec(folds, [0.5, 0.5]))
+    moved = Path(shutil.copytree(spec_path.parent, tmp_path / "elsewhere" / "deep" / "ens"))
+    with pytest.raises(FeedbackError, match=r"no such checkpoint folder, which .*ens.json names \(relative to the "
+                                            r"file\); .*predict --model DIR... --ensemble FILE"):
+        predict(None, {"a": "one essay"}, ensemble=moved / "ens.json")
+    relocated = predict(folds, {"a": "an essay of a few words"}, ensemble=moved / "ens.json")  # as it says
+    assert list(relocated.columns) == ["id", "class", "predictionstring"]
+
+
 def test_a_list_of_essay_texts_is_not_read_as_file_names(bert_run: Path):
     with pytest.raises(InvalidInputError, match=r"look like essay texts; pass \{id: text\}"):
         predict(bert_run, ["First essay.\nIt has two lines.", "x" * 5000])
