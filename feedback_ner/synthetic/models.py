@@ -312,7 +312,5 @@ def build_tiny(arch: str, corpus_dir: Path, out_dir: Path, seed: int = 0, vocab_
     tokenizer.save_pretrained(out_dir)
     model.save_pretrained(out_dir)
     n_params = sum(p.numel() for p in model.parameters())
-    logger.info(
-        "tiny %s: %d essays, vocab %d, %d parameters -> %s", arch, len(files), len(tokenizer), n_params, out_dir
-    )
+    logger.info("tiny %s: %d essays, vocab %d, %d parameters", arch, len(files), len(tokenizer), n_params)
     return out_dir
