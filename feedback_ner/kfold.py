@@ -72,7 +72,13 @@ from feedback_ner.preflight import (  # noqa: F401 (METRICS_FILE, OOF_FILE: the 
 from feedback_ner.probs import load_word_probs, save_word_probs
 from feedback_ner.report import bar_chart
 from feedback_ner.tokens import TokenCache
-from feedback_ner.trainer import EpochProgressCallback, EvalLogCallback, FeedbackTrainer, KeepBestAndLastCallback
+from feedback_ner.trainer import (
+    EpochProgressCallback,
+    EvalLogCallback,
+    FeedbackTrainer,
+    KeepBestAndLastCallback,
+    TrainingClock,
+)
 
 # imported with the module, not where it is used: optuna's import sets its logger to INFO, which must happen before
 # cli.setup_logging quiets it (else the tuned column logs a line per trial)
@@ -280,7 +286,10 @@ def train_fold(
     last = last_good_checkpoint(fold_dir, fold)
     if last:
         logger.info("fold %d: resuming from %s", fold, last)
+    clock = TrainingClock(last)  # the fold's seconds across sessions (train_runtime: the last session's)
+    trainer.add_callback(clock)
     trainer.train(resume_from_checkpoint=last)
+    train_seconds = clock.seconds
     trainer.remove_callback(EvalLogCallback)  # the next evaluation re-scores the best epoch: no new log line
     evaluation = trainer.evaluate_words()  # the best epoch, reloaded by load_best_model_at_end
     metrics = evaluation.metrics
@@ -309,6 +318,7 @@ def train_fold(
         summary["best_epoch"] = best_epoch(trainer.state.log_history, trainer.state.best_metric,
                                            train_args.metric_for_best_model)  # ("epoch": the epochs trained)
         summary["nonfinite_steps"] = trainer.nonfinite_steps
+        summary["train_seconds"] = train_seconds
         write_fold_card(model_dir, summary, trainer.state)  # README.md (model card) + trainer_state.json
         _write_text(fold_dir / METRICS_FILE, json.dumps(summary, indent=2))  # written last: marks the fold done
         for ckpt in fold_dir.glob("checkpoint-*"):

@@ -181,7 +181,7 @@ def load_run(path: str | os.PathLike, gt: pd.DataFrame | None = None, config: di
         history = _history(fold_dir)
         run.epochs.append(_num(metrics.get("epoch")))
         run.best_epochs.append(_best_epoch(metrics, history))
-        runtime = _num(metrics.get("train_runtime")) or next(
+        runtime = _num(metrics.get("train_seconds")) or _num(metrics.get("train_runtime")) or next(
             (_num(h["train_runtime"]) for h in history if "train_runtime" in h), None)
         if runtime is not None:
             runtimes.append(runtime)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import math
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +212,37 @@ class KeepBestAndLastCallback(TrainerCallback):
         for folder in checkpoint_folders(args.output_dir)[:-1]:
             if folder.resolve() != best:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+class TrainingClock(TrainerCallback):
+    """A fold's training seconds across interruptions: each checkpoint records the seconds spent up to it
+    (``elapsed.json``), and a fold resumed from one starts its clock there (``train_runtime`` counts only the last
+    session). ``seconds`` after ``train()``: the fold's whole training time."""
+
+    FILE = "elapsed.json"
+
+    def __init__(self, resume_from: str | Path | None = None) -> None:
+        self.before = self.read(resume_from) if resume_from else 0.0
+        self.start = time.monotonic()
+
+    @classmethod
+    def read(cls, checkpoint: str | Path) -> float:
+        try:
+            return float(json.loads((Path(checkpoint) / cls.FILE).read_text(encoding="utf-8"))["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0  # a checkpoint of an older version: its time is not known
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.monotonic() - self.start
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
+        self.start = time.monotonic()
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if args.should_save and folder.is_dir():
+            (folder / self.FILE).write_text(json.dumps({"seconds": self.seconds}) + "\n", encoding="utf-8")
 
 
 @dataclass
