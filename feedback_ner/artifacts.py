@@ -604,10 +604,8 @@ def plan_prediction(
     out, probs_out = check_output(out, "out", kind="submission"), check_output(probs_out, "probs_out", kind="npz:probs")
     spec = load_ensemble(ensemble) if ensemble is not None else None
     given = resolve_model_dirs(models) if models is not None else []  # one path, paths, an array of paths
-    for f in given:  # before matching: a missing folder is named so
-        check_checkpoint(f)
-    for f in [] if given or spec is None else spec.models:
-        if not f.is_dir():  # the ensemble's own folders, relative to its file: moved apart from it?
+    for f in given or (spec.models if spec is not None else []):  # before matching: a missing folder is named so
+        if not given and not f.is_dir():  # the ensemble's own folders, relative to its file: moved apart from it?
             raise MissingFileError(f"{f}: no such checkpoint folder, which {spec.source} names (relative to the "
                                    "file); if the runs were copied elsewhere, give their model folders with the "
                                    "ensemble (predict --model DIR... --ensemble FILE) to relocate them")

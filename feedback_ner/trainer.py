@@ -29,6 +29,7 @@ from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCall
 from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
 from feedback_ner.decode import WordProbAccumulator
+from feedback_ner.files import atomic_write
 from feedback_ner.metric import SpanTable, ground_truth_table, score
 from feedback_ner.modeling import model_inputs, pack_inputs, token_loss, trim_to, varied_length_attention
 from feedback_ner.postprocess import PostprocessConfig, kept_spans
@@ -241,8 +242,9 @@ class TrainingClock(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 (upstream signature)
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if args.should_save and folder.is_dir():
-            (folder / self.FILE).write_text(json.dumps({"seconds": self.seconds}) + "\n", encoding="utf-8")
+        if args.should_save and folder.is_dir():  # whole or not at all: a kill mid-write leaves no torn file
+            text = json.dumps({"seconds": self.seconds}) + "\n"
+            atomic_write(folder / self.FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 @dataclass

@@ -122,16 +122,10 @@ def test_ensemble_oof_out_must_be_npz(setup, bert_run, corpus_dir, tmp_path):
     assert_one_line_error(done, "ensemble", "--oof-out", ".npz")
 
 
-def test_rescore_on_an_ensemble_oof_starts_from_the_ensembles_post_processing(setup, bert_run, corpus_dir):
-    """Found probing from outside: on an ensemble's OOF file rescore's "default" route decoded with the package
-    defaults, not the ensemble's post-processing that predict --ensemble uses, so its verdict compared the
-    rescorer with a route nobody runs. ``--oof-out`` now records it and rescore starts from it."""
-    import pandas as pd
-
-    from feedback_ner.metric import score
-    from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
-    from feedback_ner.probs import load_meta, load_word_probs
-
+@pytest.fixture(scope="module")
+def lenient_ensemble_oof(setup, bert_run, corpus_dir) -> tuple[Path, PostprocessConfig]:
+    """An ensemble's OOF file (``ensemble --oof-out``) made with a post-processing of its own, far from the
+    defaults (every class from 1 word at probability 0.2), and that post-processing."""
     out = setup["root"] / "oof-pp"
     out.mkdir(parents=True, exist_ok=True)
     post = PostprocessConfig(min_words={c: 1 for c in PostprocessConfig().min_words},
@@ -141,6 +135,21 @@ def test_rescore_on_an_ensemble_oof_starts_from_the_ensembles_post_processing(se
     assert ensemble_cli.main(["--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
                               "--out", str(out / "ensemble.json"), "--trials", "2", "--postprocess",
                               str(out / "pp.json"), "--oof-out", str(oof)]) == 0
+    return oof, post
+
+
+def test_rescore_on_an_ensemble_oof_starts_from_the_ensembles_post_processing(lenient_ensemble_oof, corpus_dir):
+    """Found probing from outside: on an ensemble's OOF file rescore's "default" route decoded with the package
+    defaults, not the ensemble's post-processing that predict --ensemble uses, so its verdict compared the
+    rescorer with a route nobody runs. ``--oof-out`` now records it and rescore starts from it."""
+    import pandas as pd
+
+    from feedback_ner.metric import score
+    from feedback_ner.postprocess import PostprocessConfig, submission_from_probs
+    from feedback_ner.probs import load_meta, load_word_probs
+
+    oof, post = lenient_ensemble_oof
+    out = oof.parent
     assert load_meta(oof)["postprocess"] == post.to_dict()
     done = run_cli("feedback_ner.rescore", "--oof", str(oof), "--data", str(corpus_dir), "--out", str(out / "rs"),
                    "--tune-trials", "2")
@@ -155,7 +164,7 @@ def test_rescore_on_an_ensemble_oof_starts_from_the_ensembles_post_processing(se
     assert ensembles != pytest.approx(score(submission_from_probs(probs, PostprocessConfig()), gt).f1, abs=1e-6)
 
 
-def test_inspect_on_an_ensemble_oof_decodes_as_tune_and_rescore_do(setup, bert_run, corpus_dir):
+def test_inspect_on_an_ensemble_oof_decodes_as_tune_and_rescore_do(lenient_ensemble_oof, corpus_dir):
     """Reading the code: ``inspect`` decoded an ensemble's OOF file with the package defaults (its own rule: the
     first checkpoint beside the file, else the defaults) while ``tune``, ``rescore`` and ``predict --ensemble``
     decode it with the post-processing the ensemble recorded; the page's F1 was then not the ensemble's. One rule
@@ -164,15 +173,7 @@ def test_inspect_on_an_ensemble_oof_decodes_as_tune_and_rescore_do(setup, bert_r
     from feedback_ner.postprocess import submission_from_probs
     from feedback_ner.probs import load_word_probs
 
-    out = setup["root"] / "oof-inspect"
-    out.mkdir(parents=True, exist_ok=True)
-    post = PostprocessConfig(min_words={c: 1 for c in PostprocessConfig().min_words},
-                             proba_thresh={c: 0.2 for c in PostprocessConfig().proba_thresh})
-    post.save(out / "pp.json")
-    oof = out / "ens_oof.npz"
-    assert ensemble_cli.main(["--oof", str(bert_run / "oof.npz"), "--gt", str(corpus_dir / "train.csv"),
-                              "--out", str(out / "ensemble.json"), "--trials", "2", "--postprocess",
-                              str(out / "pp.json"), "--oof-out", str(oof)]) == 0
+    oof, post = lenient_ensemble_oof
     seen = load_predictions(oof, data_dir=corpus_dir)
     assert seen.postprocess.startswith("the ensemble's, recorded in")
     expected = submission_from_probs(load_word_probs(oof), post)
